@@ -1,0 +1,17 @@
+//! The Sozu command protocol, as a library.
+//!
+//! Everything a program needs to talk to a Sozu-compatible daemon, or to be
+//! one, without any process or socket policy:
+//!
+//! - [`proto`]: the generated message types of `proto/command.proto`, with
+//!   serde in Sozu's JSON shape, and small conveniences on them;
+//! - [`channel`]: the frame format and a blocking client channel, plus
+//!   [`channel::codec`] for async servers built on the same framing code;
+//! - [`config`]: the TOML configuration file and the requests it implies;
+//! - [`state`]: [`state::ConfigState`], the configuration held by a daemon,
+//!   its validation, diff, and the state file format;
+//! - [`certificate`]: PEM parsing, fingerprints, names and validity.
+//!
+//! This crate never prints to a terminal and never spawns processes.
+
+pub mod proto;
