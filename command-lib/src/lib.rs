@@ -5,13 +5,17 @@
 //!
 //! - [`proto`]: the generated message types of `proto/command.proto`, with
 //!   serde in Sozu's JSON shape, and small conveniences on them;
-//! - [`channel`]: the frame format and a blocking client channel, plus
-//!   [`channel::codec`] for async servers built on the same framing code;
+//! - [`channel`]: the frame format and a blocking client channel, plus an
+//!   async codec for servers, all built on the same framing code;
 //! - [`config`]: the TOML configuration file and the requests it implies;
-//! - [`state`]: [`state::ConfigState`], the configuration held by a daemon,
-//!   its validation, diff, and the state file format;
+//! - [`state`]: `ConfigState`, the configuration held by a daemon, its
+//!   validation, its diff, and the state file format;
 //! - [`certificate`]: PEM parsing, fingerprints, names and validity.
 //!
 //! This crate never prints to a terminal and never spawns processes.
 
+pub mod certificate;
+pub mod channel;
+pub mod config;
 pub mod proto;
+pub mod state;
