@@ -153,7 +153,10 @@ mod tests {
         // [::1] is written by Sozu as {"V6":{"low":1,"high":0}}.
         let address = SocketAddress::from("[::1]:9003".parse::<SocketAddr>().unwrap());
         let json = serde_json::to_string(&address).unwrap();
-        assert_eq!(json, r#"{"ip":{"inner":{"V6":{"low":1,"high":0}}},"port":9003}"#);
+        assert_eq!(
+            json,
+            r#"{"ip":{"inner":{"V6":{"low":1,"high":0}}},"port":9003}"#
+        );
         let high: SocketAddr = "[2001:db8::]:1".parse().unwrap();
         let converted = SocketAddress::from(high);
         assert_eq!(

@@ -1,0 +1,290 @@
+//! State files: the configuration written as requests, one JSON record each.
+//!
+//! The format is Sozu's: every record is the JSON form of a `WorkerRequest`
+//! (ids `SAVE-0`, `SAVE-1`, …, which readers ignore) followed by a newline
+//! and a NUL byte. Records come in the order of
+//! [`ConfigState::generate_requests`], so loading them one by one into an
+//! empty state never refers to something not yet defined.
+//!
+//! Saving is atomic: the records go to a temporary file in the same folder,
+//! which is flushed to disk and then renamed over the target, so a crash
+//! leaves either the old file or the new one, never a mix. Loading reports
+//! every record it could not use, with its position and the reason, and keeps
+//! the others.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ConfigState, StateError};
+use crate::proto::command::{Request, WorkerRequest};
+
+/// The bytes after every record.
+pub const RECORD_SEPARATOR: &[u8] = b"\n\0";
+
+/// A record that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record {number} (byte {offset}): {reason}")]
+pub struct RecordError {
+    /// 1-based position of the record in the file.
+    pub number: usize,
+    /// Byte offset of the record's first byte in the file.
+    pub offset: usize,
+    /// Why it could not be used.
+    pub reason: String,
+}
+
+/// A record read from a state file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateRecord {
+    /// 1-based position of the record in the file.
+    pub number: usize,
+    /// Byte offset of the record's first byte in the file.
+    pub offset: usize,
+    /// The request it holds.
+    pub request: Request,
+}
+
+/// The outcome of [`load`]: how many records were applied, and the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Records read and applied.
+    pub applied: usize,
+    /// Records that could not be read or were refused by the state.
+    pub errors: Vec<RecordError>,
+}
+
+/// Errors of a whole-file operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// The file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. "could not write".
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The system's reason.
+        source: io::Error,
+    },
+}
+
+/// Serializes the whole state as state file bytes.
+pub fn to_bytes(state: &ConfigState) -> Vec<u8> {
+    let requests = state.generate_requests();
+    let mut bytes = Vec::with_capacity(requests.len() * 512);
+    for (index, request) in requests.into_iter().enumerate() {
+        let record = WorkerRequest {
+            id: format!("SAVE-{index}"),
+            content: request,
+        };
+        // Writing JSON into a Vec cannot fail: every generated type
+        // serializes (maps have string keys, no floats).
+        serde_json::to_writer(&mut bytes, &record).expect("state records always serialize");
+        bytes.extend_from_slice(RECORD_SEPARATOR);
+    }
+    bytes
+}
+
+/// Writes the state to `path` atomically and returns the number of records.
+pub fn save(state: &ConfigState, path: &Path) -> Result<usize, StateFileError> {
+    let bytes = to_bytes(state);
+    let records = bytes
+        .split(|byte| *byte == 0)
+        .filter(|r| !r.is_empty())
+        .count();
+    write_atomically(path, &bytes)?;
+    Ok(records)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned());
+    let Some(file_name) = file_name else {
+        return Err(StateFileError::Io {
+            action: "could not write",
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
+        });
+    };
+    let temporary = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let io_error = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StateFileError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let result = (|| {
+        let mut file =
+            File::create(&temporary).map_err(io_error("could not create", &temporary))?;
+        file.write_all(bytes)
+            .map_err(io_error("could not write", &temporary))?;
+        file.sync_all()
+            .map_err(io_error("could not flush to disk", &temporary))?;
+        fs::rename(&temporary, path).map_err(io_error("could not rename into", path))?;
+        // Make the rename itself durable.
+        if let Ok(directory) = File::open(&folder) {
+            let _ = directory.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Splits state file bytes into records and decodes each one.
+///
+/// Leading and trailing whitespace around a record is ignored, and so are
+/// empty records, so files edited by hand or missing the final separator
+/// still load.
+pub fn parse_records(bytes: &[u8]) -> Vec<Result<StateRecord, RecordError>> {
+    let mut records = Vec::new();
+    let mut offset = 0;
+    let mut number = 0;
+    for chunk in bytes.split(|byte| *byte == 0) {
+        let chunk_offset = offset;
+        offset += chunk.len() + 1;
+        let leading = chunk.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let record = chunk[leading..].trim_ascii_end();
+        if record.is_empty() {
+            continue;
+        }
+        number += 1;
+        let offset = chunk_offset + leading;
+        let error = |reason: String| RecordError {
+            number,
+            offset,
+            reason,
+        };
+        let parsed = serde_json::from_slice::<WorkerRequest>(record)
+            .map_err(|e| error(format!("not a valid request record: {e}")))
+            .and_then(|worker_request| {
+                if worker_request.content.request_type.is_none() {
+                    Err(error("the record holds an empty request".to_owned()))
+                } else {
+                    Ok(StateRecord {
+                        number,
+                        offset,
+                        request: worker_request.content,
+                    })
+                }
+            });
+        records.push(parsed);
+    }
+    records
+}
+
+/// Reads the state file at `path` into records.
+pub fn read_records(path: &Path) -> Result<Vec<Result<StateRecord, RecordError>>, StateFileError> {
+    let bytes = fs::read(path).map_err(|source| StateFileError::Io {
+        action: "could not read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_records(&bytes))
+}
+
+/// Applies every record of `bytes` to `state`, keeping going past bad ones.
+pub fn load(state: &mut ConfigState, bytes: &[u8]) -> LoadReport {
+    let mut report = LoadReport::default();
+    for record in parse_records(bytes) {
+        match record {
+            Ok(record) => match state.dispatch(&record.request) {
+                Ok(()) => report.applied += 1,
+                Err(error) => report.errors.push(refused(&record, &error)),
+            },
+            Err(error) => report.errors.push(error),
+        }
+    }
+    report
+}
+
+/// The record error for a request the state refused.
+pub fn refused(record: &StateRecord, error: &StateError) -> RecordError {
+    RecordError {
+        number: record.number,
+        offset: record.offset,
+        reason: format!("{} refused: {error}", record.request.kind_name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_records_are_reported_and_the_rest_loads() {
+        let bytes = b"{\"id\":\"SAVE-0\",\"content\":{\"request_type\":{\"ADD_CLUSTER\":{\"cluster_id\":\"a\",\"sticky_session\":false,\"https_redirect\":false,\"load_balancing\":0}}}}\n\0not json\n\0{\"id\":\"x\",\"content\":{}}\n\0";
+        let mut state = ConfigState::new();
+        let report = load(&mut state, bytes);
+        assert_eq!(report.applied, 1);
+        assert_eq!(report.errors.len(), 2);
+        assert_eq!(report.errors[0].number, 2);
+        assert!(
+            report.errors[0]
+                .reason
+                .contains("not a valid request record")
+        );
+        assert_eq!(report.errors[1].number, 3);
+        assert!(report.errors[1].reason.contains("empty request"));
+        assert!(state.clusters.contains_key("a"));
+    }
+
+    #[test]
+    fn refused_records_name_the_request_and_reason() {
+        let bytes =
+            b"{\"id\":\"SAVE-0\",\"content\":{\"request_type\":{\"REMOVE_CLUSTER\":\"nope\"}}}\n\0";
+        let report = load(&mut ConfigState::new(), bytes);
+        assert_eq!(report.applied, 0);
+        let message = report.errors[0].to_string();
+        assert!(message.contains("record 1"), "{message}");
+        assert!(message.contains("REMOVE_CLUSTER"), "{message}");
+        assert!(message.contains("nope"), "{message}");
+    }
+
+    #[test]
+    fn save_replaces_the_file_atomically() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.txt");
+        fs::write(&path, b"old").unwrap();
+        let mut state = ConfigState::new();
+        state
+            .dispatch(
+                &crate::proto::command::request::RequestType::AddCluster(
+                    crate::proto::command::Cluster {
+                        cluster_id: "a".into(),
+                        ..Default::default()
+                    },
+                )
+                .into(),
+            )
+            .unwrap();
+        assert_eq!(save(&state, &path).unwrap(), 1);
+        let written = fs::read(&path).unwrap();
+        assert!(written.starts_with(b"{\"id\":\"SAVE-0\""));
+        assert!(written.ends_with(RECORD_SEPARATOR));
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(folder.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn saving_into_a_missing_folder_names_the_path() {
+        let error = save(
+            &ConfigState::new(),
+            Path::new("/nonexistent-folder/x/state.txt"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("/nonexistent-folder/x/"), "{error}");
+    }
+}

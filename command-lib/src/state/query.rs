@@ -1,0 +1,201 @@
+//! Answers computed from a [`ConfigState`]: listings, cluster views, hashes.
+//!
+//! These are the shapes the daemon puts in its responses, so listing commands
+//! print the same whether the answer comes from the main process or a worker.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use prost::Message;
+
+use super::ConfigState;
+use crate::proto::command::{
+    CertificateAndKey, ClusterInformation, FrontendFilters, HealthChecksList, ListedFrontends,
+    ListenersList, QueryCertificatesFilters, RequestHttpFrontend,
+};
+
+impl ConfigState {
+    /// Every listener, keyed by its address written `ip:port`.
+    pub fn list_listeners(&self) -> ListenersList {
+        ListenersList {
+            http_listeners: self
+                .http_listeners
+                .iter()
+                .map(|(address, listener)| (address.to_string(), listener.clone()))
+                .collect(),
+            https_listeners: self
+                .https_listeners
+                .iter()
+                .map(|(address, listener)| (address.to_string(), listener.clone()))
+                .collect(),
+            tcp_listeners: self
+                .tcp_listeners
+                .iter()
+                .map(|(address, listener)| (address.to_string(), listener.clone()))
+                .collect(),
+            udp_listeners: BTreeMap::new(),
+        }
+    }
+
+    /// Frontends matching the filters: `http`/`https`/`tcp` select kinds
+    /// (none set means all), `domain` keeps hostnames containing it (and
+    /// drops TCP frontends, which have none), `cluster_id` keeps the
+    /// frontends of that cluster (deny frontends have none).
+    pub fn list_frontends(&self, filters: &FrontendFilters) -> ListedFrontends {
+        let all_kinds = !filters.http && !filters.https && !filters.tcp;
+        let wanted = |front: &RequestHttpFrontend| {
+            filters
+                .domain
+                .as_deref()
+                .is_none_or(|domain| front.hostname.contains(domain))
+                && filters
+                    .cluster_id
+                    .as_deref()
+                    .is_none_or(|cluster_id| front.cluster_id.as_deref() == Some(cluster_id))
+        };
+        let mut listed = ListedFrontends::default();
+        if filters.http || all_kinds {
+            listed.http_frontends = self
+                .http_frontends
+                .values()
+                .filter(|f| wanted(f))
+                .cloned()
+                .collect();
+        }
+        if filters.https || all_kinds {
+            listed.https_frontends = self
+                .https_frontends
+                .values()
+                .filter(|f| wanted(f))
+                .cloned()
+                .collect();
+        }
+        if (filters.tcp || all_kinds) && filters.domain.is_none() {
+            listed.tcp_frontends = self
+                .tcp_frontends
+                .iter()
+                .filter(|(cluster_id, _)| {
+                    filters
+                        .cluster_id
+                        .as_deref()
+                        .is_none_or(|wanted| wanted == cluster_id.as_str())
+                })
+                .flat_map(|(_, fronts)| fronts.iter().cloned())
+                .collect();
+        }
+        listed
+    }
+
+    /// Certificates of every listener by fingerprint, filtered by a name they
+    /// carry or by fingerprint (either case).
+    pub fn certificates(
+        &self,
+        filters: &QueryCertificatesFilters,
+    ) -> BTreeMap<String, CertificateAndKey> {
+        let fingerprint = filters.fingerprint.as_deref().map(str::to_ascii_lowercase);
+        self.certificates
+            .values()
+            .flat_map(|certificates| certificates.iter())
+            .filter(|(key, certificate)| {
+                filters
+                    .domain
+                    .as_ref()
+                    .is_none_or(|domain| certificate.names.contains(domain))
+                    && fingerprint
+                        .as_deref()
+                        .is_none_or(|wanted| wanted == key.as_str())
+            })
+            .map(|(key, certificate)| (key.clone(), certificate.clone()))
+            .collect()
+    }
+
+    /// Everything configured for one cluster, or `None` if it does not exist.
+    pub fn cluster_information(&self, cluster_id: &str) -> Option<ClusterInformation> {
+        let configuration = self.clusters.get(cluster_id)?.clone();
+        let names_it =
+            |front: &&RequestHttpFrontend| front.cluster_id.as_deref() == Some(cluster_id);
+        Some(ClusterInformation {
+            configuration: Some(configuration),
+            http_frontends: self
+                .http_frontends
+                .values()
+                .filter(names_it)
+                .cloned()
+                .collect(),
+            https_frontends: self
+                .https_frontends
+                .values()
+                .filter(names_it)
+                .cloned()
+                .collect(),
+            tcp_frontends: self
+                .tcp_frontends
+                .get(cluster_id)
+                .cloned()
+                .unwrap_or_default(),
+            backends: self
+                .backends
+                .get(cluster_id)
+                .map(|backends| backends.values().cloned().collect())
+                .unwrap_or_default(),
+            udp_frontends: Vec::new(),
+        })
+    }
+
+    /// Ids of the clusters that an HTTP or HTTPS frontend with exactly this
+    /// hostname (and, when given, exactly this path value) routes to.
+    pub fn cluster_ids_by_domain(&self, hostname: &str, path: Option<&str>) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .http_frontends
+            .values()
+            .chain(self.https_frontends.values())
+            .filter(|front| {
+                front.hostname == hostname && path.is_none_or(|path| front.path.value == path)
+            })
+            .filter_map(|front| front.cluster_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// A hash of each cluster's whole configuration (settings, frontends,
+    /// backends). Two daemons holding the same cluster give the same hash;
+    /// any change to the cluster changes it. The values are this project's
+    /// own and differ from Sozu's.
+    pub fn cluster_hashes(&self) -> BTreeMap<String, u64> {
+        self.clusters
+            .keys()
+            .filter_map(|cluster_id| {
+                let information = self.cluster_information(cluster_id)?;
+                let mut hasher = DefaultHasher::new();
+                information.encode_to_vec().hash(&mut hasher);
+                Some((cluster_id.clone(), hasher.finish()))
+            })
+            .collect()
+    }
+
+    /// The health check of every cluster that has one, or of one cluster.
+    pub fn health_checks(&self, cluster_id: Option<&str>) -> HealthChecksList {
+        HealthChecksList {
+            map: self
+                .clusters
+                .iter()
+                .filter(|(id, _)| cluster_id.is_none_or(|wanted| wanted == id.as_str()))
+                .filter_map(|(id, cluster)| Some((id.clone(), cluster.health_check.clone()?)))
+                .collect(),
+        }
+    }
+
+    /// Number of frontends of every kind.
+    pub fn frontend_count(&self) -> usize {
+        self.http_frontends.len()
+            + self.https_frontends.len()
+            + self.tcp_frontends.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Number of backends in every cluster.
+    pub fn backend_count(&self) -> usize {
+        self.backends.values().map(BTreeMap::len).sum()
+    }
+}
