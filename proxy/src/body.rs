@@ -1,0 +1,180 @@
+//! Bodies that flow through the proxy: streamed, never collected.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// The error type of every body here.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Called once when a response body ends or is dropped, with the number of
+/// body bytes that went through and whether the body ended normally.
+pub(crate) trait Completion {
+    fn complete(self: Box<Self>, bytes: u64, finished: bool);
+}
+
+/// A response body: an answer made here, or the backend's body streamed.
+pub enum ProxyBody {
+    /// A complete body made by the proxy (answers, redirects).
+    Full(Option<Bytes>),
+    /// A backend's body, relayed frame by frame.
+    Relayed(RelayedBody),
+}
+
+/// A backend body being relayed, with its byte count and what to do when it
+/// ends (return the connection to the pool, log, count).
+pub struct RelayedBody {
+    inner: Incoming,
+    bytes: u64,
+    completion: Option<Box<dyn Completion>>,
+}
+
+impl RelayedBody {
+    pub(crate) fn new(inner: Incoming, completion: Box<dyn Completion>) -> Self {
+        RelayedBody {
+            inner,
+            bytes: 0,
+            completion: Some(completion),
+        }
+    }
+
+    fn finish(&mut self, finished: bool) {
+        if let Some(completion) = self.completion.take() {
+            completion.complete(self.bytes, finished);
+        }
+    }
+}
+
+impl Drop for RelayedBody {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away or the body failed.
+        self.finish(false);
+    }
+}
+
+impl ProxyBody {
+    /// A complete body.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            ProxyBody::Full(None)
+        } else {
+            ProxyBody::Full(Some(bytes))
+        }
+    }
+
+    /// No body.
+    pub fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+            ProxyBody::Relayed(relayed) => {
+                let polled = Pin::new(&mut relayed.inner).poll_frame(cx);
+                match polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            relayed.bytes += data.len() as u64;
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        relayed.finish(false);
+                        Poll::Ready(Some(Err(error.into())))
+                    }
+                    Poll::Ready(None) => {
+                        relayed.finish(true);
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Relayed(relayed) => relayed.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Relayed(relayed) => relayed.inner.size_hint(),
+        }
+    }
+}
+
+/// A client's request body on its way to a backend, counted.
+pub struct ForwardedBody {
+    inner: Option<Incoming>,
+    bytes: Rc<Cell<u64>>,
+}
+
+impl ForwardedBody {
+    pub(crate) fn new(inner: Incoming, bytes: Rc<Cell<u64>>) -> Self {
+        ForwardedBody {
+            inner: Some(inner),
+            bytes,
+        }
+    }
+
+    /// A body with nothing in it (health checks, generated requests).
+    pub fn empty() -> Self {
+        ForwardedBody {
+            inner: None,
+            bytes: Rc::new(Cell::new(0)),
+        }
+    }
+}
+
+impl Body for ForwardedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.bytes.set(this.bytes.get() + data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Header changes on the way to the backend and back.
+//!
+//! What is added (forwarding headers, request id), what is removed
+//! (hop-by-hop headers, the sticky cookie) and what the frontend asks to
+//! edit. RFC 9110 wants hop-by-hop headers removed at every hop, in both
+//! directions; Sozu only does so towards HTTP/2, we always do.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use sozu_command::proto::command::{ForwardedHeaders, Header, HeaderPosition};
+
+/// Headers that only mean something for one connection.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header
+/// names. When `keep_upgrade` is set (a protocol upgrade such as WebSocket
+/// is being relayed), `Connection: upgrade` and `Upgrade` are kept.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(&name);
+    }
+    for name in &HOP_BY_HOP {
+        if keep_upgrade && (*name == header::UPGRADE || *name == header::CONNECTION) {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Where a request came from and on which listener it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The public address of the listener (or its bound address).
+    pub listener: SocketAddr,
+    /// `true` when the client connection is TLS.
+    pub secure: bool,
+}
+
+fn quoted_node(address: SocketAddr) -> String {
+    // RFC 7239: a node with a port, or an IPv6 address, must be quoted,
+    // and IPv6 addresses bracketed.
+    match address {
+        SocketAddr::V4(v4) => format!("\"{}:{}\"", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("\"[{}]:{}\"", v6.ip(), v6.port()),
+    }
+}
+
+fn append(headers: &mut HeaderMap, name: HeaderName, addition: &str, separator: &str) {
+    let combined = match headers.get(&name).and_then(|value| value.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{existing}{separator}{addition}"),
+        _ => addition.to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&combined) {
+        headers.insert(name, value);
+    }
+}
+
+/// Adds the forwarding headers the listener asks for: `X-Forwarded-For`
+/// (appended), `Forwarded` (appended), `X-Forwarded-Proto` and
+/// `X-Forwarded-Port` (added only when absent).
+pub fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin, mode: i32) {
+    let mode = ForwardedHeaders::try_from(mode).unwrap_or(ForwardedHeaders::Both);
+    let proto = if origin.secure { "https" } else { "http" };
+    if matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::XForwarded) {
+        append(
+            headers,
+            HeaderName::from_static("x-forwarded-for"),
+            &origin.peer.ip().to_string(),
+            ", ",
+        );
+        if !headers.contains_key("x-forwarded-proto") {
+            headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+        }
+        if !headers.contains_key("x-forwarded-port")
+            && let Ok(port) = HeaderValue::from_str(&origin.listener.port().to_string())
+        {
+            headers.insert("x-forwarded-port", port);
+        }
+    }
+    if matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::Rfc7239) {
+        let element = format!(
+            "proto={proto};for={};by={}",
+            quoted_node(origin.peer),
+            quoted_node(origin.listener)
+        );
+        append(headers, header::FORWARDED, &element, ", ");
+    }
+}
+
+/// Sets or removes `X-Real-IP` as the listener asks.
+pub fn apply_real_ip(headers: &mut HeaderMap, peer: SocketAddr, elide: bool, send: bool) {
+    let name = HeaderName::from_static("x-real-ip");
+    if elide {
+        headers.remove(&name);
+    }
+    if send && let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert(name, value);
+    }
+}
+
+/// Applies a frontend's header edits for one direction: a value replaces the
+/// header, an empty value deletes it.
+pub fn apply_edits(headers: &mut HeaderMap, edits: &[Header], response: bool) {
+    for edit in edits {
+        let applies = match HeaderPosition::try_from(edit.position) {
+            Ok(HeaderPosition::Request) => !response,
+            Ok(HeaderPosition::Response) => response,
+            Ok(HeaderPosition::Both) => true,
+            _ => false,
+        };
+        if !applies {
+            continue;
+        }
+        let Ok(name) = HeaderName::from_bytes(edit.key.as_bytes()) else {
+            continue;
+        };
+        if edit.val.is_empty() {
+            headers.remove(&name);
+        } else if let Ok(value) = HeaderValue::from_str(&edit.val) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// Takes the sticky-session cookie out of the request's `Cookie` headers and
+/// returns its value.
+pub fn take_sticky_cookie(headers: &mut HeaderMap, name: &str) -> Option<String> {
+    if !headers.contains_key(header::COOKIE) {
+        return None;
+    }
+    let mut found = None;
+    let mut kept: Vec<String> = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        let mut rest = Vec::new();
+        for pair in text.split(';') {
+            let pair = pair.trim();
+            match pair.split_once('=') {
+                Some((key, value)) if key.trim() == name => found = Some(value.trim().to_owned()),
+                _ if pair.is_empty() => {}
+                _ => rest.push(pair),
+            }
+        }
+        if !rest.is_empty() {
+            kept.push(rest.join("; "));
+        }
+    }
+    if found.is_some() {
+        headers.remove(header::COOKIE);
+        for value in kept {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.append(header::COOKIE, value);
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_including_the_named_ones() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        remove_hop_by_hop(&mut headers, false);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarding_headers_append_and_keep_existing_proto() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let origin = Origin {
+            peer: "[::1]:4000".parse().unwrap(),
+            listener: "127.0.0.1:8080".parse().unwrap(),
+            secure: false,
+        };
+        add_forwarding_headers(&mut headers, &origin, 0);
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, ::1");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert_eq!(headers["x-forwarded-port"], "8080");
+        assert_eq!(
+            headers["forwarded"],
+            "proto=http;for=\"[::1]:4000\";by=\"127.0.0.1:8080\""
+        );
+    }
+
+    #[test]
+    fn the_sticky_cookie_is_taken_out_and_others_stay() {
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_static("a=1; SOZUBALANCEID=b2; c=3"));
+        assert_eq!(take_sticky_cookie(&mut headers, "SOZUBALANCEID").as_deref(), Some("b2"));
+        assert_eq!(headers["cookie"], "a=1; c=3");
+        assert_eq!(take_sticky_cookie(&mut headers, "SOZUBALANCEID"), None);
+    }
+
+    #[test]
+    fn edits_set_and_delete() {
+        let mut headers = HeaderMap::new();
+        headers.insert("server", HeaderValue::from_static("backend"));
+        let edits = [
+            Header { position: HeaderPosition::Response as i32, key: "server".into(), val: String::new() },
+            Header { position: HeaderPosition::Both as i32, key: "x-env".into(), val: "prod".into() },
+            Header { position: HeaderPosition::Request as i32, key: "x-req".into(), val: "1".into() },
+        ];
+        apply_edits(&mut headers, &edits, true);
+        assert!(!headers.contains_key("server"));
+        assert_eq!(headers["x-env"], "prod");
+        assert!(!headers.contains_key("x-req"));
+    }
+}

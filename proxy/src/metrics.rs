@@ -1,0 +1,374 @@
+//! Counters and latency histograms of one server, answered through
+//! `query_metrics` in Sozu's shape.
+//!
+//! Updating a metric is a few integer operations on structures owned by the
+//! event loop (no locks, no string building on the request path). Names and
+//! shapes are built only when someone asks.
+//!
+//! Times are recorded in microseconds and reported in milliseconds, as Sozu
+//! does: percentiles (p50 … p100, sum, samples) and a cumulative histogram
+//! whose buckets are `le = 2^k - 1` milliseconds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use sozu_command::proto::command::{
+    BackendMetrics, Bucket, ClusterMetrics, FilteredHistogram, FilteredMetrics, MetricsConfiguration,
+    Percentiles, QueryMetricsOptions, WorkerMetrics, filtered_metrics::Inner,
+    response_content::ContentType,
+};
+use sozu_command::state::ConfigState;
+
+use crate::server::Shared;
+
+/// A latency distribution.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    histogram: Histogram<u64>,
+    sum_micros: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            // Up to one hour, three significant digits.
+            histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("static histogram bounds are valid"),
+            sum_micros: 0,
+        }
+    }
+}
+
+impl Latency {
+    /// Adds one sample.
+    pub fn record(&mut self, duration: Duration) {
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = self.histogram.record(micros.min(self.histogram.high()));
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// Samples recorded.
+    pub fn samples(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    fn percentiles(&self) -> Percentiles {
+        let millis = |quantile: f64| self.histogram.value_at_quantile(quantile) / 1000;
+        Percentiles {
+            samples: self.histogram.len(),
+            p_50: millis(0.5),
+            p_90: millis(0.9),
+            p_99: millis(0.99),
+            p_99_9: millis(0.999),
+            p_99_99: millis(0.9999),
+            p_99_999: millis(0.99999),
+            p_100: self.histogram.max() / 1000,
+            sum: self.sum_micros / 1000,
+        }
+    }
+
+    fn buckets(&self) -> FilteredHistogram {
+        let mut buckets = Vec::new();
+        if !self.histogram.is_empty() {
+            let max_millis = self.histogram.max() / 1000;
+            let mut le: u64 = 0;
+            loop {
+                // Samples below (le + 1) ms, i.e. at most `le` whole ms.
+                let below = self.histogram.count_between(0, (le + 1) * 1000 - 1);
+                buckets.push(Bucket { count: below, le });
+                if le >= max_millis {
+                    break;
+                }
+                le = le * 2 + 1;
+            }
+        }
+        FilteredHistogram {
+            sum: self.sum_micros / 1000,
+            count: self.histogram.len(),
+            buckets,
+        }
+    }
+}
+
+/// Traffic of a cluster or a backend.
+#[derive(Debug, Default, Clone)]
+pub struct Traffic {
+    /// Requests answered.
+    pub requests: u64,
+    /// Answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Bytes received from clients.
+    pub bytes_in: u64,
+    /// Bytes sent to clients.
+    pub bytes_out: u64,
+    /// Time to connect to the backend.
+    pub connect_time: Latency,
+    /// Time from sending the request to the backend's response head.
+    pub response_time: Latency,
+    /// Whole request, from its first byte to the end of the response.
+    pub service_time: Latency,
+    /// Open connections to this backend (backends only).
+    pub connections: u64,
+}
+
+impl Traffic {
+    fn record_answer(&mut self, answer: &Answered) {
+        self.requests += 1;
+        *self.statuses.entry(answer.status).or_default() += 1;
+        self.bytes_in += answer.bytes_in;
+        self.bytes_out += answer.bytes_out;
+        if let Some(connect) = answer.connect_time {
+            self.connect_time.record(connect);
+        }
+        if let Some(response) = answer.response_time {
+            self.response_time.record(response);
+        }
+        self.service_time.record(answer.service_time);
+    }
+
+    fn report(&self, into: &mut BTreeMap<String, FilteredMetrics>) {
+        into.insert("requests".into(), count(self.requests));
+        let mut classes = [0u64; 6];
+        for (status, times) in &self.statuses {
+            into.insert(format!("http.status.{status}"), count(*times));
+            classes[usize::from((status / 100).min(5))] += times;
+        }
+        for (class, times) in classes.iter().enumerate().skip(1) {
+            if *times > 0 {
+                into.insert(format!("http.status.{class}xx"), count(*times));
+            }
+        }
+        into.insert("bytes_in".into(), count(self.bytes_in));
+        into.insert("bytes_out".into(), count(self.bytes_out));
+        latency(into, "backend_connection_time", &self.connect_time);
+        latency(into, "backend_response_time", &self.response_time);
+        latency(into, "service_time", &self.service_time);
+    }
+}
+
+fn count(value: u64) -> FilteredMetrics {
+    FilteredMetrics {
+        inner: Some(Inner::Count(i64::try_from(value).unwrap_or(i64::MAX))),
+    }
+}
+
+fn gauge(value: u64) -> FilteredMetrics {
+    FilteredMetrics {
+        inner: Some(Inner::Gauge(value)),
+    }
+}
+
+fn latency(into: &mut BTreeMap<String, FilteredMetrics>, name: &str, value: &Latency) {
+    if value.samples() == 0 {
+        return;
+    }
+    into.insert(
+        name.to_owned(),
+        FilteredMetrics {
+            inner: Some(Inner::Percentiles(value.percentiles())),
+        },
+    );
+    into.insert(
+        format!("{name}_histogram"),
+        FilteredMetrics {
+            inner: Some(Inner::Histogram(value.buckets())),
+        },
+    );
+}
+
+/// What is known of a request once it is answered.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// Status code sent to the client.
+    pub status: u16,
+    /// Request body bytes received.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// Backend connection time, when a new connection was made.
+    pub connect_time: Option<Duration>,
+    /// Backend response head time, when a backend answered.
+    pub response_time: Option<Duration>,
+    /// Whole request time.
+    pub service_time: Duration,
+}
+
+/// Every metric of one server.
+#[derive(Debug)]
+pub struct Metrics {
+    enabled: bool,
+    started: Instant,
+    /// Traffic of the whole server.
+    pub proxy: Traffic,
+    /// Traffic by cluster, then by backend.
+    pub clusters: HashMap<String, (Traffic, HashMap<String, Traffic>)>,
+    /// Client connections accepted since start.
+    pub accepted: u64,
+    /// Requests that matched no frontend.
+    pub unrouted: u64,
+}
+
+impl Metrics {
+    /// Empty metrics, enabled.
+    pub fn new(_name: &str) -> Self {
+        Metrics {
+            enabled: true,
+            started: Instant::now(),
+            proxy: Traffic::default(),
+            clusters: HashMap::new(),
+            accepted: 0,
+            unrouted: 0,
+        }
+    }
+
+    /// Applies `configure_metrics`: enable, disable, or clear.
+    pub fn configure(&mut self, configuration: i32) {
+        match MetricsConfiguration::try_from(configuration) {
+            Ok(MetricsConfiguration::Enabled) => self.enabled = true,
+            Ok(MetricsConfiguration::Disabled) => self.enabled = false,
+            Ok(MetricsConfiguration::Clear) | Err(_) => {
+                let enabled = self.enabled;
+                *self = Metrics::new("");
+                self.enabled = enabled;
+            }
+        }
+    }
+
+    /// Records one answered request, for a cluster and backend when known.
+    pub fn record(&mut self, cluster: Option<&str>, backend: Option<&str>, answer: &Answered) {
+        if !self.enabled {
+            return;
+        }
+        self.proxy.record_answer(answer);
+        if let Some(cluster) = cluster {
+            let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
+            traffic.record_answer(answer);
+            if let Some(backend) = backend {
+                backends
+                    .entry(backend.to_owned())
+                    .or_default()
+                    .record_answer(answer);
+            }
+        }
+    }
+
+    /// Adjusts the open-connection gauge of a backend.
+    pub fn backend_connection(&mut self, cluster: &str, backend: &str, opened: bool) {
+        let (_, backends) = self.clusters.entry(cluster.to_owned()).or_default();
+        let traffic = backends.entry(backend.to_owned()).or_default();
+        if opened {
+            traffic.connections += 1;
+        } else {
+            traffic.connections = traffic.connections.saturating_sub(1);
+        }
+    }
+
+    /// The answer to `query_metrics`, filtered as asked.
+    pub(crate) fn query(
+        &self,
+        options: &QueryMetricsOptions,
+        shared: &Shared,
+        state: &ConfigState,
+    ) -> ContentType {
+        let mut proxy = BTreeMap::new();
+        self.proxy.report(&mut proxy);
+        proxy.insert("client.connections".into(), gauge(shared.connections.get() as u64));
+        proxy.insert(
+            "client.connections_max".into(),
+            gauge(shared.options.max_connections as u64),
+        );
+        proxy.insert("listener.accepted.total".into(), count(self.accepted));
+        proxy.insert("http.failed_backend_matching".into(), count(self.unrouted));
+        proxy.insert(
+            "process.uptime_seconds".into(),
+            gauge(self.started.elapsed().as_secs()),
+        );
+        proxy.insert("backend.pool.size".into(), gauge(shared.pool.idle_count() as u64));
+
+        let mut clusters = BTreeMap::new();
+        if !options.no_clusters {
+            for (cluster_id, configuration) in &state.clusters {
+                if !options.cluster_ids.is_empty() && !options.cluster_ids.contains(cluster_id) {
+                    continue;
+                }
+                let mut cluster = BTreeMap::new();
+                let mut backends = Vec::new();
+                if let Some((traffic, by_backend)) = self.clusters.get(cluster_id) {
+                    if traffic.requests > 0 {
+                        traffic.report(&mut cluster);
+                    }
+                    for (backend_id, traffic) in by_backend {
+                        if !options.backend_ids.is_empty() && !options.backend_ids.contains(backend_id)
+                        {
+                            continue;
+                        }
+                        let mut metrics = BTreeMap::new();
+                        if traffic.requests > 0 {
+                            traffic.report(&mut metrics);
+                        }
+                        metrics.insert("connections".into(), gauge(traffic.connections));
+                        backends.push(BackendMetrics {
+                            backend_id: backend_id.clone(),
+                            metrics: filter_names(metrics, &options.metric_names),
+                        });
+                    }
+                }
+                let total = state.backends.get(cluster_id).map_or(0, BTreeMap::len) as u64;
+                let available = shared
+                    .clusters
+                    .borrow()
+                    .get(cluster_id)
+                    .map_or(0, |runtime| runtime.balancer.borrow().available() as u64);
+                cluster.insert("cluster.total_backends".into(), gauge(total));
+                cluster.insert("cluster.available_backends".into(), gauge(available));
+                let _ = configuration;
+                backends.sort_by(|a, b| a.backend_id.cmp(&b.backend_id));
+                clusters.insert(
+                    cluster_id.clone(),
+                    ClusterMetrics {
+                        cluster: filter_names(cluster, &options.metric_names),
+                        backends,
+                    },
+                );
+            }
+        }
+        ContentType::WorkerMetrics(WorkerMetrics {
+            proxy: filter_names(proxy, &options.metric_names),
+            clusters,
+        })
+    }
+}
+
+fn filter_names(
+    metrics: BTreeMap<String, FilteredMetrics>,
+    names: &[String],
+) -> BTreeMap<String, FilteredMetrics> {
+    if names.is_empty() {
+        return metrics;
+    }
+    metrics
+        .into_iter()
+        .filter(|(name, _)| names.iter().any(|wanted| wanted == name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_powers_of_two() {
+        let mut latency = Latency::default();
+        for millis in [0u64, 0, 1, 2, 5, 40] {
+            latency.record(Duration::from_millis(millis));
+        }
+        let buckets = latency.buckets();
+        assert_eq!(buckets.count, 6);
+        let pairs: Vec<(u64, u64)> = buckets.buckets.iter().map(|b| (b.le, b.count)).collect();
+        assert_eq!(pairs, [(0, 2), (1, 3), (3, 4), (7, 5), (15, 5), (31, 5), (63, 6)]);
+        let percentiles = latency.percentiles();
+        assert_eq!(percentiles.samples, 6);
+        assert_eq!(percentiles.p_100, 40);
+    }
+}

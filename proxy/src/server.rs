@@ -1,0 +1,536 @@
+//! The server: one event loop that owns listeners, routes and backends, and
+//! applies configuration requests as they arrive.
+//!
+//! Everything runs on the current thread: state is shared between the
+//! command loop and the connection tasks with `Rc`/`RefCell`, never locks.
+//! A configuration request is applied between two steps of the connection
+//! tasks, so every request sees either the old configuration or the new one.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use sozu_command::proto::command::{
+    ClusterHashes, ClusterInformations, Event, EventKind, HttpListenerConfig, ListenerType,
+    MaxConnectionsPerIpLimit, Request, ResponseContent, ResponseStatus, WorkerRequest,
+    WorkerResponse, request::RequestType, response_content::ContentType,
+};
+use sozu_command::state::ConfigState;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::balancer::{Balancer, BalancerEvent};
+use crate::error::ProxyError;
+use crate::handle::{Command, EVENT_ID, ListenSocket, ProxyHandle, command_channel};
+use crate::listener;
+use crate::metrics::Metrics;
+use crate::options::ProxyOptions;
+use crate::pool::BackendPool;
+use crate::router::Router;
+use crate::support;
+
+/// An HTTP listener's settings and routes, shared with its connections.
+pub(crate) struct HttpListener {
+    pub(crate) config: RefCell<Rc<HttpListenerConfig>>,
+    pub(crate) router: RefCell<Router>,
+}
+
+/// A cluster's settings and backends.
+pub(crate) struct ClusterRuntime {
+    pub(crate) config: RefCell<Rc<sozu_command::proto::command::Cluster>>,
+    pub(crate) balancer: RefCell<Balancer>,
+}
+
+/// A listener and, while it is active, its accepting task.
+struct ListenerRuntime {
+    kind: ListenerType,
+    http: Option<Rc<HttpListener>>,
+    active: Option<ActiveListener>,
+}
+
+struct ActiveListener {
+    accept_task: JoinHandle<()>,
+    /// A duplicate of the listening socket, kept to hand over on upgrade.
+    socket: std::os::fd::OwnedFd,
+}
+
+/// State shared by the command loop and every connection task.
+pub(crate) struct Shared {
+    pub(crate) options: ProxyOptions,
+    pub(crate) clusters: RefCell<HashMap<String, Rc<ClusterRuntime>>>,
+    pub(crate) pool: BackendPool,
+    pub(crate) metrics: RefCell<Metrics>,
+    pub(crate) max_connection_attempts: Cell<u32>,
+    pub(crate) max_connections_per_ip: Cell<u64>,
+    /// Open client connections.
+    pub(crate) connections: Cell<usize>,
+    /// Woken each time a client connection ends (soft stop waits on it).
+    pub(crate) connection_closed: Notify,
+    /// Flips to true when the server starts stopping; connection tasks
+    /// close their keep-alive connections gracefully when they see it.
+    pub(crate) stopping: watch::Sender<bool>,
+    events: mpsc::UnboundedSender<WorkerResponse>,
+}
+
+impl Shared {
+    /// Reports balancer events as protocol events.
+    pub(crate) fn report(&self, cluster_id: &str, events: Vec<BalancerEvent>) {
+        for event in events {
+            let (kind, backend) = event.kind_and_backend();
+            self.send_event(Event {
+                kind: kind as i32,
+                cluster_id: Some(cluster_id.to_owned()),
+                backend_id: backend.map(|backend| backend.id.clone()),
+                address: backend.map(|backend| backend.address.into()),
+                metric_detail: None,
+            });
+        }
+    }
+
+    pub(crate) fn send_event(&self, event: Event) {
+        let _ = self.events.send(WorkerResponse {
+            id: EVENT_ID.to_owned(),
+            status: ResponseStatus::Processing as i32,
+            message: String::new(),
+            content: Some(ContentType::Event(event).into()),
+        });
+    }
+
+    /// The attempt budget of a request to `cluster`.
+    pub(crate) fn connection_attempts(&self, cluster: &sozu_command::proto::command::Cluster) -> u32 {
+        cluster
+            .max_connection_attempts
+            .unwrap_or_else(|| self.max_connection_attempts.get())
+            .max(1)
+    }
+}
+
+/// A proxy server: build it with [`Server::new`], send it configuration
+/// through the [`ProxyHandle`], and run it with [`Server::run`] (inside a
+/// `tokio::task::LocalSet` on a current-thread runtime) or
+/// [`Server::run_blocking`] (which makes that runtime itself).
+pub struct Server {
+    shared: Rc<Shared>,
+    state: ConfigState,
+    listeners: HashMap<SocketAddr, ListenerRuntime>,
+    adopted: Vec<ListenSocket>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    responses: mpsc::UnboundedSender<WorkerResponse>,
+}
+
+/// How the command loop should go on after a request.
+enum Flow {
+    Continue,
+    SoftStop(String),
+    HardStop(String),
+}
+
+impl Server {
+    /// A server with no listener and no cluster, and the handle that drives
+    /// it. Requests sent before [`Server::run`] are applied first thing.
+    pub fn new(options: ProxyOptions) -> (Server, ProxyHandle) {
+        let (handle, commands, responses) = command_channel();
+        let (stopping, _) = watch::channel(false);
+        let max_connection_attempts = options.max_connection_attempts.max(1);
+        let max_connections_per_ip = options.max_connections_per_ip;
+        let shared = Rc::new(Shared {
+            metrics: RefCell::new(Metrics::new(&options.name)),
+            options,
+            clusters: RefCell::new(HashMap::new()),
+            pool: BackendPool::default(),
+            max_connection_attempts: Cell::new(max_connection_attempts),
+            max_connections_per_ip: Cell::new(max_connections_per_ip),
+            connections: Cell::new(0),
+            connection_closed: Notify::new(),
+            stopping,
+            events: responses.clone(),
+        });
+        let server = Server {
+            shared,
+            state: ConfigState::new(),
+            listeners: HashMap::new(),
+            adopted: Vec::new(),
+            commands,
+            responses,
+        };
+        (server, handle)
+    }
+
+    /// Runs the server on a new current-thread runtime until it is stopped
+    /// (soft or hard stop request) or every handle is dropped.
+    pub fn run_blocking(self) -> Result<(), ProxyError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ProxyError::Runtime)?;
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, self.run())
+    }
+
+    /// Runs the server until it is stopped. Must be awaited inside a
+    /// `tokio::task::LocalSet` (connection tasks are spawned locally).
+    pub async fn run(mut self) -> Result<(), ProxyError> {
+        while let Some(command) = self.commands.recv().await {
+            match command {
+                Command::Request(request) => match self.handle_request(request) {
+                    Flow::Continue => {}
+                    Flow::SoftStop(id) => {
+                        self.soft_stop().await;
+                        self.answer(&id, Ok(None));
+                        return Ok(());
+                    }
+                    Flow::HardStop(id) => {
+                        self.stop_listening();
+                        self.answer(&id, Ok(None));
+                        return Ok(());
+                    }
+                },
+                Command::AdoptSockets(sockets) => self.adopted.extend(sockets),
+                Command::ShareSockets(reply) => {
+                    let _ = reply.send(self.share_sockets());
+                }
+            }
+        }
+        // Every handle is gone: nobody can configure or stop us any more.
+        self.stop_listening();
+        Ok(())
+    }
+
+    fn answer(&self, id: &str, result: Result<Option<ContentType>, String>) {
+        let (status, message, content) = match result {
+            Ok(content) => (ResponseStatus::Ok, String::new(), content),
+            Err(message) => (ResponseStatus::Failure, message, None),
+        };
+        let _ = self.responses.send(WorkerResponse {
+            id: id.to_owned(),
+            status: status as i32,
+            message,
+            content: content.map(ResponseContent::from),
+        });
+    }
+
+    fn handle_request(&mut self, request: WorkerRequest) -> Flow {
+        let WorkerRequest { id, content } = request;
+        match &content.request_type {
+            Some(RequestType::SoftStop(_)) => return Flow::SoftStop(id),
+            Some(RequestType::HardStop(_)) => return Flow::HardStop(id),
+            _ => {}
+        }
+        let result = self.apply(&content);
+        self.answer(&id, result);
+        Flow::Continue
+    }
+
+    /// Applies one request; `Ok` carries the answer's content, if any.
+    fn apply(&mut self, request: &Request) -> Result<Option<ContentType>, String> {
+        let Some(request_type) = &request.request_type else {
+            return Err("empty request".to_owned());
+        };
+        support::check(request)?;
+        if ConfigState::changes_state(request) {
+            return self.apply_change(request).map(|()| None);
+        }
+        match request_type {
+            RequestType::Status(_) => Ok(None),
+            RequestType::QueryClustersHashes(_) => Ok(Some(ContentType::ClusterHashes(
+                ClusterHashes {
+                    map: self.state.cluster_hashes(),
+                },
+            ))),
+            RequestType::QueryClusterById(cluster_id) => Ok(Some(ContentType::Clusters(
+                ClusterInformations {
+                    vec: self.state.cluster_information(cluster_id).into_iter().collect(),
+                },
+            ))),
+            RequestType::QueryClustersByDomain(query) => {
+                let vec = self
+                    .state
+                    .cluster_ids_by_domain(&query.hostname, query.path.as_deref())
+                    .iter()
+                    .filter_map(|id| self.state.cluster_information(id))
+                    .collect();
+                Ok(Some(ContentType::Clusters(ClusterInformations { vec })))
+            }
+            RequestType::QueryMetrics(options) => Ok(Some(
+                self.shared.metrics.borrow().query(options, &self.shared, &self.state),
+            )),
+            RequestType::ConfigureMetrics(configuration) => {
+                self.shared.metrics.borrow_mut().configure(*configuration);
+                Ok(None)
+            }
+            RequestType::Logging(_) => Ok(None),
+            RequestType::SetMaxConnectionsPerIp(limit) => {
+                self.shared.max_connections_per_ip.set(*limit);
+                Ok(None)
+            }
+            RequestType::QueryMaxConnectionsPerIp(_) => Ok(Some(
+                ContentType::MaxConnectionsPerIpLimit(MaxConnectionsPerIpLimit {
+                    limit: self.shared.max_connections_per_ip.get(),
+                }),
+            )),
+            RequestType::SetMaxConnectionAttempts(attempts) => {
+                if *attempts == 0 || *attempts > 255 {
+                    return Err(format!(
+                        "max connection attempts must be between 1 and 255, not {attempts}"
+                    ));
+                }
+                self.shared.max_connection_attempts.set(*attempts);
+                Ok(None)
+            }
+            RequestType::SetMetricDetail(_) => Ok(None),
+            _ => Err(format!("{} is not handled by a proxy server", request.kind_name())),
+        }
+    }
+
+    /// Applies a configuration change to the runtime, then records it.
+    fn apply_change(&mut self, request: &Request) -> Result<(), String> {
+        // Validate against the state on a scratch basis first: the runtime
+        // only changes for requests the state accepts.
+        self.state.dispatch(request).map_err(|error| error.to_string())?;
+        if let Err(error) = self.apply_to_runtime(request) {
+            self.undo(request);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Reverts the state change of a request whose runtime part failed.
+    /// Only requests whose runtime part can fail need an inverse.
+    fn undo(&mut self, request: &Request) {
+        let inverse: Option<Request> = match &request.request_type {
+            Some(RequestType::ActivateListener(activate)) => Some(
+                RequestType::DeactivateListener(sozu_command::proto::command::DeactivateListener {
+                    address: activate.address,
+                    proxy: activate.proxy,
+                    to_scm: false,
+                    interface: None,
+                })
+                .into(),
+            ),
+            Some(RequestType::AddHttpFrontend(frontend)) => {
+                Some(RequestType::RemoveHttpFrontend(frontend.clone()).into())
+            }
+            Some(RequestType::AddHttpsFrontend(frontend)) => {
+                Some(RequestType::RemoveHttpsFrontend(frontend.clone()).into())
+            }
+            _ => None,
+        };
+        if let Some(inverse) = inverse {
+            let _ = self.state.dispatch(&inverse);
+        }
+    }
+
+    fn apply_to_runtime(&mut self, request: &Request) -> Result<(), String> {
+        let Some(request_type) = &request.request_type else {
+            return Ok(());
+        };
+        match request_type {
+            RequestType::AddHttpListener(config) => {
+                let address = config.address.to_socket_addr();
+                let http = Rc::new(HttpListener {
+                    config: RefCell::new(Rc::new(config.clone())),
+                    router: RefCell::new(Router::new()),
+                });
+                self.listeners.insert(
+                    address,
+                    ListenerRuntime {
+                        kind: ListenerType::Http,
+                        http: Some(http),
+                        active: None,
+                    },
+                );
+                if config.active {
+                    self.activate(address, false)?;
+                }
+            }
+            RequestType::UpdateHttpListener(update) => {
+                let address = update.address.to_socket_addr();
+                if let (Some(runtime), Some(config)) = (
+                    self.listeners.get(&address),
+                    self.state.http_listeners.get(&address),
+                ) && let Some(http) = &runtime.http
+                {
+                    *http.config.borrow_mut() = Rc::new(config.clone());
+                }
+            }
+            RequestType::RemoveListener(remove) => {
+                let address = remove.address.to_socket_addr();
+                if let Some(runtime) = self.listeners.remove(&address)
+                    && let Some(active) = runtime.active
+                {
+                    active.accept_task.abort();
+                }
+            }
+            RequestType::ActivateListener(activate) => {
+                self.activate(activate.address.to_socket_addr(), activate.from_scm)?;
+            }
+            RequestType::DeactivateListener(deactivate) => {
+                let address = deactivate.address.to_socket_addr();
+                if let Some(runtime) = self.listeners.get_mut(&address)
+                    && let Some(active) = runtime.active.take()
+                {
+                    active.accept_task.abort();
+                }
+            }
+            RequestType::AddCluster(cluster) => {
+                let mut clusters = self.shared.clusters.borrow_mut();
+                match clusters.get(&cluster.cluster_id) {
+                    Some(existing) => {
+                        *existing.config.borrow_mut() = Rc::new(cluster.clone());
+                        existing.balancer.borrow_mut().configure(cluster)?;
+                    }
+                    None => {
+                        let mut balancer = Balancer::new();
+                        balancer.configure(cluster)?;
+                        clusters.insert(
+                            cluster.cluster_id.clone(),
+                            Rc::new(ClusterRuntime {
+                                config: RefCell::new(Rc::new(cluster.clone())),
+                                balancer: RefCell::new(balancer),
+                            }),
+                        );
+                    }
+                }
+            }
+            RequestType::RemoveCluster(cluster_id) => {
+                self.shared.clusters.borrow_mut().remove(cluster_id);
+                self.rebuild_routes();
+            }
+            RequestType::AddBackend(backend) => {
+                if let Some(cluster) = self.shared.clusters.borrow().get(&backend.cluster_id) {
+                    cluster.balancer.borrow_mut().add_backend(backend);
+                }
+            }
+            RequestType::RemoveBackend(backend) => {
+                if let Some(cluster) = self.shared.clusters.borrow().get(&backend.cluster_id) {
+                    cluster
+                        .balancer
+                        .borrow_mut()
+                        .remove_backend(&backend.backend_id, backend.address.to_socket_addr());
+                }
+            }
+            RequestType::AddHttpFrontend(frontend) => {
+                let router = self.http_router(frontend.address.to_socket_addr())?;
+                router
+                    .router
+                    .borrow_mut()
+                    .add_frontend(frontend)
+                    .map_err(|error| error.to_string())?;
+            }
+            RequestType::RemoveHttpFrontend(frontend) => {
+                let router = self.http_router(frontend.address.to_socket_addr())?;
+                router
+                    .router
+                    .borrow_mut()
+                    .remove_frontend(frontend)
+                    .map_err(|error| error.to_string())?;
+            }
+            // Accepted by the support check only once they are enforced.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn http_router(&self, address: SocketAddr) -> Result<Rc<HttpListener>, String> {
+        self.listeners
+            .get(&address)
+            .and_then(|runtime| runtime.http.clone())
+            .ok_or_else(|| format!("no HTTP listener on {address}"))
+    }
+
+    /// Rebuilds every router from the state, after a change that removed
+    /// frontends in bulk (a cluster removal takes its frontends along).
+    fn rebuild_routes(&mut self) {
+        for (address, runtime) in &self.listeners {
+            let Some(http) = &runtime.http else { continue };
+            let mut router = Router::new();
+            for (key, frontend) in &self.state.http_frontends {
+                if key.address == *address {
+                    // Frontends in the state were accepted by a router before.
+                    let _ = router.add_frontend(frontend);
+                }
+            }
+            *http.router.borrow_mut() = router;
+        }
+    }
+
+    fn activate(&mut self, address: SocketAddr, from_scm: bool) -> Result<(), String> {
+        let Some(runtime) = self.listeners.get_mut(&address) else {
+            return Err(format!("no listener on {address}"));
+        };
+        if runtime.active.is_some() {
+            return Ok(());
+        }
+        let socket = if from_scm {
+            let position = self
+                .adopted
+                .iter()
+                .position(|socket| socket.address == address)
+                .ok_or_else(|| format!("no handed-over socket for {address}"))?;
+            let adopted = self.adopted.swap_remove(position);
+            std::net::TcpListener::from(adopted.fd)
+        } else {
+            listener::bind(address).map_err(|error| error.to_string())?
+        };
+        let duplicate = socket
+            .try_clone()
+            .map_err(|error| format!("could not duplicate the socket of {address}: {error}"))?;
+        let accept_task = match (&runtime.http, runtime.kind) {
+            (Some(http), ListenerType::Http) => {
+                listener::spawn_http_accept(socket, address, http.clone(), self.shared.clone())
+                    .map_err(|error| format!("could not listen on {address}: {error}"))?
+            }
+            _ => return Err(format!("listener kind of {address} cannot be activated")),
+        };
+        runtime.active = Some(ActiveListener {
+            accept_task,
+            socket: duplicate.into(),
+        });
+        self.shared.send_event(Event {
+            kind: EventKind::ListenerActivated as i32,
+            cluster_id: None,
+            backend_id: None,
+            address: Some(address.into()),
+            metric_detail: None,
+        });
+        Ok(())
+    }
+
+    fn share_sockets(&self) -> Vec<ListenSocket> {
+        self.listeners
+            .iter()
+            .filter_map(|(address, runtime)| {
+                let active = runtime.active.as_ref()?;
+                let fd = active.socket.try_clone().ok()?;
+                Some(ListenSocket {
+                    address: *address,
+                    fd,
+                })
+            })
+            .collect()
+    }
+
+    fn stop_listening(&mut self) {
+        for runtime in self.listeners.values_mut() {
+            if let Some(active) = runtime.active.take() {
+                active.accept_task.abort();
+            }
+        }
+        let _ = self.shared.stopping.send(true);
+    }
+
+    /// Stops accepting, lets every open connection finish its current
+    /// request, and returns when none is left or the deadline passes.
+    async fn soft_stop(&mut self) {
+        self.stop_listening();
+        let deadline = Instant::now() + self.shared.options.soft_stop_deadline;
+        while self.shared.connections.get() > 0 {
+            let closed = self.shared.connection_closed.notified();
+            if tokio::time::timeout_at(deadline.into(), closed).await.is_err() {
+                break;
+            }
+        }
+    }
+}

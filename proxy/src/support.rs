@@ -1,0 +1,181 @@
+//! What this data plane enforces, and the refusal of everything else.
+//!
+//! A request is only acknowledged when the proxy will act on it. Whatever it
+//! cannot enforce (a feature of the protocol not built here, or a field set
+//! to something other than its default) is refused with a message naming the
+//! feature or field. The daemon runs the same check before changing its own
+//! state, so the main process and the workers never disagree.
+
+use sozu_command::proto::command::{
+    Cluster, HttpListenerConfig, LoadBalancingAlgorithms, Request, RequestHttpFrontend,
+    request::RequestType,
+};
+
+/// Why a request cannot be enforced.
+pub type Unsupported = String;
+
+fn refuse(what: impl std::fmt::Display) -> Result<(), Unsupported> {
+    Err(format!("{what} is not supported by this proxy"))
+}
+
+/// Refuses a field that holds something other than its default.
+macro_rules! refuse_if_set {
+    ($message:ident . $field:ident, $context:literal) => {
+        if $message.$field.is_some() {
+            return refuse(format_args!("{} field '{}'", $context, stringify!($field)));
+        }
+    };
+}
+
+/// Checks that the proxy can enforce `request`.
+pub fn check(request: &Request) -> Result<(), Unsupported> {
+    let Some(request_type) = &request.request_type else {
+        return Ok(());
+    };
+    match request_type {
+        RequestType::AddHttpListener(listener) => check_http_listener(listener),
+        RequestType::AddHttpsListener(_) | RequestType::UpdateHttpsListener(_) => {
+            refuse("HTTPS listeners (not built yet)")
+        }
+        RequestType::AddTcpListener(_) | RequestType::UpdateTcpListener(_) => {
+            refuse("TCP listeners (not built yet)")
+        }
+        RequestType::AddTcpFrontend(_) => refuse("TCP frontends (not built yet)"),
+        RequestType::AddCertificate(_) | RequestType::ReplaceCertificate(_) => {
+            refuse("certificates (HTTPS is not built yet)")
+        }
+        RequestType::UpdateHttpListener(update) => {
+            refuse_if_set!(update.public_address, "update_http_listener");
+            check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
+        }
+        RequestType::AddCluster(cluster) => check_cluster(cluster),
+        RequestType::AddHttpFrontend(frontend) | RequestType::AddHttpsFrontend(frontend) => {
+            check_frontend(frontend)
+        }
+        RequestType::AddBackend(backend) => {
+            refuse_if_set!(backend.unix_path, "add_backend");
+            Ok(())
+        }
+        RequestType::SetHealthCheck(_) | RequestType::RemoveHealthCheck(_) => {
+            refuse("active health checks (not built yet)")
+        }
+        RequestType::CloseSessions(_) => refuse("close_sessions (not built yet)"),
+        RequestType::ActivateListener(activate) => {
+            refuse_if_set!(activate.interface, "activate_listener");
+            Ok(())
+        }
+        RequestType::AddUdpListener(_)
+        | RequestType::UpdateUdpListener(_)
+        | RequestType::AddUdpFrontend(_)
+        | RequestType::RemoveUdpFrontend(_) => refuse("UDP proxying"),
+        RequestType::SetMaxConnectionsPerSubnet(_)
+        | RequestType::QueryMaxConnectionsPerSubnet(_) => refuse("per-subnet connection limits"),
+        RequestType::AddHttpsListenerWithClientAuth(_)
+        | RequestType::UpdateHttpsListenerWithClientAuth(_) => {
+            refuse("mutual TLS (client certificates)")
+        }
+        RequestType::AddHttpFrontendWithHeaderPredicates(_)
+        | RequestType::RemoveHttpFrontendWithHeaderPredicates(_)
+        | RequestType::AddHttpsFrontendWithHeaderPredicates(_)
+        | RequestType::RemoveHttpsFrontendWithHeaderPredicates(_) => {
+            refuse("routing on header predicates")
+        }
+        RequestType::AddHttpFrontendWithSilentClose(_)
+        | RequestType::AddHttpsFrontendWithSilentClose(_) => refuse("silent-close frontends"),
+        RequestType::AddUnixBackend(_) => refuse("unix-socket backends"),
+        RequestType::SetProtectedHealthCheck(_)
+        | RequestType::QueryProtectedHealthCheckSupport(_)
+        | RequestType::ProtectedHealthCheckOrder(_) => refuse("protected health checks"),
+        _ => Ok(()),
+    }
+}
+
+fn check_h2_fields_absent(any_set: bool) -> Result<(), Unsupported> {
+    if any_set {
+        return refuse("HTTP/2 tuning on HTTP listeners");
+    }
+    Ok(())
+}
+
+fn check_http_listener(listener: &HttpListenerConfig) -> Result<(), Unsupported> {
+    refuse_if_set!(listener.interface, "add_http_listener");
+    let h2_tuning = [
+        listener.h2_max_rst_stream_per_window,
+        listener.h2_max_ping_per_window,
+        listener.h2_max_settings_per_window,
+        listener.h2_max_empty_data_per_window,
+        listener.h2_max_continuation_frames,
+        listener.h2_max_glitch_count,
+        listener.h2_initial_connection_window,
+        listener.h2_max_concurrent_streams,
+        listener.h2_stream_shrink_ratio,
+        listener.h2_max_header_list_size,
+        listener.h2_stream_idle_timeout_seconds,
+        listener.h2_max_header_table_size,
+        listener.h2_graceful_shutdown_deadline_seconds,
+        listener.h2_max_window_update_stream0_per_window,
+        listener.h2_max_header_fields,
+        listener.h2_stream_refusal_percent,
+    ];
+    let h2_lifetimes = [
+        listener.h2_max_rst_stream_lifetime,
+        listener.h2_max_rst_stream_abusive_lifetime,
+        listener.h2_max_rst_stream_emitted_lifetime,
+    ];
+    check_h2_fields_absent(h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some))
+}
+
+fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {
+    match LoadBalancingAlgorithms::try_from(cluster.load_balancing) {
+        Ok(LoadBalancingAlgorithms::Hrw) => return refuse("load balancing policy HRW"),
+        Ok(LoadBalancingAlgorithms::Maglev) => return refuse("load balancing policy MAGLEV"),
+        _ => {}
+    }
+    refuse_if_set!(cluster.udp, "cluster");
+    refuse_if_set!(cluster.max_connections_per_subnet, "cluster");
+    refuse_if_set!(cluster.affinity_header, "cluster");
+    refuse_if_set!(cluster.affinity_cookie, "cluster");
+    refuse_if_set!(cluster.shard_percent, "cluster");
+    refuse_if_set!(cluster.shard_min_backends, "cluster");
+    refuse_if_set!(cluster.shard_mode, "cluster");
+    refuse_if_set!(cluster.proxy_protocol, "cluster");
+    refuse_if_set!(cluster.health_check, "cluster");
+    if cluster.http2 == Some(true) {
+        return refuse("cluster field 'http2' (HTTP/2 to backends is not built yet)");
+    }
+    Ok(())
+}
+
+fn check_frontend(frontend: &RequestHttpFrontend) -> Result<(), Unsupported> {
+    if !frontend.header_predicates.is_empty() {
+        return refuse("frontend field 'header_predicates'");
+    }
+    refuse_if_set!(frontend.hsts, "frontend");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sozu_command::proto::command::{Cluster, UdpListenerConfig};
+
+    #[test]
+    fn refusals_name_the_feature_or_field() {
+        let udp: Request = RequestType::AddUdpListener(UdpListenerConfig::default()).into();
+        assert!(check(&udp).unwrap_err().contains("UDP"));
+        let cluster: Request = RequestType::AddCluster(Cluster {
+            affinity_cookie: Some("x".into()),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&cluster).unwrap_err().contains("'affinity_cookie'"));
+        let maglev: Request = RequestType::AddCluster(Cluster {
+            load_balancing: LoadBalancingAlgorithms::Maglev as i32,
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&maglev).unwrap_err().contains("MAGLEV"));
+        let plain: Request = RequestType::AddCluster(Cluster::default()).into();
+        assert!(check(&plain).is_ok());
+    }
+}
