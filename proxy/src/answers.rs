@@ -297,7 +297,12 @@ mod tests {
 
     #[test]
     fn a_broken_template_falls_back_to_the_built_in_answer() {
-        let response = render(404, Some("not http at all"), &AnswerContext::default(), &header());
+        let response = render(
+            404,
+            Some("not http at all"),
+            &AnswerContext::default(),
+            &header(),
+        );
         assert_eq!(response.status().as_u16(), 404);
     }
 }

@@ -14,8 +14,16 @@ pub fn authorized(headers: &HeaderMap, authorized: &[String]) -> bool {
     let Some(credentials) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")))
-        .and_then(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Basic ")
+                .or_else(|| value.strip_prefix("basic "))
+        })
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
     else {
         return false;
     };
@@ -55,13 +63,20 @@ mod tests {
     #[test]
     fn matching_credentials_pass_and_others_fail() {
         // sha256("secret")
-        let entry = "alice:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b".to_owned();
+        let entry =
+            "alice:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b".to_owned();
         let mut headers = HeaderMap::new();
         let good = base64::engine::general_purpose::STANDARD.encode("alice:secret");
-        headers.insert("authorization", HeaderValue::from_str(&format!("Basic {good}")).unwrap());
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Basic {good}")).unwrap(),
+        );
         assert!(authorized(&headers, std::slice::from_ref(&entry)));
         let bad = base64::engine::general_purpose::STANDARD.encode("alice:wrong");
-        headers.insert("authorization", HeaderValue::from_str(&format!("Basic {bad}")).unwrap());
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Basic {bad}")).unwrap(),
+        );
         assert!(!authorized(&headers, &[entry.clone()]));
         assert!(!authorized(&HeaderMap::new(), &[entry]));
     }

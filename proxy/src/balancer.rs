@@ -56,7 +56,8 @@ impl Balancer {
     /// Adds.
     pub fn add_backend(&mut self, backend: &AddBackend) {
         let address = backend.address.to_socket_addr();
-        self.backends.retain(|b| !(b.id == backend.backend_id && b.address == address));
+        self.backends
+            .retain(|b| !(b.id == backend.backend_id && b.address == address));
         self.backends.push(Rc::new(Backend {
             id: backend.backend_id.clone(),
             address,
@@ -67,17 +68,31 @@ impl Balancer {
     /// Removes.
     pub fn remove_backend(&mut self, id: &str, address: SocketAddr) -> bool {
         let before = self.backends.len();
-        self.backends.retain(|b| !(b.id == id && b.address == address));
+        self.backends
+            .retain(|b| !(b.id == id && b.address == address));
         before != self.backends.len()
     }
     /// Chooses.
-    pub fn choose(&self, _now: Instant, sticky: Option<&str>, exclude: &[Rc<Backend>]) -> Option<Rc<Backend>> {
+    pub fn choose(
+        &self,
+        _now: Instant,
+        sticky: Option<&str>,
+        exclude: &[Rc<Backend>],
+    ) -> Option<Rc<Backend>> {
         if let Some(sticky) = sticky {
-            if let Some(b) = self.backends.iter().find(|b| b.sticky_value() == sticky && !exclude.contains(b)) {
+            if let Some(b) = self
+                .backends
+                .iter()
+                .find(|b| b.sticky_value() == sticky && !exclude.contains(b))
+            {
                 return Some(b.clone());
             }
         }
-        let candidates: Vec<_> = self.backends.iter().filter(|b| !exclude.contains(b)).collect();
+        let candidates: Vec<_> = self
+            .backends
+            .iter()
+            .filter(|b| !exclude.contains(b))
+            .collect();
         if candidates.is_empty() {
             return None;
         }
@@ -86,7 +101,12 @@ impl Balancer {
         Some(candidates[i % candidates.len()].clone())
     }
     /// Success.
-    pub fn connect_succeeded(&self, _backend: &Rc<Backend>, _now: Instant, _time: Duration) -> Vec<BalancerEvent> {
+    pub fn connect_succeeded(
+        &self,
+        _backend: &Rc<Backend>,
+        _now: Instant,
+        _time: Duration,
+    ) -> Vec<BalancerEvent> {
         vec![]
     }
     /// Failure.
@@ -114,7 +134,8 @@ impl Backend {
     }
     /// A connection closes.
     pub fn connection_closed(&self) {
-        self.connections.set(self.connections.get().saturating_sub(1));
+        self.connections
+            .set(self.connections.get().saturating_sub(1));
     }
 }
 
@@ -122,14 +143,20 @@ impl BalancerEvent {
     /// The protocol event kind and backend concerned.
     pub fn kind_and_backend(&self) -> (sozu_command::proto::command::EventKind, Option<&Backend>) {
         match self {
-            BalancerEvent::BackendDown(b) => (sozu_command::proto::command::EventKind::BackendDown, Some(b)),
+            BalancerEvent::BackendDown(b) => (
+                sozu_command::proto::command::EventKind::BackendDown,
+                Some(b),
+            ),
         }
     }
 }
 
 impl Balancer {
     /// Applies a cluster's policy.
-    pub fn configure(&mut self, _cluster: &sozu_command::proto::command::Cluster) -> Result<(), String> {
+    pub fn configure(
+        &mut self,
+        _cluster: &sozu_command::proto::command::Cluster,
+    ) -> Result<(), String> {
         Ok(())
     }
     /// Backends that can be chosen.

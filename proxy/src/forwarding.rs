@@ -187,7 +187,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go_including_the_named_ones() {
         let mut headers = HeaderMap::new();
-        headers.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
@@ -220,8 +223,14 @@ mod tests {
     #[test]
     fn the_sticky_cookie_is_taken_out_and_others_stay() {
         let mut headers = HeaderMap::new();
-        headers.insert("cookie", HeaderValue::from_static("a=1; SOZUBALANCEID=b2; c=3"));
-        assert_eq!(take_sticky_cookie(&mut headers, "SOZUBALANCEID").as_deref(), Some("b2"));
+        headers.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; SOZUBALANCEID=b2; c=3"),
+        );
+        assert_eq!(
+            take_sticky_cookie(&mut headers, "SOZUBALANCEID").as_deref(),
+            Some("b2")
+        );
         assert_eq!(headers["cookie"], "a=1; c=3");
         assert_eq!(take_sticky_cookie(&mut headers, "SOZUBALANCEID"), None);
     }
@@ -231,9 +240,21 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("server", HeaderValue::from_static("backend"));
         let edits = [
-            Header { position: HeaderPosition::Response as i32, key: "server".into(), val: String::new() },
-            Header { position: HeaderPosition::Both as i32, key: "x-env".into(), val: "prod".into() },
-            Header { position: HeaderPosition::Request as i32, key: "x-req".into(), val: "1".into() },
+            Header {
+                position: HeaderPosition::Response as i32,
+                key: "server".into(),
+                val: String::new(),
+            },
+            Header {
+                position: HeaderPosition::Both as i32,
+                key: "x-env".into(),
+                val: "prod".into(),
+            },
+            Header {
+                position: HeaderPosition::Request as i32,
+                key: "x-req".into(),
+                val: "1".into(),
+            },
         ];
         apply_edits(&mut headers, &edits, true);
         assert!(!headers.contains_key("server"));

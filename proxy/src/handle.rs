@@ -83,7 +83,11 @@ impl CommandSender {
     }
 
     /// Queues a request built from `id` and `request`.
-    pub fn request(&self, id: impl Into<String>, request: impl Into<Request>) -> Result<(), ProxyError> {
+    pub fn request(
+        &self,
+        id: impl Into<String>,
+        request: impl Into<Request>,
+    ) -> Result<(), ProxyError> {
         self.send(WorkerRequest {
             id: id.into(),
             content: request.into(),

@@ -14,9 +14,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sozu_command::proto::command::{
-    Cluster, HttpListenerConfig, RedirectPolicy, RedirectScheme,
-};
+use sozu_command::proto::command::{Cluster, HttpListenerConfig, RedirectPolicy, RedirectScheme};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -44,7 +42,9 @@ struct ConnectionGuard(Rc<Shared>);
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let shared = &self.0;
-        shared.connections.set(shared.connections.get().saturating_sub(1));
+        shared
+            .connections
+            .set(shared.connections.get().saturating_sub(1));
         shared.connection_closed.notify_one();
     }
 }
@@ -164,7 +164,11 @@ fn cluster_template(cluster: &Cluster, status: u16) -> Option<String> {
 }
 
 /// The cluster's template for a status, then the listener's.
-fn templates(cluster: Option<&Cluster>, config: &HttpListenerConfig, status: u16) -> [Option<String>; 2] {
+fn templates(
+    cluster: Option<&Cluster>,
+    config: &HttpListenerConfig,
+    status: u16,
+) -> [Option<String>; 2] {
     [
         cluster.and_then(|cluster| cluster_template(cluster, status)),
         listener_template(config, status),
@@ -178,7 +182,10 @@ fn request_host(request: &Request<Incoming>) -> Option<String> {
         Some(authority) => authority.as_str().to_owned(),
         None => {
             let host = request.headers().get(header::HOST)?.to_str().ok()?;
-            host.parse::<http::uri::Authority>().ok()?.as_str().to_owned()
+            host.parse::<http::uri::Authority>()
+                .ok()?
+                .as_str()
+                .to_owned()
         }
     };
     if authority.contains('@') {
@@ -194,7 +201,9 @@ fn request_host(request: &Request<Incoming>) -> Option<String> {
 fn strip_port(authority: &str) -> &str {
     match authority.rsplit_once(':') {
         Some((host, port))
-            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') =>
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && !host.ends_with(':') =>
         {
             host
         }
@@ -314,7 +323,10 @@ async fn handle(
     Ok(proxy(context, request).await)
 }
 
-async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -> Response<ProxyBody> {
+async fn proxy(
+    context: Rc<ConnectionContext>,
+    mut request: Request<Incoming>,
+) -> Response<ProxyBody> {
     let shared = context.shared.clone();
     let config = context.listener.config.borrow().clone();
     let request_id = ulid::Ulid::new().to_string();
@@ -340,11 +352,15 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
     };
 
     let Some(host) = host else {
-        return exchange.answer(400, [listener_template(&config, 400), None], AnswerContext {
-            message: "The request has no valid host.",
-            phase: "headers",
-            ..Default::default()
-        });
+        return exchange.answer(
+            400,
+            [listener_template(&config, 400), None],
+            AnswerContext {
+                message: "The request has no valid host.",
+                phase: "headers",
+                ..Default::default()
+            },
+        );
     };
 
     // -- routing
@@ -356,7 +372,11 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
         .cloned();
     let Some(route) = route else {
         shared.metrics.borrow_mut().unrouted += 1;
-        return exchange.answer(404, [listener_template(&config, 404), None], AnswerContext::default());
+        return exchange.answer(
+            404,
+            [listener_template(&config, 404), None],
+            AnswerContext::default(),
+        );
     };
     let frontend = &route.frontend;
     exchange.cluster_id = frontend.cluster_id.clone();
@@ -364,7 +384,9 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
         .cluster_id
         .as_ref()
         .and_then(|id| shared.clusters.borrow().get(id).cloned());
-    let cluster_config = cluster.as_ref().map(|cluster| cluster.config.borrow().clone());
+    let cluster_config = cluster
+        .as_ref()
+        .map(|cluster| cluster.config.borrow().clone());
 
     // -- redirects and refusals decided by the frontend
     let redirect = frontend
@@ -399,9 +421,18 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
                 .redirect_template
                 .as_ref()
                 .and_then(|name| cluster_config.as_ref()?.answers.get(name).cloned()),
-            templates(cluster_config.as_deref(), &config, status)[0].clone().or_else(|| listener_template(&config, status)),
+            templates(cluster_config.as_deref(), &config, status)[0]
+                .clone()
+                .or_else(|| listener_template(&config, status)),
         ];
-        return exchange.answer(status, templates, AnswerContext { redirect_location: &location, ..Default::default() });
+        return exchange.answer(
+            status,
+            templates,
+            AnswerContext {
+                redirect_location: &location,
+                ..Default::default()
+            },
+        );
     }
     if redirect == RedirectPolicy::Unauthorized || frontend.cluster_id.is_none() {
         let realm = cluster_config
@@ -411,18 +442,37 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
         return exchange.answer(
             401,
             templates(cluster_config.as_deref(), &config, 401),
-            AnswerContext { www_authenticate: &realm, ..Default::default() },
+            AnswerContext {
+                www_authenticate: &realm,
+                ..Default::default()
+            },
         );
     }
     let (Some(cluster), Some(cluster_config)) = (cluster, cluster_config) else {
-        return exchange.answer(503, [listener_template(&config, 503), None], AnswerContext {
-            message: "The cluster of this route does not exist.",
-            ..Default::default()
-        });
+        return exchange.answer(
+            503,
+            [listener_template(&config, 503), None],
+            AnswerContext {
+                message: "The cluster of this route does not exist.",
+                ..Default::default()
+            },
+        );
     };
     if cluster_config.https_redirect {
-        let location = redirect_location("https", &host, cluster_config.https_redirect_port, &path_and_query);
-        return exchange.answer(301, templates(Some(&cluster_config), &config, 301), AnswerContext { redirect_location: &location, ..Default::default() });
+        let location = redirect_location(
+            "https",
+            &host,
+            cluster_config.https_redirect_port,
+            &path_and_query,
+        );
+        return exchange.answer(
+            301,
+            templates(Some(&cluster_config), &config, 301),
+            AnswerContext {
+                redirect_location: &location,
+                ..Default::default()
+            },
+        );
     }
     if frontend.required_auth == Some(true)
         && !crate::auth::authorized(request.headers(), &cluster_config.authorized_hashes)
@@ -431,7 +481,14 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
             .www_authenticate
             .clone()
             .unwrap_or_else(|| format!("Basic realm=\"{}\"", cluster_config.cluster_id));
-        return exchange.answer(401, templates(Some(&cluster_config), &config, 401), AnswerContext { www_authenticate: &realm, ..Default::default() });
+        return exchange.answer(
+            401,
+            templates(Some(&cluster_config), &config, 401),
+            AnswerContext {
+                www_authenticate: &realm,
+                ..Default::default()
+            },
+        );
     }
 
     // -- the request as the backend will see it
@@ -481,8 +538,13 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
             headers.insert(header::HOST, value);
         }
     }
-    let target_path = frontend.rewrite_path.clone().unwrap_or_else(|| path_and_query.clone());
-    *request.uri_mut() = target_path.parse::<Uri>().unwrap_or_else(|_| Uri::from_static("/"));
+    let target_path = frontend
+        .rewrite_path
+        .clone()
+        .unwrap_or_else(|| path_and_query.clone());
+    *request.uri_mut() = target_path
+        .parse::<Uri>()
+        .unwrap_or_else(|_| Uri::from_static("/"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, incoming) = request.into_parts();
     let mut pending = Some(Request::from_parts(
@@ -497,10 +559,11 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
     let mut tried: Vec<Rc<Backend>> = Vec::new();
     let mut attempt = 0;
     while attempt < attempts {
-        let chosen = cluster
-            .balancer
-            .borrow_mut()
-            .choose(Instant::now(), sticky.as_deref(), &tried);
+        let chosen =
+            cluster
+                .balancer
+                .borrow_mut()
+                .choose(Instant::now(), sticky.as_deref(), &tried);
         let Some(backend) = chosen else { break };
         exchange.backend = Some(backend.clone());
         let mut sender = match shared.pool.take(backend.address) {
@@ -508,20 +571,31 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
             None => {
                 attempt += 1;
                 let connect_started = Instant::now();
-                match connect(&shared, &cluster_config.cluster_id, &backend, connect_timeout).await {
+                match connect(
+                    &shared,
+                    &cluster_config.cluster_id,
+                    &backend,
+                    connect_timeout,
+                )
+                .await
+                {
                     Ok(sender) => {
                         let elapsed = connect_started.elapsed();
                         exchange.connect_time = Some(elapsed);
-                        let events = cluster
-                            .balancer
-                            .borrow_mut()
-                            .connect_succeeded(&backend, Instant::now(), elapsed);
+                        let events = cluster.balancer.borrow_mut().connect_succeeded(
+                            &backend,
+                            Instant::now(),
+                            elapsed,
+                        );
                         shared.report(&cluster_config.cluster_id, events);
                         sender
                     }
                     Err(error) => {
                         tracing::debug!(backend = %backend.address, %error, "backend connection failed");
-                        let events = cluster.balancer.borrow_mut().connect_failed(&backend, Instant::now());
+                        let events = cluster
+                            .balancer
+                            .borrow_mut()
+                            .connect_failed(&backend, Instant::now());
                         shared.report(&cluster_config.cluster_id, events);
                         tried.push(backend);
                         continue;
@@ -529,7 +603,9 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
                 }
             }
         };
-        let Some(outgoing) = pending.take() else { break };
+        let Some(outgoing) = pending.take() else {
+            break;
+        };
         backend.request_started();
         let sent_at = Instant::now();
         let sent = tokio::time::timeout(back_timeout, sender.try_send_request(outgoing)).await;
@@ -557,12 +633,26 @@ async fn proxy(context: Rc<ConnectionContext>, mut request: Request<Incoming>) -
                     continue;
                 }
                 let message = error.into_error().to_string();
-                return exchange.answer(502, templates(Some(&cluster_config), &config, 502), AnswerContext { message: &message, ..Default::default() });
+                return exchange.answer(
+                    502,
+                    templates(Some(&cluster_config), &config, 502),
+                    AnswerContext {
+                        message: &message,
+                        ..Default::default()
+                    },
+                );
             }
             Err(_) => {
                 backend.request_finished();
                 let duration = format!("{}s", back_timeout.as_secs());
-                return exchange.answer(504, templates(Some(&cluster_config), &config, 504), AnswerContext { duration: &duration, ..Default::default() });
+                return exchange.answer(
+                    504,
+                    templates(Some(&cluster_config), &config, 504),
+                    AnswerContext {
+                        duration: &duration,
+                        ..Default::default()
+                    },
+                );
             }
         }
     }

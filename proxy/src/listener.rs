@@ -17,16 +17,20 @@ const BACKLOG: i32 = 1024;
 /// several workers (and an old and a new worker during an upgrade) can
 /// listen on the same address and the kernel spreads connections over them.
 pub fn bind(address: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
-    socket
-        .bind(&address.into())
-        .map_err(|error| io::Error::new(error.kind(), format!("could not bind {address}: {error}")))?;
+    socket.bind(&address.into()).map_err(|error| {
+        io::Error::new(error.kind(), format!("could not bind {address}: {error}"))
+    })?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
 }

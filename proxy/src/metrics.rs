@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use sozu_command::proto::command::{
-    BackendMetrics, Bucket, ClusterMetrics, FilteredHistogram, FilteredMetrics, MetricsConfiguration,
-    Percentiles, QueryMetricsOptions, WorkerMetrics, filtered_metrics::Inner,
+    BackendMetrics, Bucket, ClusterMetrics, FilteredHistogram, FilteredMetrics,
+    MetricsConfiguration, Percentiles, QueryMetricsOptions, WorkerMetrics, filtered_metrics::Inner,
     response_content::ContentType,
 };
 use sozu_command::state::ConfigState;
@@ -43,7 +43,9 @@ impl Default for Latency {
 impl Latency {
     /// Adds one sample.
     pub fn record(&mut self, duration: Duration) {
-        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(duration.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let _ = self.histogram.record(micros.min(self.histogram.high()));
         self.sum_micros = self.sum_micros.saturating_add(micros);
     }
@@ -273,7 +275,10 @@ impl Metrics {
     ) -> ContentType {
         let mut proxy = BTreeMap::new();
         self.proxy.report(&mut proxy);
-        proxy.insert("client.connections".into(), gauge(shared.connections.get() as u64));
+        proxy.insert(
+            "client.connections".into(),
+            gauge(shared.connections.get() as u64),
+        );
         proxy.insert(
             "client.connections_max".into(),
             gauge(shared.options.max_connections as u64),
@@ -284,7 +289,10 @@ impl Metrics {
             "process.uptime_seconds".into(),
             gauge(self.started.elapsed().as_secs()),
         );
-        proxy.insert("backend.pool.size".into(), gauge(shared.pool.idle_count() as u64));
+        proxy.insert(
+            "backend.pool.size".into(),
+            gauge(shared.pool.idle_count() as u64),
+        );
 
         let mut clusters = BTreeMap::new();
         if !options.no_clusters {
@@ -299,7 +307,8 @@ impl Metrics {
                         traffic.report(&mut cluster);
                     }
                     for (backend_id, traffic) in by_backend {
-                        if !options.backend_ids.is_empty() && !options.backend_ids.contains(backend_id)
+                        if !options.backend_ids.is_empty()
+                            && !options.backend_ids.contains(backend_id)
                         {
                             continue;
                         }
@@ -366,7 +375,10 @@ mod tests {
         let buckets = latency.buckets();
         assert_eq!(buckets.count, 6);
         let pairs: Vec<(u64, u64)> = buckets.buckets.iter().map(|b| (b.le, b.count)).collect();
-        assert_eq!(pairs, [(0, 2), (1, 3), (3, 4), (7, 5), (15, 5), (31, 5), (63, 6)]);
+        assert_eq!(
+            pairs,
+            [(0, 2), (1, 3), (3, 4), (7, 5), (15, 5), (31, 5), (63, 6)]
+        );
         let percentiles = latency.percentiles();
         assert_eq!(percentiles.samples, 6);
         assert_eq!(percentiles.p_100, 40);

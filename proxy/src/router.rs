@@ -29,7 +29,9 @@ impl Router {
     }
     /// Adds a frontend.
     pub fn add_frontend(&mut self, frontend: &RequestHttpFrontend) -> Result<(), RouterError> {
-        self.routes.push(Rc::new(Route { frontend: frontend.clone() }));
+        self.routes.push(Rc::new(Route {
+            frontend: frontend.clone(),
+        }));
         Ok(())
     }
     /// Removes a frontend.
@@ -41,7 +43,10 @@ impl Router {
     pub fn lookup(&self, host: &str, path: &str, _method: &str) -> Option<&Rc<Route>> {
         self.routes
             .iter()
-            .filter(|r| r.frontend.hostname.eq_ignore_ascii_case(host) && path.starts_with(&r.frontend.path.value))
+            .filter(|r| {
+                r.frontend.hostname.eq_ignore_ascii_case(host)
+                    && path.starts_with(&r.frontend.path.value)
+            })
             .max_by_key(|r| r.frontend.path.value.len())
     }
 }

@@ -99,7 +99,10 @@ impl Shared {
     }
 
     /// The attempt budget of a request to `cluster`.
-    pub(crate) fn connection_attempts(&self, cluster: &sozu_command::proto::command::Cluster) -> u32 {
+    pub(crate) fn connection_attempts(
+        &self,
+        cluster: &sozu_command::proto::command::Cluster,
+    ) -> u32 {
         cluster
             .max_connection_attempts
             .unwrap_or_else(|| self.max_connection_attempts.get())
@@ -234,16 +237,20 @@ impl Server {
         }
         match request_type {
             RequestType::Status(_) => Ok(None),
-            RequestType::QueryClustersHashes(_) => Ok(Some(ContentType::ClusterHashes(
-                ClusterHashes {
+            RequestType::QueryClustersHashes(_) => {
+                Ok(Some(ContentType::ClusterHashes(ClusterHashes {
                     map: self.state.cluster_hashes(),
-                },
-            ))),
-            RequestType::QueryClusterById(cluster_id) => Ok(Some(ContentType::Clusters(
-                ClusterInformations {
-                    vec: self.state.cluster_information(cluster_id).into_iter().collect(),
-                },
-            ))),
+                })))
+            }
+            RequestType::QueryClusterById(cluster_id) => {
+                Ok(Some(ContentType::Clusters(ClusterInformations {
+                    vec: self
+                        .state
+                        .cluster_information(cluster_id)
+                        .into_iter()
+                        .collect(),
+                })))
+            }
             RequestType::QueryClustersByDomain(query) => {
                 let vec = self
                     .state
@@ -253,9 +260,11 @@ impl Server {
                     .collect();
                 Ok(Some(ContentType::Clusters(ClusterInformations { vec })))
             }
-            RequestType::QueryMetrics(options) => Ok(Some(
-                self.shared.metrics.borrow().query(options, &self.shared, &self.state),
-            )),
+            RequestType::QueryMetrics(options) => Ok(Some(self.shared.metrics.borrow().query(
+                options,
+                &self.shared,
+                &self.state,
+            ))),
             RequestType::ConfigureMetrics(configuration) => {
                 self.shared.metrics.borrow_mut().configure(*configuration);
                 Ok(None)
@@ -280,7 +289,10 @@ impl Server {
                 Ok(None)
             }
             RequestType::SetMetricDetail(_) => Ok(None),
-            _ => Err(format!("{} is not handled by a proxy server", request.kind_name())),
+            _ => Err(format!(
+                "{} is not handled by a proxy server",
+                request.kind_name()
+            )),
         }
     }
 
@@ -288,7 +300,9 @@ impl Server {
     fn apply_change(&mut self, request: &Request) -> Result<(), String> {
         // Validate against the state on a scratch basis first: the runtime
         // only changes for requests the state accepts.
-        self.state.dispatch(request).map_err(|error| error.to_string())?;
+        self.state
+            .dispatch(request)
+            .map_err(|error| error.to_string())?;
         if let Err(error) = self.apply_to_runtime(request) {
             self.undo(request);
             return Err(error);
@@ -528,7 +542,10 @@ impl Server {
         let deadline = Instant::now() + self.shared.options.soft_stop_deadline;
         while self.shared.connections.get() > 0 {
             let closed = self.shared.connection_closed.notified();
-            if tokio::time::timeout_at(deadline.into(), closed).await.is_err() {
+            if tokio::time::timeout_at(deadline.into(), closed)
+                .await
+                .is_err()
+            {
                 break;
             }
         }

@@ -122,7 +122,9 @@ fn check_http_listener(listener: &HttpListenerConfig) -> Result<(), Unsupported>
         listener.h2_max_rst_stream_abusive_lifetime,
         listener.h2_max_rst_stream_emitted_lifetime,
     ];
-    check_h2_fields_absent(h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some))
+    check_h2_fields_absent(
+        h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some),
+    )
 }
 
 fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {

@@ -938,7 +938,7 @@ impl ConfigState {
     fn checked_certificate(
         certificate: &CertificateAndKey,
     ) -> Result<(String, CertificateAndKey), StateError> {
-        let info = certificate::CertificateInfo::from_certificate_and_key(certificate)
+        let info = certificate::parse_certificate_and_key(certificate)
             .map_err(|error| StateError::Certificate(error.to_string()))?;
         for version in &certificate.versions {
             check_enum::<crate::proto::command::TlsVersion>("versions", *version)?;
@@ -947,7 +947,7 @@ impl ConfigState {
         if stored.names.is_empty() {
             stored.names = info.names.clone();
         }
-        Ok((info.fingerprint, stored))
+        Ok((info.fingerprint.to_string(), stored))
     }
 
     /// Adds a certificate to an HTTPS listener. Adding one that is already
