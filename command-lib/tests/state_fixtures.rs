@@ -154,3 +154,21 @@ fn a_2_1_state_file_loads_into_the_same_state() {
         );
     }
 }
+
+#[test]
+fn the_state_file_equals_the_state_built_from_the_config() {
+    let folder = tempfile::tempdir().unwrap();
+    for name in ["config.toml", "cert.pem", "key.pem"] {
+        std::fs::copy(fixture("sozu-2.3", name), folder.path().join(name)).unwrap();
+    }
+    let config = sozu_command::config::Config::load(folder.path().join("config.toml")).unwrap();
+    let mut built = ConfigState::new();
+    for request in config.requests() {
+        if ConfigState::changes_state(&request) {
+            built
+                .dispatch(&request)
+                .unwrap_or_else(|e| panic!("{} refused: {e}", request.kind_name()));
+        }
+    }
+    assert_eq!(built, load_fixture_state("sozu-2.3"));
+}

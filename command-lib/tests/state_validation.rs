@@ -277,3 +277,37 @@ fn removing_a_cluster_takes_its_frontends_and_backends() {
     assert!(state.backends.is_empty());
     assert_eq!(state.http_listeners.len(), 1);
 }
+
+#[test]
+fn a_certificate_whose_key_does_not_match_is_refused() {
+    let mut state = base();
+    state
+        .dispatch(
+            &RequestType::AddHttpsListener(HttpsListenerConfig {
+                address: address(8443),
+                ..Default::default()
+            })
+            .into(),
+        )
+        .unwrap();
+    let before = state.clone();
+    let mismatched = CertificateAndKey {
+        certificate: include_str!("data/secure-cert.pem").into(),
+        key: include_str!("data/other-key.pem").into(),
+        ..Default::default()
+    };
+    let error = state
+        .dispatch(
+            &RequestType::AddCertificate(AddCertificate {
+                address: address(8443),
+                certificate: mismatched,
+                expired_at: None,
+            })
+            .into(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("certificate refused"), "{error}");
+    assert!(error.to_lowercase().contains("match"), "{error}");
+    assert_eq!(state, before);
+}
