@@ -1,9 +1,40 @@
-//! The daemon: `sozu start` (main process) and the worker processes it runs.
+//! The daemon: `sozu start` (the main process) and the worker processes it
+//! runs.
 //!
-//! Work in progress: the entry points below are what the `sozu` binary calls.
+//! - [`main_process`]: the command socket, the configuration state, worker
+//!   supervision; [`commands`] says what each request does;
+//! - [`workers`]: starting workers and talking to them;
+//! - [`worker_process`]: the worker side, a `sozu_proxy::Server` driven
+//!   over the channel;
+//! - [`state_files`], [`reload`], [`stop`], [`upgrade`]: the longer
+//!   operations;
+//! - [`events`], [`audit`], [`metrics`]: what the daemon reports.
+
+pub mod audit;
+pub mod commands;
+pub mod events;
+mod logging;
+pub mod main_process;
+pub mod metrics;
+pub mod reload;
+pub mod scm;
+pub mod state_files;
+pub mod stop;
+pub mod upgrade;
+pub mod worker_process;
+pub mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
+
+use sozu_command::config::Config;
+use sozu_command::proto::command::{ListenerType, Request};
+use sozu_command::state::{ConfigState, file};
+use tokio::sync::mpsc;
+
+use crate::main_process::{Main, bind_command_socket};
+use crate::workers::WorkerLauncher;
 
 /// What `sozu start` was given.
 #[derive(Debug, Clone, Default)]
@@ -12,14 +43,234 @@ pub struct StartOptions {
     pub config: Option<PathBuf>,
 }
 
+/// Exit code for a configuration that cannot be used.
+const EXIT_BAD_CONFIG: u8 = 2;
+/// Exit code for anything else that prevents starting.
+const EXIT_START_FAILED: u8 = 1;
+
 /// Runs the main process until it is stopped.
 pub fn start(options: StartOptions) -> ExitCode {
-    let _ = options;
-    eprintln!("sozu start: the daemon is not built yet");
-    ExitCode::from(1)
+    let config = match &options.config {
+        Some(path) => match Config::load(path) {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("sozu start: {error}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        },
+        None => Config::default_for_start(),
+    };
+    logging::init(&config.log_level, "main");
+    let (state, settings) = match initial_state(&config) {
+        Ok(initial) => initial,
+        Err(error) => {
+            eprintln!("sozu start: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if let Err(error) = probe_listeners(&state) {
+        eprintln!("sozu start: {error}");
+        return ExitCode::from(EXIT_START_FAILED);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sozu start: could not start the event loop: {error}");
+            return ExitCode::from(EXIT_START_FAILED);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&runtime, run(config, state, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sozu start: {error}");
+            ExitCode::from(EXIT_START_FAILED)
+        }
+    }
 }
 
 /// Runs a worker process (started by the main process, never by hand).
 pub fn worker() -> ExitCode {
-    ExitCode::from(1)
+    worker_process::run()
+}
+
+/// The state the configuration (and the saved state, if any) describes,
+/// and the process settings it asks for.
+fn initial_state(config: &Config) -> Result<(ConfigState, Vec<Request>), String> {
+    let mut state = ConfigState::new();
+    let mut settings = Vec::new();
+    let source = config.config_path.as_ref().map_or_else(
+        || "the built-in default".to_owned(),
+        |path| path.display().to_string(),
+    );
+    for request in config.requests() {
+        sozu_proxy::support::check(&request)
+            .map_err(|reason| format!("{source}: {}: {reason}", request.kind_name()))?;
+        if ConfigState::changes_state(&request) {
+            state
+                .dispatch(&request)
+                .map_err(|error| format!("{source}: {}: {error}", request.kind_name()))?;
+        } else {
+            settings.push(request);
+        }
+    }
+    if let Some(saved) = &config.saved_state
+        && saved.exists()
+    {
+        let records = file::read_records(saved).map_err(|error| error.to_string())?;
+        let mut refused = 0;
+        for record in records {
+            let applied = record
+                .map_err(|error| error.to_string())
+                .and_then(|record| {
+                    sozu_proxy::support::check(&record.request)?;
+                    state
+                        .dispatch(&record.request)
+                        .map_err(|error| file::refused(&record, &error).to_string())
+                });
+            if let Err(error) = applied {
+                refused += 1;
+                tracing::warn!(file = %saved.display(), %error, "saved state record not applied");
+            }
+        }
+        tracing::info!(file = %saved.display(), refused, "saved state loaded");
+    }
+    Ok((state, settings))
+}
+
+/// Checks that nobody else listens on the addresses of active listeners.
+/// Workers bind with SO_REUSEPORT; this probe does not, so it fails when any
+/// socket, even a reusable one, is already listening there.
+fn probe_listeners(state: &ConfigState) -> Result<(), String> {
+    let active = state
+        .http_listeners
+        .values()
+        .filter(|l| l.active)
+        .map(|l| l.address.to_socket_addr())
+        .chain(
+            state
+                .https_listeners
+                .values()
+                .filter(|l| l.active)
+                .map(|l| l.address.to_socket_addr()),
+        )
+        .chain(
+            state
+                .tcp_listeners
+                .values()
+                .filter(|l| l.active)
+                .map(|l| l.address.to_socket_addr()),
+        );
+    for address in active {
+        std::net::TcpListener::bind(address)
+            .map_err(|error| format!("could not listen on {address}: {error}"))?;
+    }
+    Ok(())
+}
+
+async fn run(config: Config, state: ConfigState, settings: Vec<Request>) -> Result<(), String> {
+    let socket_path = config.command_socket.clone();
+    let listener = bind_command_socket(&socket_path, config.command_socket_mode)?;
+    let result = serve(config, state, settings, listener).await;
+    let _ = std::fs::remove_file(&socket_path);
+    result
+}
+
+async fn serve(
+    config: Config,
+    state: ConfigState,
+    settings: Vec<Request>,
+    listener: tokio::net::UnixListener,
+) -> Result<(), String> {
+    let (news_tx, mut news) = mpsc::unbounded_channel();
+    let launcher = WorkerLauncher {
+        config: config.server_config(),
+        max_frame_size: usize::try_from(config.max_command_buffer_size).unwrap_or(usize::MAX),
+        news: news_tx,
+    };
+    let worker_count = u32::from(config.worker_count);
+    let socket_path = config.command_socket.clone();
+    let main = Main::new(config, state, launcher);
+    for request in settings {
+        main.settings
+            .borrow_mut()
+            .insert(request.kind_name(), request);
+    }
+    for id in 0..worker_count {
+        match main.start_worker(id, 0, None).await {
+            Ok(worker) => {
+                main.workers.borrow_mut().insert(id, worker);
+            }
+            Err(error) => {
+                for worker in main.workers.borrow().values() {
+                    worker.kill();
+                }
+                return Err(error);
+            }
+        }
+    }
+    announce(&main, &socket_path);
+
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::task::spawn_local(main.clone().serve_client(stream));
+                }
+                Err(error) => tracing::warn!(%error, "could not accept a command connection"),
+            },
+            Some(news) = news.recv() => main.on_news(news).await,
+            () = main.exit.notified() => break,
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: stopping gracefully");
+                let (answers, _ignored) = mpsc::unbounded_channel();
+                stop::soft_stop(&main, &answers).await;
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: stopping now");
+                let (answers, _ignored) = mpsc::unbounded_channel();
+                stop::hard_stop(&main, &answers).await;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, String> {
+    tokio::signal::unix::signal(kind).map_err(|error| format!("could not handle signals: {error}"))
+}
+
+/// Says where the daemon listens, on standard output.
+fn announce(main: &Rc<Main>, socket_path: &std::path::Path) {
+    let state = main.state.borrow();
+    let mut listeners: Vec<String> = Vec::new();
+    for (kind, addresses) in [
+        (
+            ListenerType::Http,
+            state.http_listeners.keys().collect::<Vec<_>>(),
+        ),
+        (ListenerType::Https, state.https_listeners.keys().collect()),
+        (ListenerType::Tcp, state.tcp_listeners.keys().collect()),
+    ] {
+        for address in addresses {
+            listeners.push(format!("{} {address}", kind.as_str_name().to_lowercase()));
+        }
+    }
+    println!(
+        "sozu: command socket {}, {} workers, listeners: {}",
+        socket_path.display(),
+        main.workers.borrow().len(),
+        if listeners.is_empty() {
+            "none".to_owned()
+        } else {
+            listeners.join(", ")
+        }
+    );
 }

@@ -1,0 +1,124 @@
+//! Merging the metrics of every worker into one answer.
+//!
+//! Counters and gauges add up. Latency percentiles cannot be merged
+//! exactly from percentiles: the merged value of each percentile is the
+//! highest among workers (an upper bound), samples and sums add up, and
+//! histogram buckets add up bucket by bucket.
+
+use std::collections::BTreeMap;
+
+use sozu_command::proto::command::{
+    AggregatedMetrics, BackendMetrics, ClusterMetrics, FilteredMetrics, WorkerMetrics,
+    filtered_metrics::Inner,
+};
+use sozu_command::state::ConfigState;
+
+fn merge_value(into: &mut FilteredMetrics, value: &FilteredMetrics) {
+    match (&mut into.inner, &value.inner) {
+        (Some(Inner::Count(a)), Some(Inner::Count(b))) => *a = a.saturating_add(*b),
+        (Some(Inner::Gauge(a)), Some(Inner::Gauge(b))) => *a = a.saturating_add(*b),
+        (Some(Inner::Time(a)), Some(Inner::Time(b))) => *a = (*a).max(*b),
+        (Some(Inner::Percentiles(a)), Some(Inner::Percentiles(b))) => {
+            a.samples += b.samples;
+            a.sum += b.sum;
+            a.p_50 = a.p_50.max(b.p_50);
+            a.p_90 = a.p_90.max(b.p_90);
+            a.p_99 = a.p_99.max(b.p_99);
+            a.p_99_9 = a.p_99_9.max(b.p_99_9);
+            a.p_99_99 = a.p_99_99.max(b.p_99_99);
+            a.p_99_999 = a.p_99_999.max(b.p_99_999);
+            a.p_100 = a.p_100.max(b.p_100);
+        }
+        (Some(Inner::Histogram(a)), Some(Inner::Histogram(b))) => {
+            a.sum += b.sum;
+            a.count += b.count;
+            let mut buckets: BTreeMap<u64, u64> =
+                a.buckets.iter().map(|b| (b.le, b.count)).collect();
+            // Cumulative buckets: a worker without a bucket at `le` has all
+            // its samples below its own last bucket.
+            let b_total = b.count;
+            for bucket in &b.buckets {
+                *buckets.entry(bucket.le).or_insert(a.count - b_total) += bucket.count;
+            }
+            a.buckets = buckets
+                .into_iter()
+                .map(|(le, count)| sozu_command::proto::command::Bucket { count, le })
+                .collect();
+        }
+        (slot, other) => *slot = other.clone(),
+    }
+}
+
+fn merge_map(
+    into: &mut BTreeMap<String, FilteredMetrics>,
+    from: &BTreeMap<String, FilteredMetrics>,
+) {
+    for (name, value) in from {
+        match into.get_mut(name) {
+            // The shape of a cluster is the same in every worker.
+            Some(existing) if name.starts_with("cluster.") => {
+                if let (Some(Inner::Gauge(a)), Some(Inner::Gauge(b))) =
+                    (&mut existing.inner, &value.inner)
+                {
+                    *a = (*a).max(*b);
+                }
+            }
+            Some(existing) => merge_value(existing, value),
+            None => {
+                into.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn merge_cluster(into: &mut ClusterMetrics, from: &ClusterMetrics) {
+    merge_map(&mut into.cluster, &from.cluster);
+    for backend in &from.backends {
+        match into
+            .backends
+            .iter_mut()
+            .find(|b| b.backend_id == backend.backend_id)
+        {
+            Some(existing) => merge_map(&mut existing.metrics, &backend.metrics),
+            None => into.backends.push(BackendMetrics {
+                backend_id: backend.backend_id.clone(),
+                metrics: backend.metrics.clone(),
+            }),
+        }
+    }
+}
+
+/// Adds one worker's metrics; with `per_worker`, also keeps them apart.
+pub fn merge(
+    aggregated: &mut AggregatedMetrics,
+    worker_id: u32,
+    worker: WorkerMetrics,
+    per_worker: bool,
+) {
+    merge_map(&mut aggregated.proxying, &worker.proxy);
+    for (cluster_id, cluster) in &worker.clusters {
+        let entry = aggregated.clusters.entry(cluster_id.clone()).or_default();
+        merge_cluster(entry, cluster);
+    }
+    if per_worker {
+        aggregated.workers.insert(worker_id.to_string(), worker);
+    }
+}
+
+/// Adds the main process's own gauges.
+pub fn add_main(aggregated: &mut AggregatedMetrics, state: &ConfigState) {
+    let gauge = |value: usize| FilteredMetrics {
+        inner: Some(Inner::Gauge(value as u64)),
+    };
+    aggregated
+        .main
+        .insert("configuration.clusters".into(), gauge(state.clusters.len()));
+    aggregated.main.insert(
+        "configuration.frontends".into(),
+        gauge(state.frontend_count()),
+    );
+    aggregated.main.insert(
+        "configuration.backends".into(),
+        gauge(state.backend_count()),
+    );
+}

@@ -1,0 +1,169 @@
+//! `save_state`, `load_state` and the automatic save after every change.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use sozu_command::proto::command::{EventKind, Response, ResponseStatus, WorkerRequest};
+use sozu_command::state::{ConfigState, file};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::audit::{self, Peer};
+use crate::events;
+use crate::main_process::{Main, resolve};
+
+/// How often `load_state` reports progress, in records.
+const PROGRESS_EVERY: usize = 1000;
+/// Most refused records listed in the final answer.
+const LISTED_ERRORS: usize = 20;
+
+/// Writes the state to `path` (relative to the daemon's working directory).
+pub fn save(main: &Rc<Main>, path: &str, answers: &UnboundedSender<Response>) {
+    let path = resolve(path);
+    let result = file::save(&main.state.borrow(), &path);
+    let _ = answers.send(match result {
+        Ok(records) => {
+            main.event(events::event(EventKind::StateSaved));
+            Response::ok(
+                format!("Saved {records} requests to {}", path.display()),
+                None,
+            )
+        }
+        Err(error) => Response::failure(error.to_string()),
+    });
+}
+
+/// Saves to the configured `saved_state` after a change, when
+/// `automatic_state_save` is on. Errors are logged: the change itself is
+/// applied either way.
+pub fn save_automatically(main: &Rc<Main>) {
+    let config = main.config.borrow();
+    if !config.automatic_state_save {
+        return;
+    }
+    let Some(path) = config.saved_state.clone() else {
+        return;
+    };
+    drop(config);
+    if let Err(error) = file::save(&main.state.borrow(), &path) {
+        tracing::error!(%error, "automatic state save failed");
+    }
+}
+
+/// Applies every record of the state file at `path`, reporting progress,
+/// and answers with what was applied and every record that was refused.
+pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
+    let path = resolve(path);
+    let records = match file::read_records(&path) {
+        Ok(records) => records,
+        Err(error) => {
+            let _ = answers.send(Response::failure(error.to_string()));
+            return;
+        }
+    };
+    let total = records.len();
+    let _ = answers.send(Response::processing(format!(
+        "Loading {total} records from {}",
+        path.display()
+    )));
+    let mut errors: Vec<String> = Vec::new();
+    let mut waiting = Vec::new();
+    let mut applied = 0usize;
+    for (index, record) in records.into_iter().enumerate() {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                errors.push(error.to_string());
+                continue;
+            }
+        };
+        let accepted = sozu_proxy::support::check(&record.request).and_then(|()| {
+            if ConfigState::changes_state(&record.request) {
+                main.state
+                    .borrow_mut()
+                    .dispatch(&record.request)
+                    .map_err(|error| file::refused(&record, &error).reason)
+            } else {
+                Err(format!(
+                    "{} cannot appear in a state file",
+                    record.request.kind_name()
+                ))
+            }
+        });
+        match accepted {
+            Ok(()) => {
+                applied += 1;
+                let workers: Vec<_> = main.workers.borrow().values().cloned().collect();
+                for worker in workers {
+                    let answer = worker.send(WorkerRequest {
+                        id: main.request_id("LOAD"),
+                        content: record.request.clone(),
+                    });
+                    waiting.push((record.number, worker.id, answer));
+                }
+            }
+            Err(reason) => errors.push(format!(
+                "record {} (byte {}): {reason}",
+                record.number, record.offset
+            )),
+        }
+        if (index + 1) % PROGRESS_EVERY == 0 {
+            let _ = answers.send(Response::processing(format!(
+                "Applied {} of {total} records",
+                index + 1
+            )));
+        }
+    }
+    // Workers apply in order; allow for the volume of work.
+    let deadline = tokio::time::Instant::now()
+        + main.worker_timeout
+        + Duration::from_millis(waiting.len() as u64);
+    for (number, worker, answer) in waiting {
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(response)) if response.status == ResponseStatus::Ok as i32 => {}
+            Ok(Ok(response)) => errors.push(format!(
+                "record {number}: worker {worker}: {}",
+                response.message
+            )),
+            Ok(Err(_)) => errors.push(format!("record {number}: worker {worker} is not running")),
+            Err(_) => errors.push(format!(
+                "record {number}: worker {worker} did not answer in time"
+            )),
+        }
+    }
+    let summary = format!(
+        "{applied} of {total} records from {} applied",
+        path.display()
+    );
+    audit::record(
+        peer,
+        "LOAD_STATE",
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(summary.as_str())
+        },
+    );
+    if applied > 0 {
+        save_automatically(main);
+    }
+    main.event(events::event(EventKind::StateLoaded));
+    let _ = answers.send(if errors.is_empty() {
+        Response::ok(format!("Loaded state: {summary}"), None)
+    } else {
+        let listed: Vec<&str> = errors
+            .iter()
+            .take(LISTED_ERRORS)
+            .map(String::as_str)
+            .collect();
+        let more = errors.len().saturating_sub(LISTED_ERRORS);
+        let mut message = format!(
+            "{summary}; {} problems: {}",
+            errors.len(),
+            listed.join("; ")
+        );
+        if more > 0 {
+            message.push_str(&format!("; and {more} more"));
+        }
+        Response::failure(message)
+    });
+}

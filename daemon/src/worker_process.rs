@@ -1,0 +1,199 @@
+//! The worker process: a proxy server driven over the channel to the main
+//! process.
+//!
+//! The main process starts the worker by running this same binary with the
+//! hidden `worker` subcommand. The worker finds its settings in the
+//! environment and its two channels on fixed descriptors:
+//!
+//! - [`CHANNEL_FD`]: framed `WorkerRequest`s in, `WorkerResponse`s out;
+//! - [`SCM_FD`]: listening sockets passed during upgrades.
+//!
+//! Everything else is the `sozu_proxy` library, exactly as any embedder
+//! uses it: requests go to its handle, its answers and events come back.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::process::ExitCode;
+
+use futures::{SinkExt, StreamExt};
+use sozu_command::channel::WorkerToMainCodec;
+use sozu_command::proto::command::{
+    ResponseStatus, ServerConfig, WorkerResponse, request::RequestType,
+};
+use sozu_proxy::{ListenSocket, ProxyOptions, Server};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+use crate::scm;
+
+/// The descriptor of the command channel in a worker.
+pub const CHANNEL_FD: i32 = 3;
+/// The descriptor of the socket-passing channel in a worker.
+pub const SCM_FD: i32 = 4;
+/// Environment variable holding the worker id.
+pub const ENV_ID: &str = "SOZU_WORKER_ID";
+/// Environment variable holding the `ServerConfig` as JSON.
+pub const ENV_CONFIG: &str = "SOZU_WORKER_CONFIG";
+/// Environment variable set when the worker must first receive listening
+/// sockets on [`SCM_FD`] (an upgrade).
+pub const ENV_ADOPT: &str = "SOZU_WORKER_ADOPT";
+
+/// Runs the worker until the main process stops it or goes away.
+pub fn run() -> ExitCode {
+    let Ok(id) = std::env::var(ENV_ID) else {
+        eprintln!("sozu worker: this subcommand is started by `sozu start`, not by hand");
+        return ExitCode::from(2);
+    };
+    let config: ServerConfig = match std::env::var(ENV_CONFIG)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+    {
+        Some(config) => config,
+        None => {
+            eprintln!("sozu worker {id}: missing or invalid {ENV_CONFIG}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(&config.log_level, &format!("worker-{id}"));
+
+    // SAFETY: the main process placed these two descriptors at these
+    // numbers before exec and nothing else in this process owns them.
+    let (channel, scm_channel) = unsafe {
+        (
+            StdUnixStream::from(OwnedFd::from_raw_fd(CHANNEL_FD)),
+            StdUnixStream::from(OwnedFd::from_raw_fd(SCM_FD)),
+        )
+    };
+    let adopted = if std::env::var_os(ENV_ADOPT).is_some() {
+        match scm::receive_sockets(&scm_channel) {
+            Ok(sockets) => sockets,
+            Err(error) => {
+                tracing::error!(%error, "could not receive the listening sockets");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        Vec::new()
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "could not start the event loop");
+            return ExitCode::from(1);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, serve(id, config, channel, scm_channel, adopted));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "worker stopped on error");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(
+    id: String,
+    config: ServerConfig,
+    channel: StdUnixStream,
+    scm_channel: StdUnixStream,
+    adopted: Vec<(std::net::SocketAddr, OwnedFd)>,
+) -> std::io::Result<()> {
+    channel.set_nonblocking(true)?;
+    let channel = tokio::net::UnixStream::from_std(channel)?;
+    let codec = WorkerToMainCodec::with_max_frame_size(
+        usize::try_from(config.max_command_buffer_size).unwrap_or(usize::MAX),
+    );
+    let (mut sink, mut stream) = Framed::new(channel, codec).split();
+
+    let options = ProxyOptions::from_server_config(id.clone(), &config);
+    let (server, handle) = Server::new(options);
+    let (sender, mut receiver) = (handle.sender, handle.receiver);
+    if !adopted.is_empty() {
+        let sockets = adopted
+            .into_iter()
+            .map(|(address, fd)| ListenSocket { address, fd })
+            .collect();
+        let _ = sender.adopt_sockets(sockets);
+    }
+    let server = tokio::task::spawn_local(server.run());
+
+    // Answers produced here (socket hand-over) join the server's answers.
+    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<WorkerResponse>();
+    let writer = tokio::task::spawn_local(async move {
+        loop {
+            let response = tokio::select! {
+                response = receiver.recv() => response,
+                Some(response) = local_rx.recv() => Some(response),
+            };
+            let Some(response) = response else { break };
+            if sink.send(response).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let reader_sender = sender.clone();
+    let reader = tokio::task::spawn_local(async move {
+        while let Some(frame) = stream.next().await {
+            let request = match frame {
+                Ok(Ok(request)) => request,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "undecodable request from the main process");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the channel to the main process broke");
+                    break;
+                }
+            };
+            if let Some(RequestType::ReturnListenSockets(_)) = request.content.request_type {
+                let outcome = match reader_sender.share_sockets().await {
+                    Ok(sockets) => {
+                        let sockets: Vec<_> =
+                            sockets.into_iter().map(|s| (s.address, s.fd)).collect();
+                        scm::send_sockets(&scm_channel, &sockets)
+                            .map(|()| sockets.len())
+                            .map_err(|error| error.to_string())
+                    }
+                    Err(error) => Err(error.to_string()),
+                };
+                let (status, message) = match outcome {
+                    Ok(count) => (
+                        ResponseStatus::Ok,
+                        format!("{count} listening sockets sent"),
+                    ),
+                    Err(error) => (ResponseStatus::Failure, error),
+                };
+                let _ = local_tx.send(WorkerResponse {
+                    id: request.id,
+                    status: status as i32,
+                    message,
+                    content: None,
+                });
+                continue;
+            }
+            if reader_sender.send(request).is_err() {
+                break;
+            }
+        }
+        // The main process is gone: nobody can command us any more.
+        let _ = reader_sender.hard_stop("main-process-gone");
+    });
+
+    let outcome = server.await;
+    reader.abort();
+    drop(sender);
+    // Let the last answers (the stop acknowledgement) reach the main process.
+    let _ = writer.await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(std::io::Error::other(error.to_string())),
+        Err(error) => Err(std::io::Error::other(error.to_string())),
+    }
+}

@@ -1,0 +1,237 @@
+//! Worker processes seen from the main process: starting them, talking to
+//! them, and noticing when they die.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::os::unix::process::CommandExt as _;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use sozu_command::channel::MainToWorkerCodec;
+use sozu_command::proto::command::{RunState, ServerConfig, WorkerRequest, WorkerResponse};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::Framed;
+
+use crate::scm;
+use crate::worker_process::{CHANNEL_FD, ENV_ADOPT, ENV_CONFIG, ENV_ID, SCM_FD};
+
+/// Why a worker did not answer a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The worker died or its channel broke before answering.
+    Gone,
+    /// No answer within the deadline.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::Gone => write!(f, "the worker is not running"),
+            NoAnswer::Timeout(waited) => write!(f, "no answer within {}s", waited.as_secs_f64()),
+        }
+    }
+}
+
+/// What a worker's channel reports to the main process besides answers.
+#[derive(Debug)]
+pub enum WorkerNews {
+    /// An event the worker observed.
+    Event(u32, WorkerResponse),
+    /// The worker process exited (its id and generation).
+    Exited(u32, u64, String),
+}
+
+/// One worker process and its channel.
+pub struct Worker {
+    /// The worker id, stable across restarts.
+    pub id: u32,
+    /// Increments each time the process is replaced.
+    pub generation: u64,
+    /// Process id.
+    pub pid: i32,
+    state: Cell<RunState>,
+    requests: mpsc::UnboundedSender<WorkerRequest>,
+    pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>>,
+    scm: StdUnixStream,
+}
+
+impl Worker {
+    /// Its run state as the `status` command reports it.
+    pub fn run_state(&self) -> RunState {
+        self.state.get()
+    }
+
+    /// Marks the worker as stopping (a soft stop was sent) or stopped.
+    pub fn set_run_state(&self, state: RunState) {
+        self.state.set(state);
+    }
+
+    /// Sends a request; the returned receiver gets the answer with the same
+    /// id. The receiver errors if the worker goes away first.
+    pub fn send(&self, request: WorkerRequest) -> oneshot::Receiver<WorkerResponse> {
+        let (reply, answer) = oneshot::channel();
+        self.pending.borrow_mut().insert(request.id.clone(), reply);
+        if self.requests.send(request).is_err() {
+            // The writer is gone: the receiver sees a closed channel.
+            self.pending.borrow_mut().clear();
+        }
+        answer
+    }
+
+    /// Sends a request and waits at most `timeout` for its answer.
+    pub async fn ask(
+        &self,
+        request: WorkerRequest,
+        timeout: Option<Duration>,
+    ) -> Result<WorkerResponse, NoAnswer> {
+        let answer = self.send(request);
+        match timeout {
+            Some(timeout) => match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(_)) => Err(NoAnswer::Gone),
+                Err(_) => Err(NoAnswer::Timeout(timeout)),
+            },
+            None => answer.await.map_err(|_| NoAnswer::Gone),
+        }
+    }
+
+    /// Receives listening sockets the worker sent on its socket channel.
+    pub fn receive_sockets(&self) -> io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        scm::receive_sockets(&self.scm)
+    }
+
+    /// Asks the process to terminate now.
+    pub fn kill(&self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// How to start workers.
+#[derive(Clone)]
+pub struct WorkerLauncher {
+    /// The worker settings, passed as JSON in the environment.
+    pub config: ServerConfig,
+    /// Largest frame on the channel.
+    pub max_frame_size: usize,
+    /// Where news (events, exits) go.
+    pub news: mpsc::UnboundedSender<WorkerNews>,
+}
+
+impl WorkerLauncher {
+    /// Starts worker `id` (generation `generation`); with `sockets`, the
+    /// worker receives them before anything else (an upgrade).
+    pub fn launch(
+        &self,
+        id: u32,
+        generation: u64,
+        sockets: Option<Vec<(SocketAddr, OwnedFd)>>,
+    ) -> io::Result<Rc<Worker>> {
+        let (main_channel, worker_channel) = StdUnixStream::pair()?;
+        let (main_scm, worker_scm) = StdUnixStream::pair()?;
+        let executable = std::env::current_exe()?;
+        let config_json = serde_json::to_string(&self.config).map_err(io::Error::other)?;
+        let mut command = tokio::process::Command::new(executable);
+        command
+            .arg("worker")
+            .env(ENV_ID, id.to_string())
+            .env(ENV_CONFIG, config_json)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(false);
+        if sockets.is_some() {
+            command.env(ENV_ADOPT, "1");
+        } else {
+            command.env_remove(ENV_ADOPT);
+        }
+        let channel_fd = worker_channel.as_raw_fd();
+        let scm_fd = worker_scm.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // made: dup2 places the two channels at their fixed numbers (dup2
+        // clears close-on-exec on the copies).
+        unsafe {
+            command.as_std_mut().pre_exec(move || {
+                if libc::dup2(channel_fd, CHANNEL_FD) < 0 || libc::dup2(scm_fd, SCM_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        drop(worker_channel);
+        drop(worker_scm);
+        let pid = child.id().map_or(0, |pid| pid as i32);
+        if let Some(sockets) = sockets {
+            scm::send_sockets(&main_scm, &sockets)?;
+        }
+
+        main_channel.set_nonblocking(true)?;
+        let channel = tokio::net::UnixStream::from_std(main_channel)?;
+        let (mut sink, mut stream) = Framed::new(
+            channel,
+            MainToWorkerCodec::with_max_frame_size(self.max_frame_size),
+        )
+        .split();
+        let (requests, mut outgoing) = mpsc::unbounded_channel::<WorkerRequest>();
+        let pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>> = Rc::default();
+
+        tokio::task::spawn_local(async move {
+            while let Some(request) = outgoing.recv().await {
+                if let Err(error) = sink.send(request).await {
+                    tracing::warn!(worker = id, %error, "could not write to the worker");
+                    break;
+                }
+            }
+        });
+        let reader_pending = pending.clone();
+        let news = self.news.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(frame) = stream.next().await {
+                match frame {
+                    Ok(Ok(response)) => {
+                        if response.id == sozu_proxy::handle::EVENT_ID {
+                            let _ = news.send(WorkerNews::Event(id, response));
+                        } else if let Some(reply) = reader_pending.borrow_mut().remove(&response.id)
+                        {
+                            let _ = reply.send(response);
+                        }
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(worker = id, %error, "undecodable answer from worker")
+                    }
+                    Err(error) => {
+                        tracing::warn!(worker = id, %error, "the channel to the worker broke");
+                        break;
+                    }
+                }
+            }
+            // No more answers will come: fail whatever waits.
+            reader_pending.borrow_mut().clear();
+        });
+        let news = self.news.clone();
+        tokio::task::spawn_local(async move {
+            let status = match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(error) => format!("could not wait for it: {error}"),
+            };
+            let _ = news.send(WorkerNews::Exited(id, generation, status));
+        });
+
+        Ok(Rc::new(Worker {
+            id,
+            generation,
+            pid,
+            state: Cell::new(RunState::Running),
+            requests,
+            pending,
+            scm: main_scm,
+        }))
+    }
+}
