@@ -173,18 +173,10 @@ fn probe_listeners(state: &ConfigState) -> Result<(), String> {
 
 async fn run(config: Config, state: ConfigState, settings: Vec<Request>) -> Result<(), String> {
     let socket_path = config.command_socket.clone();
-    let listener = bind_command_socket(&socket_path, config.command_socket_mode)?;
-    let result = serve(config, state, settings, listener).await;
-    let _ = std::fs::remove_file(&socket_path);
-    result
-}
-
-async fn serve(
-    config: Config,
-    state: ConfigState,
-    settings: Vec<Request>,
-    listener: tokio::net::UnixListener,
-) -> Result<(), String> {
+    // Refuse early when a daemon is alive there; the socket itself is bound
+    // once the workers run, so a client that can connect finds a daemon
+    // ready to proxy.
+    main_process::check_command_socket(&socket_path)?;
     let (news_tx, mut news) = mpsc::unbounded_channel();
     let launcher = WorkerLauncher {
         config: config.server_config(),
@@ -192,7 +184,7 @@ async fn serve(
         news: news_tx,
     };
     let worker_count = u32::from(config.worker_count);
-    let socket_path = config.command_socket.clone();
+    let socket_mode = config.command_socket_mode;
     let main = Main::new(config, state, launcher);
     for request in settings {
         main.settings
@@ -212,8 +204,26 @@ async fn serve(
             }
         }
     }
+    let listener = match bind_command_socket(&socket_path, socket_mode) {
+        Ok(listener) => listener,
+        Err(error) => {
+            for worker in main.workers.borrow().values() {
+                worker.kill();
+            }
+            return Err(error);
+        }
+    };
     announce(&main, &socket_path);
+    let result = serve(&main, listener, &mut news).await;
+    let _ = std::fs::remove_file(&socket_path);
+    result
+}
 
+async fn serve(
+    main: &Rc<Main>,
+    listener: tokio::net::UnixListener,
+    news: &mut mpsc::UnboundedReceiver<workers::WorkerNews>,
+) -> Result<(), String> {
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
@@ -229,13 +239,13 @@ async fn serve(
             _ = terminate.recv() => {
                 tracing::info!("SIGTERM: stopping gracefully");
                 let (answers, _ignored) = mpsc::unbounded_channel();
-                stop::soft_stop(&main, &answers).await;
+                stop::soft_stop(main, &answers).await;
                 break;
             }
             _ = interrupt.recv() => {
                 tracing::info!("SIGINT: stopping now");
                 let (answers, _ignored) = mpsc::unbounded_channel();
-                stop::hard_stop(&main, &answers).await;
+                stop::hard_stop(main, &answers).await;
                 break;
             }
         }

@@ -354,10 +354,9 @@ pub fn resolve(path: &str) -> PathBuf {
     }
 }
 
-/// Binds the command socket, replacing a stale socket file and refusing to
-/// take over the socket of a daemon that is alive. Mode 0600 (or the
-/// configured mode).
-pub fn bind_command_socket(path: &Path, mode: u32) -> Result<UnixListener, String> {
+/// Checks that no daemon is alive on the command socket, and removes a
+/// stale socket file left by one that is gone.
+pub fn check_command_socket(path: &Path) -> Result<(), String> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!(
@@ -381,7 +380,13 @@ pub fn bind_command_socket(path: &Path, mode: u32) -> Result<UnixListener, Strin
             path.display()
         ));
     }
-    // Created with no access for others from the start, then set exactly.
+    Ok(())
+}
+
+/// Binds the command socket with the configured mode (0600 by default).
+/// The socket is created with no access for others from its first instant.
+pub fn bind_command_socket(path: &Path, mode: u32) -> Result<UnixListener, String> {
+    check_command_socket(path)?;
     let previous = unsafe_umask(0o177);
     let listener = UnixListener::bind(path);
     unsafe_umask(previous);

@@ -77,7 +77,7 @@ mod tests {
             "authorization",
             HeaderValue::from_str(&format!("Basic {bad}")).unwrap(),
         );
-        assert!(!authorized(&headers, &[entry.clone()]));
+        assert!(!authorized(&headers, std::slice::from_ref(&entry)));
         assert!(!authorized(&HeaderMap::new(), &[entry]));
     }
 }

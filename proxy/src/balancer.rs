@@ -79,14 +79,13 @@ impl Balancer {
         sticky: Option<&str>,
         exclude: &[Rc<Backend>],
     ) -> Option<Rc<Backend>> {
-        if let Some(sticky) = sticky {
-            if let Some(b) = self
+        if let Some(sticky) = sticky
+            && let Some(b) = self
                 .backends
                 .iter()
                 .find(|b| b.sticky_value() == sticky && !exclude.contains(b))
-            {
-                return Some(b.clone());
-            }
+        {
+            return Some(b.clone());
         }
         let candidates: Vec<_> = self
             .backends

@@ -25,7 +25,7 @@ pub struct ListenSocket {
 #[derive(Debug)]
 pub(crate) enum Command {
     /// A protocol request, answered with the same id.
-    Request(WorkerRequest),
+    Request(Box<WorkerRequest>),
     /// Sockets to use when a listener is activated with `from_scm`.
     AdoptSockets(Vec<ListenSocket>),
     /// Copies of the sockets of every active listener.
@@ -78,7 +78,7 @@ impl CommandSender {
     /// with the same id. Fails only when the server has stopped.
     pub fn send(&self, request: WorkerRequest) -> Result<(), ProxyError> {
         self.commands
-            .send(Command::Request(request))
+            .send(Command::Request(Box::new(request)))
             .map_err(|_| ProxyError::Stopped)
     }
 

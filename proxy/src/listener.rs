@@ -76,5 +76,8 @@ pub(crate) fn spawn_http_accept(
 }
 
 fn is_resource_exhaustion(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc_emfile) if libc_emfile == 24 || libc_emfile == 23 || libc_emfile == 105 || libc_emfile == 12)
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }

@@ -177,7 +177,7 @@ impl Server {
     pub async fn run(mut self) -> Result<(), ProxyError> {
         while let Some(command) = self.commands.recv().await {
             match command {
-                Command::Request(request) => match self.handle_request(request) {
+                Command::Request(request) => match self.handle_request(*request) {
                     Flow::Continue => {}
                     Flow::SoftStop(id) => {
                         self.soft_stop().await;
@@ -418,12 +418,16 @@ impl Server {
                 }
             }
             RequestType::RemoveBackend(backend) => {
+                let address = backend.address.to_socket_addr();
                 if let Some(cluster) = self.shared.clusters.borrow().get(&backend.cluster_id) {
                     cluster
                         .balancer
                         .borrow_mut()
-                        .remove_backend(&backend.backend_id, backend.address.to_socket_addr());
+                        .remove_backend(&backend.backend_id, address);
                 }
+                // Idle connections to it are closed; requests in flight on
+                // busy connections finish.
+                self.shared.pool.forget(address);
             }
             RequestType::AddHttpFrontend(frontend) => {
                 let router = self.http_router(frontend.address.to_socket_addr())?;
