@@ -7,12 +7,12 @@
 //! …) arrive on the same channel with the id [`handle::EVENT_ID`].
 //!
 //! ```no_run
-//! use sozu_proxy::{ProxyOptions, Server};
+//! use sozu_proxy::ProxyOptions;
 //!
-//! let (server, handle) = Server::new(ProxyOptions::default());
-//! let thread = std::thread::spawn(move || server.run_blocking());
+//! let (handle, thread) = sozu_proxy::spawn(ProxyOptions::default()).unwrap();
 //! // send requests with handle.sender, read answers from handle.receiver
-//! # drop(handle); thread.join().unwrap().unwrap();
+//! handle.sender.hard_stop("stop").unwrap();
+//! thread.join().unwrap().unwrap();
 //! ```
 
 pub mod answers;
@@ -34,4 +34,4 @@ pub mod support;
 pub use error::ProxyError;
 pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};
 pub use options::ProxyOptions;
-pub use server::Server;
+pub use server::{Server, spawn};

@@ -110,6 +110,22 @@ impl Shared {
     }
 }
 
+/// Starts a server on a thread of its own and returns its handle and the
+/// thread. The thread ends when the server is stopped (a soft or hard stop
+/// request) or every clone of the handle's sender is dropped; it returns
+/// what [`Server::run`] returned.
+pub fn spawn(
+    options: ProxyOptions,
+) -> Result<(ProxyHandle, std::thread::JoinHandle<Result<(), ProxyError>>), ProxyError> {
+    let (handle, commands, responses) = command_channel();
+    let name = format!("proxy-{}", options.name);
+    let thread = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || Server::from_channel(options, commands, responses).run_blocking())
+        .map_err(ProxyError::Runtime)?;
+    Ok((handle, thread))
+}
+
 /// A proxy server: build it with [`Server::new`], send it configuration
 /// through the [`ProxyHandle`], and run it with [`Server::run`] (inside a
 /// `tokio::task::LocalSet` on a current-thread runtime) or
@@ -133,8 +149,20 @@ enum Flow {
 impl Server {
     /// A server with no listener and no cluster, and the handle that drives
     /// it. Requests sent before [`Server::run`] are applied first thing.
+    ///
+    /// The server is bound to the thread that runs it (it is not `Send`);
+    /// to run it on a thread of its own, use [`spawn`], which builds it
+    /// there. The handle can go anywhere.
     pub fn new(options: ProxyOptions) -> (Server, ProxyHandle) {
         let (handle, commands, responses) = command_channel();
+        (Server::from_channel(options, commands, responses), handle)
+    }
+
+    fn from_channel(
+        options: ProxyOptions,
+        commands: mpsc::UnboundedReceiver<Command>,
+        responses: mpsc::UnboundedSender<WorkerResponse>,
+    ) -> Server {
         let (stopping, _) = watch::channel(false);
         let max_connection_attempts = options.max_connection_attempts.max(1);
         let max_connections_per_ip = options.max_connections_per_ip;
@@ -150,15 +178,14 @@ impl Server {
             stopping,
             events: responses.clone(),
         });
-        let server = Server {
+        Server {
             shared,
             state: ConfigState::new(),
             listeners: HashMap::new(),
             adopted: Vec::new(),
             commands,
             responses,
-        };
-        (server, handle)
+        }
     }
 
     /// Runs the server on a new current-thread runtime until it is stopped
