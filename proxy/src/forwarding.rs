@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use sozu_command::proto::command::{ForwardedHeaders, Header, HeaderPosition};
+use sozu_command::proto::command::ForwardedHeaders;
 
 /// Headers that only mean something for one connection.
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -122,25 +122,16 @@ pub fn apply_real_ip(headers: &mut HeaderMap, peer: SocketAddr, elide: bool, sen
     }
 }
 
-/// Applies a frontend's header edits for one direction: a value replaces the
-/// header, an empty value deletes it.
-pub fn apply_edits(headers: &mut HeaderMap, edits: &[Header], response: bool) {
+/// Applies a frontend's header edits (already sorted by direction by the
+/// router): a value replaces the header, an empty value deletes it.
+pub fn apply_edits(headers: &mut HeaderMap, edits: &[crate::router::HeaderEdit]) {
     for edit in edits {
-        let applies = match HeaderPosition::try_from(edit.position) {
-            Ok(HeaderPosition::Request) => !response,
-            Ok(HeaderPosition::Response) => response,
-            Ok(HeaderPosition::Both) => true,
-            _ => false,
-        };
-        if !applies {
-            continue;
-        }
-        let Ok(name) = HeaderName::from_bytes(edit.key.as_bytes()) else {
+        let Ok(name) = HeaderName::from_bytes(edit.name.as_bytes()) else {
             continue;
         };
-        if edit.val.is_empty() {
+        if edit.is_removal() {
             headers.remove(&name);
-        } else if let Ok(value) = HeaderValue::from_str(&edit.val) {
+        } else if let Ok(value) = HeaderValue::from_str(&edit.value) {
             headers.insert(name, value);
         }
     }
@@ -240,25 +231,17 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("server", HeaderValue::from_static("backend"));
         let edits = [
-            Header {
-                position: HeaderPosition::Response as i32,
-                key: "server".into(),
-                val: String::new(),
+            crate::router::HeaderEdit {
+                name: "server".into(),
+                value: String::new(),
             },
-            Header {
-                position: HeaderPosition::Both as i32,
-                key: "x-env".into(),
-                val: "prod".into(),
-            },
-            Header {
-                position: HeaderPosition::Request as i32,
-                key: "x-req".into(),
-                val: "1".into(),
+            crate::router::HeaderEdit {
+                name: "x-env".into(),
+                value: "prod".into(),
             },
         ];
-        apply_edits(&mut headers, &edits, true);
+        apply_edits(&mut headers, &edits);
         assert!(!headers.contains_key("server"));
         assert_eq!(headers["x-env"], "prod");
-        assert!(!headers.contains_key("x-req"));
     }
 }

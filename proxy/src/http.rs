@@ -19,6 +19,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::answers::{self, AnswerContext};
+use std::sync::Arc;
+
 use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody};
 use crate::forwarding::{self, Origin};
@@ -220,7 +222,7 @@ struct Exchange {
     method: String,
     route: String,
     cluster_id: Option<String>,
-    backend: Option<Rc<Backend>>,
+    backend: Option<Arc<Backend>>,
     connect_time: Option<Duration>,
     response_time: Option<Duration>,
     bytes_in: Rc<Cell<u64>>,
@@ -240,7 +242,7 @@ impl Exchange {
             response_time: self.response_time,
             service_time,
         };
-        let backend_id = self.backend.as_ref().map(|backend| backend.id.as_str());
+        let backend_id = self.backend.as_ref().map(|backend| backend.id());
         self.shared
             .metrics
             .borrow_mut()
@@ -251,7 +253,7 @@ impl Exchange {
             client = %self.peer,
             cluster = self.cluster_id.as_deref().unwrap_or("-"),
             backend = backend_id.unwrap_or("-"),
-            backend_address = %self.backend.as_ref().map(|b| b.address.to_string()).unwrap_or_else(|| "-".into()),
+            backend_address = %self.backend.as_ref().map(|b| b.address().to_string()).unwrap_or_else(|| "-".into()),
             method = %self.method,
             route = %self.route,
             status,
@@ -275,7 +277,7 @@ impl Exchange {
             route: &self.route,
             request_id: &self.request_id,
             cluster_id: self.cluster_id.as_deref().unwrap_or_default(),
-            backend_id: self.backend.as_ref().map_or("", |b| b.id.as_str()),
+            backend_id: self.backend.as_ref().map_or("", |b| b.id()),
             ..extra
         };
         let response = answers::render(status, template.as_deref(), &context, &self.id_header);
@@ -308,7 +310,7 @@ impl Completion for ResponseEnd {
         if let Some(backend) = &exchange.backend {
             backend.request_finished();
             if finished && let Some(sender) = sender {
-                exchange.shared.pool.give(backend.address, sender);
+                exchange.shared.pool.give(backend.address(), sender);
             }
         }
         drop(cluster);
@@ -378,21 +380,17 @@ async fn proxy(
             AnswerContext::default(),
         );
     };
-    let frontend = &route.frontend;
-    exchange.cluster_id = frontend.cluster_id.clone();
-    let cluster = frontend
-        .cluster_id
-        .as_ref()
+    exchange.cluster_id = route.cluster_id().map(str::to_owned);
+    let cluster = route
+        .cluster_id()
         .and_then(|id| shared.clusters.borrow().get(id).cloned());
     let cluster_config = cluster
         .as_ref()
         .map(|cluster| cluster.config.borrow().clone());
+    let secure = false;
 
     // -- redirects and refusals decided by the frontend
-    let redirect = frontend
-        .redirect
-        .and_then(|policy| RedirectPolicy::try_from(policy).ok())
-        .unwrap_or(RedirectPolicy::Forward);
+    let redirect = route.redirect();
     let redirect_status = match redirect {
         RedirectPolicy::Permanent => Some(301),
         RedirectPolicy::Found => Some(302),
@@ -400,26 +398,25 @@ async fn proxy(
         _ => None,
     };
     if let Some(status) = redirect_status {
-        let scheme = match frontend
-            .redirect_scheme
-            .and_then(|scheme| RedirectScheme::try_from(scheme).ok())
-        {
-            Some(RedirectScheme::UseHttps) => "https",
-            _ => "http",
+        let scheme = match route.redirect_scheme() {
+            RedirectScheme::UseHttps => "https",
+            RedirectScheme::UseHttp => "http",
+            RedirectScheme::UseSame if secure => "https",
+            RedirectScheme::UseSame => "http",
         };
-        let port = frontend
-            .rewrite_port
+        let port = route
+            .rewrite_port()
+            .map(u32::from)
             .or_else(|| cluster_config.as_ref().and_then(|c| c.https_redirect_port));
         let location = redirect_location(
             scheme,
-            frontend.rewrite_host.as_deref().unwrap_or(&host),
+            route.rewrite_host().unwrap_or(&host),
             port,
-            frontend.rewrite_path.as_deref().unwrap_or(&path_and_query),
+            route.rewrite_path().unwrap_or(&path_and_query),
         );
         let templates = [
-            frontend
-                .redirect_template
-                .as_ref()
+            route
+                .redirect_template()
                 .and_then(|name| cluster_config.as_ref()?.answers.get(name).cloned()),
             templates(cluster_config.as_deref(), &config, status)[0]
                 .clone()
@@ -434,7 +431,7 @@ async fn proxy(
             },
         );
     }
-    if redirect == RedirectPolicy::Unauthorized || frontend.cluster_id.is_none() {
+    if redirect == RedirectPolicy::Unauthorized || route.cluster_id().is_none() {
         let realm = cluster_config
             .as_ref()
             .and_then(|c| c.www_authenticate.clone())
@@ -474,7 +471,7 @@ async fn proxy(
             },
         );
     }
-    if frontend.required_auth == Some(true)
+    if route.required_auth()
         && !crate::auth::authorized(request.headers(), &cluster_config.authorized_hashes)
     {
         let realm = cluster_config
@@ -523,8 +520,8 @@ async fn proxy(
             }
             headers.insert(exchange.id_header.clone(), id);
         }
-        forwarding::apply_edits(headers, &frontend.headers, false);
-        if let Some(rewrite_host) = &frontend.rewrite_host
+        forwarding::apply_edits(headers, route.request_headers());
+        if let Some(rewrite_host) = route.rewrite_host()
             && let Ok(value) = HeaderValue::from_str(rewrite_host)
         {
             if let Some(original) = headers.get(header::HOST).cloned() {
@@ -538,10 +535,9 @@ async fn proxy(
             headers.insert(header::HOST, value);
         }
     }
-    let target_path = frontend
-        .rewrite_path
-        .clone()
-        .unwrap_or_else(|| path_and_query.clone());
+    let target_path = route
+        .rewrite_path()
+        .map_or_else(|| path_and_query.clone(), str::to_owned);
     *request.uri_mut() = target_path
         .parse::<Uri>()
         .unwrap_or_else(|_| Uri::from_static("/"));
@@ -556,7 +552,7 @@ async fn proxy(
     let connect_timeout = seconds(config.connect_timeout);
     let back_timeout = seconds(config.back_timeout);
     let attempts = shared.connection_attempts(&cluster_config);
-    let mut tried: Vec<Rc<Backend>> = Vec::new();
+    let mut tried: Vec<Arc<Backend>> = Vec::new();
     let mut attempt = 0;
     while attempt < attempts {
         let chosen =
@@ -566,7 +562,7 @@ async fn proxy(
                 .choose(Instant::now(), sticky.as_deref(), &tried);
         let Some(backend) = chosen else { break };
         exchange.backend = Some(backend.clone());
-        let mut sender = match shared.pool.take(backend.address) {
+        let mut sender = match shared.pool.take(backend.address()) {
             Some(sender) => sender,
             None => {
                 attempt += 1;
@@ -587,16 +583,16 @@ async fn proxy(
                             Instant::now(),
                             elapsed,
                         );
-                        shared.report(&cluster_config.cluster_id, events);
+                        shared.report(events);
                         sender
                     }
                     Err(error) => {
-                        tracing::debug!(backend = %backend.address, %error, "backend connection failed");
+                        tracing::debug!(backend = %backend.address(), %error, "backend connection failed");
                         let events = cluster
                             .balancer
                             .borrow_mut()
                             .connect_failed(&backend, Instant::now());
-                        shared.report(&cluster_config.cluster_id, events);
+                        shared.report(events);
                         tried.push(backend);
                         continue;
                     }
@@ -617,7 +613,7 @@ async fn proxy(
                     exchange,
                     sender,
                     cluster,
-                    &frontend.headers,
+                    route.response_headers(),
                     &backend,
                     sticky.as_deref(),
                     &sticky_name,
@@ -683,8 +679,8 @@ fn relay_response(
     exchange: Exchange,
     sender: SendRequest<ForwardedBody>,
     cluster: Rc<ClusterRuntime>,
-    edits: &[sozu_command::proto::command::Header],
-    backend: &Rc<Backend>,
+    edits: &[crate::router::HeaderEdit],
+    backend: &Arc<Backend>,
     sticky: Option<&str>,
     sticky_name: &str,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -693,13 +689,14 @@ fn relay_response(
     let switching = status == 101;
     let (mut parts, incoming) = response.into_parts();
     forwarding::remove_hop_by_hop(&mut parts.headers, switching);
-    forwarding::apply_edits(&mut parts.headers, edits, true);
+    forwarding::apply_edits(&mut parts.headers, edits);
     if let Ok(id) = HeaderValue::from_str(&exchange.request_id) {
         parts.headers.insert(exchange.id_header.clone(), id);
     }
     let sticky_session = cluster.config.borrow().sticky_session;
-    if sticky_session && sticky != Some(backend.sticky_value()) {
-        let cookie = format!("{sticky_name}={}; Path=/", backend.sticky_value());
+    let sticky_value = backend.settings().sticky_value.clone();
+    if sticky_session && sticky != Some(sticky_value.as_str()) {
+        let cookie = format!("{sticky_name}={sticky_value}; Path=/");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             parts.headers.append(header::SET_COOKIE, value);
         }
@@ -744,10 +741,10 @@ fn redirect_location(scheme: &str, host: &str, port: Option<u32>, path: &str) ->
 async fn connect(
     shared: &Rc<Shared>,
     cluster_id: &str,
-    backend: &Rc<Backend>,
+    backend: &Arc<Backend>,
     timeout: Duration,
 ) -> std::io::Result<SendRequest<ForwardedBody>> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(backend.address))
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(backend.address()))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))??;
     stream.set_nodelay(true)?;
@@ -759,17 +756,17 @@ async fn connect(
     shared
         .metrics
         .borrow_mut()
-        .backend_connection(cluster_id, &backend.id, true);
+        .backend_connection(cluster_id, backend.id(), true);
     let shared = shared.clone();
     let backend = backend.clone();
     let cluster_id = cluster_id.to_owned();
     tokio::task::spawn_local(async move {
         let _ = connection.with_upgrades().await;
-        backend.connection_closed();
+        shared.report(backend.connection_closed());
         shared
             .metrics
             .borrow_mut()
-            .backend_connection(&cluster_id, &backend.id, false);
+            .backend_connection(&cluster_id, backend.id(), false);
     });
     Ok(sender)
 }

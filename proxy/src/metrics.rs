@@ -328,7 +328,9 @@ impl Metrics {
                     .clusters
                     .borrow()
                     .get(cluster_id)
-                    .map_or(0, |runtime| runtime.balancer.borrow().available() as u64);
+                    .map_or(0, |runtime| {
+                        runtime.balancer.borrow().available(Instant::now()) as u64
+                    });
                 cluster.insert("cluster.total_backends".into(), gauge(total));
                 cluster.insert("cluster.available_backends".into(), gauge(available));
                 let _ = configuration;

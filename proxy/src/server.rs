@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use sozu_command::proto::command::{
-    ClusterHashes, ClusterInformations, Event, EventKind, HttpListenerConfig, ListenerType,
+    ClusterHashes, ClusterInformations, Event, HttpListenerConfig, ListenerType,
     MaxConnectionsPerIpLimit, Request, ResponseContent, ResponseStatus, WorkerRequest,
     WorkerResponse, request::RequestType, response_content::ContentType,
 };
@@ -76,16 +76,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Reports balancer events as protocol events.
-    pub(crate) fn report(&self, cluster_id: &str, events: Vec<BalancerEvent>) {
+    pub(crate) fn report(&self, events: impl IntoIterator<Item = BalancerEvent>) {
         for event in events {
-            let (kind, backend) = event.kind_and_backend();
-            self.send_event(Event {
-                kind: kind as i32,
-                cluster_id: Some(cluster_id.to_owned()),
-                backend_id: backend.map(|backend| backend.id.clone()),
-                address: backend.map(|backend| backend.address.into()),
-                metric_detail: None,
-            });
+            self.send_event(event.to_event());
         }
     }
 
@@ -419,12 +412,16 @@ impl Server {
                 let mut clusters = self.shared.clusters.borrow_mut();
                 match clusters.get(&cluster.cluster_id) {
                     Some(existing) => {
+                        existing
+                            .balancer
+                            .borrow_mut()
+                            .configure(cluster)
+                            .map_err(|error| error.to_string())?;
                         *existing.config.borrow_mut() = Rc::new(cluster.clone());
-                        existing.balancer.borrow_mut().configure(cluster)?;
                     }
                     None => {
-                        let mut balancer = Balancer::new();
-                        balancer.configure(cluster)?;
+                        let balancer =
+                            Balancer::for_cluster(cluster).map_err(|error| error.to_string())?;
                         clusters.insert(
                             cluster.cluster_id.clone(),
                             Rc::new(ClusterRuntime {
@@ -441,16 +438,30 @@ impl Server {
             }
             RequestType::AddBackend(backend) => {
                 if let Some(cluster) = self.shared.clusters.borrow().get(&backend.cluster_id) {
-                    cluster.balancer.borrow_mut().add_backend(backend);
+                    cluster
+                        .balancer
+                        .borrow_mut()
+                        .add_backend(backend)
+                        .map_err(|error| error.to_string())?;
                 }
             }
             RequestType::RemoveBackend(backend) => {
                 let address = backend.address.to_socket_addr();
-                if let Some(cluster) = self.shared.clusters.borrow().get(&backend.cluster_id) {
-                    cluster
-                        .balancer
-                        .borrow_mut()
-                        .remove_backend(&backend.backend_id, address);
+                let removed = self
+                    .shared
+                    .clusters
+                    .borrow()
+                    .get(&backend.cluster_id)
+                    .and_then(|cluster| {
+                        cluster
+                            .balancer
+                            .borrow_mut()
+                            .remove_backend(&backend.backend_id, address)
+                    });
+                // A backend with nothing in flight is drained at once; the
+                // others report when their last connection closes.
+                if let Some(event) = removed.and_then(|backend| backend.drained_event()) {
+                    self.shared.report([event]);
                 }
                 // Idle connections to it are closed; requests in flight on
                 // busy connections finish.
@@ -532,13 +543,6 @@ impl Server {
         runtime.active = Some(ActiveListener {
             accept_task,
             socket: duplicate.into(),
-        });
-        self.shared.send_event(Event {
-            kind: EventKind::ListenerActivated as i32,
-            cluster_id: None,
-            backend_id: None,
-            address: Some(address.into()),
-            metric_detail: None,
         });
         Ok(())
     }
