@@ -14,21 +14,20 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sozu_command::proto::command::{Cluster, HttpListenerConfig, RedirectPolicy, RedirectScheme};
+use sozu_command::proto::command::{Cluster, RedirectPolicy, RedirectScheme};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::answers::{self, AnswerContext};
 use std::sync::Arc;
+
+use crate::answers::{self, AnswerContext};
 
 use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody};
 use crate::forwarding::{self, Origin};
 use crate::metrics::Answered;
 use crate::server::{ClusterRuntime, HttpListener, Shared};
-
-/// The default name of the request id header.
-pub const DEFAULT_REQUEST_ID_HEADER: &str = "sozu-id";
+use crate::settings::ListenerSettings;
 
 /// What every request of one client connection shares.
 struct ConnectionContext {
@@ -36,10 +35,20 @@ struct ConnectionContext {
     listener_address: SocketAddr,
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
+    /// The TLS server name the client asked for, on HTTPS listeners.
+    server_name: Option<String>,
 }
 
 /// Decrements the connection count however the connection task ends.
 struct ConnectionGuard(Rc<Shared>);
+
+impl ConnectionGuard {
+    fn new(shared: &Rc<Shared>) -> Self {
+        shared.connections.set(shared.connections.get() + 1);
+        shared.metrics.borrow_mut().accepted += 1;
+        ConnectionGuard(shared.clone())
+    }
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
@@ -55,16 +64,17 @@ fn seconds(value: u32) -> Duration {
     Duration::from_secs(u64::from(value.max(1)))
 }
 
-/// The name of the request id header of a listener.
-fn request_id_header(config: &HttpListenerConfig) -> HeaderName {
-    config
-        .sozu_id_header
-        .as_deref()
-        .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .unwrap_or_else(|| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER))
+/// Runs tasks that hyper's HTTP/2 server spawns on the current thread.
+#[derive(Clone, Copy)]
+struct LocalExecutor;
+
+impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExecutor {
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
+    }
 }
 
-/// Serves one client connection until it closes.
+/// Serves one plain-text client connection until it closes.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -72,10 +82,8 @@ pub(crate) async fn serve_connection(
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
 ) {
-    shared.connections.set(shared.connections.get() + 1);
-    shared.metrics.borrow_mut().accepted += 1;
-    let _guard = ConnectionGuard(shared.clone());
-    let config = listener.config.borrow().clone();
+    let _guard = ConnectionGuard::new(&shared);
+    let config = listener.settings.borrow().clone();
     let request_timeout = seconds(config.request_timeout);
     let mut stopping = shared.stopping.subscribe();
 
@@ -89,30 +97,114 @@ pub(crate) async fn serve_connection(
                 let duration = format!("{}s", request_timeout.as_secs());
                 let context = AnswerContext { request_id: &id, duration: &duration, ..Default::default() };
                 let template = listener_template(&config, 408);
-                let response = answers::render(408, template.as_deref(), &context, &request_id_header(&config));
+                let response = answers::render(408, template.as_deref(), &context, &config.id_header);
                 let _ = stream.write_all(&answers::to_bytes(response)).await;
                 return;
             }
         }
         _ = stopping.changed() => return,
     }
-
     let context = Rc::new(ConnectionContext {
         peer,
         listener_address,
         listener,
         shared: shared.clone(),
+        server_name: None,
     });
+    serve_http(TokioIo::new(stream), context, false).await;
+}
+
+/// Serves one TLS client connection: handshake (bounded by the request
+/// timeout), then HTTP/2 or HTTP/1.1 as negotiated by ALPN.
+pub(crate) async fn serve_tls_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener_address: SocketAddr,
+    listener: Rc<HttpListener>,
+    shared: Rc<Shared>,
+) {
+    let _guard = ConnectionGuard::new(&shared);
+    let Some(tls) = listener.tls.as_ref() else {
+        return;
+    };
+    // The configuration current now serves this handshake to its end, even
+    // if certificates change meanwhile.
+    let server_config = tls.server_config.borrow().clone();
+    let handshake_timeout = seconds(listener.settings.borrow().request_timeout);
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+    let mut stopping = shared.stopping.subscribe();
+    let handshake = tokio::select! {
+        accepted = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => accepted,
+        _ = stopping.changed() => return,
+    };
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            shared.metrics.borrow_mut().tls_failures += 1;
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            shared.metrics.borrow_mut().tls_failures += 1;
+            return;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    let server_name = session.server_name().map(str::to_ascii_lowercase);
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    let context = Rc::new(ConnectionContext {
+        peer,
+        listener_address,
+        listener,
+        shared: shared.clone(),
+        server_name,
+    });
+    serve_http(TokioIo::new(stream), context, h2).await;
+}
+
+/// Runs hyper on an established connection until it closes, shutting down
+/// gracefully when the server stops.
+async fn serve_http<I>(io: TokioIo<I>, context: Rc<ConnectionContext>, h2: bool)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = context.shared.clone();
+    let config = context.listener.settings.borrow().clone();
+    let request_timeout = seconds(config.request_timeout);
+    let mut stopping = shared.stopping.subscribe();
     let service = service_fn(move |request| handle(context.clone(), request));
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(LocalExecutor);
+        builder.timer(TokioTimer::new()).max_header_list_size(
+            u32::try_from(shared.options.max_header_size).unwrap_or(u32::MAX),
+        );
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let mut shutting_down = *stopping.borrow();
+        if shutting_down {
+            connection.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                _ = connection.as_mut() => break,
+                changed = stopping.changed(), if !shutting_down => {
+                    if changed.is_err() || *stopping.borrow() {
+                        shutting_down = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+        return;
+    }
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(request_timeout)
         .keep_alive(true)
         .max_buf_size(shared.options.max_header_size.max(8192));
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     let mut shutting_down = *stopping.borrow();
     if shutting_down {
@@ -132,26 +224,8 @@ pub(crate) async fn serve_connection(
 }
 
 /// The listener's template for a status, if it defines one.
-fn listener_template(config: &HttpListenerConfig, status: u16) -> Option<String> {
-    if let Some(template) = config.answers.get(&status.to_string()) {
-        return Some(template.clone());
-    }
-    let answers = config.http_answers.as_ref()?;
-    match status {
-        301 => answers.answer_301.clone(),
-        400 => answers.answer_400.clone(),
-        401 => answers.answer_401.clone(),
-        404 => answers.answer_404.clone(),
-        408 => answers.answer_408.clone(),
-        413 => answers.answer_413.clone(),
-        421 => answers.answer_421.clone(),
-        429 => answers.answer_429.clone(),
-        502 => answers.answer_502.clone(),
-        503 => answers.answer_503.clone(),
-        504 => answers.answer_504.clone(),
-        507 => answers.answer_507.clone(),
-        _ => None,
-    }
+fn listener_template(config: &ListenerSettings, status: u16) -> Option<String> {
+    config.answers.get(&status).cloned()
 }
 
 /// The cluster's template for a status, if it defines one.
@@ -168,7 +242,7 @@ fn cluster_template(cluster: &Cluster, status: u16) -> Option<String> {
 /// The cluster's template for a status, then the listener's.
 fn templates(
     cluster: Option<&Cluster>,
-    config: &HttpListenerConfig,
+    config: &ListenerSettings,
     status: u16,
 ) -> [Option<String>; 2] {
     [
@@ -330,8 +404,10 @@ async fn proxy(
     mut request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let shared = context.shared.clone();
-    let config = context.listener.config.borrow().clone();
+    let config = context.listener.settings.borrow().clone();
     let request_id = ulid::Ulid::new().to_string();
+    let client_version = request.version();
+    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
     let path_and_query = request
         .uri()
         .path_and_query()
@@ -341,7 +417,7 @@ async fn proxy(
     let mut exchange = Exchange {
         started: Instant::now(),
         request_id,
-        id_header: request_id_header(&config),
+        id_header: config.id_header.clone(),
         method: request.method().as_str().to_owned(),
         route: format!("{}{}", host.as_deref().unwrap_or("-"), path_and_query),
         cluster_id: None,
@@ -364,6 +440,20 @@ async fn proxy(
             },
         );
     };
+    if config.strict_sni
+        && let Some(server_name) = &context.server_name
+        && !host.trim_end_matches('.').eq_ignore_ascii_case(server_name)
+    {
+        let message = format!("This connection was opened for {server_name}.");
+        return exchange.answer(
+            421,
+            [listener_template(&config, 421), None],
+            AnswerContext {
+                message: &message,
+                ..Default::default()
+            },
+        );
+    }
 
     // -- routing
     let route = context
@@ -387,7 +477,7 @@ async fn proxy(
     let cluster_config = cluster
         .as_ref()
         .map(|cluster| cluster.config.borrow().clone());
-    let secure = false;
+    let secure = config.secure;
 
     // -- redirects and refusals decided by the frontend
     let redirect = route.redirect();
@@ -501,18 +591,15 @@ async fn proxy(
         forwarding::remove_hop_by_hop(headers, upgrade);
         let origin = Origin {
             peer: context.peer,
-            listener: config
-                .public_address
-                .map(|address| address.to_socket_addr())
-                .unwrap_or(context.listener_address),
-            secure: false,
+            listener: config.public_address.unwrap_or(context.listener_address),
+            secure: config.secure,
         };
-        forwarding::add_forwarding_headers(headers, &origin, config.forwarded_headers.unwrap_or(0));
+        forwarding::add_forwarding_headers(headers, &origin, config.forwarded_headers);
         forwarding::apply_real_ip(
             headers,
             context.peer,
-            config.elide_x_real_ip.unwrap_or(false),
-            config.send_x_real_ip.unwrap_or(false),
+            config.elide_x_real_ip,
+            config.send_x_real_ip,
         );
         if let Ok(id) = HeaderValue::from_str(&exchange.request_id) {
             if !headers.contains_key("x-request-id") {
@@ -530,7 +617,7 @@ async fn proxy(
             headers.insert(header::HOST, value);
         }
         if !headers.contains_key(header::HOST)
-            && let Ok(value) = HeaderValue::from_str(&host)
+            && let Ok(value) = HeaderValue::from_str(authority.as_deref().unwrap_or(&host))
         {
             headers.insert(header::HOST, value);
         }
@@ -542,6 +629,8 @@ async fn proxy(
         .parse::<Uri>()
         .unwrap_or_else(|_| Uri::from_static("/"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    // Backends are spoken to in HTTP/1.1, whatever the client speaks.
+    *request.version_mut() = http::Version::HTTP_11;
     let (parts, incoming) = request.into_parts();
     let mut pending = Some(Request::from_parts(
         parts,
@@ -610,6 +699,7 @@ async fn proxy(
                 exchange.response_time = Some(sent_at.elapsed());
                 return relay_response(
                     response,
+                    client_version,
                     exchange,
                     sender,
                     cluster,
@@ -676,6 +766,7 @@ async fn proxy(
 #[allow(clippy::too_many_arguments)]
 fn relay_response(
     response: Response<Incoming>,
+    client_version: http::Version,
     exchange: Exchange,
     sender: SendRequest<ForwardedBody>,
     cluster: Rc<ClusterRuntime>,
@@ -688,6 +779,7 @@ fn relay_response(
     let status = response.status().as_u16();
     let switching = status == 101;
     let (mut parts, incoming) = response.into_parts();
+    parts.version = client_version;
     forwarding::remove_hop_by_hop(&mut parts.headers, switching);
     forwarding::apply_edits(&mut parts.headers, edits);
     if let Ok(id) = HeaderValue::from_str(&exchange.request_id) {

@@ -29,7 +29,9 @@ pub mod options;
 mod pool;
 pub mod router;
 mod server;
+pub mod settings;
 pub mod support;
+pub mod tls;
 
 pub use error::ProxyError;
 pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};

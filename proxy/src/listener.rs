@@ -35,7 +35,8 @@ pub fn bind(address: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Starts accepting HTTP connections on `socket` (already listening).
+/// Starts accepting HTTP or HTTPS connections on `socket` (already
+/// listening).
 pub(crate) fn spawn_http_accept(
     socket: std::net::TcpListener,
     address: SocketAddr,
@@ -64,13 +65,23 @@ pub(crate) fn spawn_http_accept(
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            tokio::task::spawn_local(http::serve_connection(
-                stream,
-                peer,
-                address,
-                listener.clone(),
-                shared.clone(),
-            ));
+            if listener.tls.is_some() {
+                tokio::task::spawn_local(http::serve_tls_connection(
+                    stream,
+                    peer,
+                    address,
+                    listener.clone(),
+                    shared.clone(),
+                ));
+            } else {
+                tokio::task::spawn_local(http::serve_connection(
+                    stream,
+                    peer,
+                    address,
+                    listener.clone(),
+                    shared.clone(),
+                ));
+            }
         }
     }))
 }

@@ -209,6 +209,8 @@ pub struct Metrics {
     pub accepted: u64,
     /// Requests that matched no frontend.
     pub unrouted: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_failures: u64,
 }
 
 impl Metrics {
@@ -221,6 +223,7 @@ impl Metrics {
             clusters: HashMap::new(),
             accepted: 0,
             unrouted: 0,
+            tls_failures: 0,
         }
     }
 
@@ -285,6 +288,7 @@ impl Metrics {
         );
         proxy.insert("listener.accepted.total".into(), count(self.accepted));
         proxy.insert("http.failed_backend_matching".into(), count(self.unrouted));
+        proxy.insert("tls.handshake.failures".into(), count(self.tls_failures));
         proxy.insert(
             "process.uptime_seconds".into(),
             gauge(self.started.elapsed().as_secs()),

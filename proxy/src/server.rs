@@ -10,12 +10,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use sozu_command::proto::command::{
-    ClusterHashes, ClusterInformations, Event, HttpListenerConfig, ListenerType,
-    MaxConnectionsPerIpLimit, Request, ResponseContent, ResponseStatus, WorkerRequest,
-    WorkerResponse, request::RequestType, response_content::ContentType,
+    CertificateSummary, CertificatesByAddress, ClusterHashes, ClusterInformations, Event,
+    HttpsListenerConfig, ListOfCertificatesByAddress, ListenerType, MaxConnectionsPerIpLimit,
+    Request, ResponseContent, ResponseStatus, WorkerRequest, WorkerResponse, request::RequestType,
+    response_content::ContentType,
 };
 use sozu_command::state::ConfigState;
 use tokio::sync::{Notify, mpsc, watch};
@@ -29,12 +31,46 @@ use crate::metrics::Metrics;
 use crate::options::ProxyOptions;
 use crate::pool::BackendPool;
 use crate::router::Router;
+use crate::settings::ListenerSettings;
 use crate::support;
+use crate::tls::{self, CertificateSet};
 
 /// An HTTP listener's settings and routes, shared with its connections.
 pub(crate) struct HttpListener {
-    pub(crate) config: RefCell<Rc<HttpListenerConfig>>,
+    pub(crate) settings: RefCell<Rc<ListenerSettings>>,
     pub(crate) router: RefCell<Router>,
+    /// Certificates and TLS configuration, on HTTPS listeners.
+    pub(crate) tls: Option<TlsListener>,
+}
+
+/// The TLS side of an HTTPS listener.
+pub(crate) struct TlsListener {
+    pub(crate) certificates: RefCell<CertificateSet>,
+    /// The configuration new handshakes use; replaced on every change.
+    pub(crate) server_config: RefCell<Arc<rustls::ServerConfig>>,
+    pub(crate) config: RefCell<HttpsListenerConfig>,
+}
+
+impl TlsListener {
+    fn new(config: &HttpsListenerConfig) -> Result<TlsListener, String> {
+        tls::check_listener(config)?;
+        let mut certificates = CertificateSet::default();
+        certificates.set_default(tls::listener_default(config)?);
+        let server_config = tls::server_config(config, certificates.resolver())?;
+        Ok(TlsListener {
+            certificates: RefCell::new(certificates),
+            server_config: RefCell::new(server_config),
+            config: RefCell::new(config.clone()),
+        })
+    }
+
+    /// Builds the configuration for the next handshakes.
+    fn rebuild(&self) -> Result<(), String> {
+        let server_config =
+            tls::server_config(&self.config.borrow(), self.certificates.borrow().resolver())?;
+        *self.server_config.borrow_mut() = server_config;
+        Ok(())
+    }
 }
 
 /// A cluster's settings and backends.
@@ -280,6 +316,20 @@ impl Server {
                     .collect();
                 Ok(Some(ContentType::Clusters(ClusterInformations { vec })))
             }
+            RequestType::QueryCertificatesFromWorkers(filters) => {
+                if let Some(fingerprint) = &filters.fingerprint {
+                    let certs = self.state.certificates(filters);
+                    if certs.is_empty() {
+                        return Err(format!("no certificate with fingerprint {fingerprint}"));
+                    }
+                    return Ok(Some(ContentType::CertificatesWithFingerprints(
+                        sozu_command::proto::command::CertificatesWithFingerprints { certs },
+                    )));
+                }
+                Ok(Some(ContentType::CertificatesByAddress(
+                    self.certificates_by_address(filters.domain.as_deref()),
+                )))
+            }
             RequestType::QueryMetrics(options) => Ok(Some(self.shared.metrics.borrow().query(
                 options,
                 &self.shared,
@@ -364,14 +414,35 @@ impl Server {
             RequestType::AddHttpListener(config) => {
                 let address = config.address.to_socket_addr();
                 let http = Rc::new(HttpListener {
-                    config: RefCell::new(Rc::new(config.clone())),
+                    settings: RefCell::new(Rc::new(ListenerSettings::from(config))),
                     router: RefCell::new(Router::new()),
+                    tls: None,
                 });
                 self.listeners.insert(
                     address,
                     ListenerRuntime {
                         kind: ListenerType::Http,
                         http: Some(http),
+                        active: None,
+                    },
+                );
+                if config.active {
+                    self.activate(address, false)?;
+                }
+            }
+            RequestType::AddHttpsListener(config) => {
+                let address = config.address.to_socket_addr();
+                let tls = TlsListener::new(config)?;
+                let https = Rc::new(HttpListener {
+                    settings: RefCell::new(Rc::new(ListenerSettings::from(config))),
+                    router: RefCell::new(Router::new()),
+                    tls: Some(tls),
+                });
+                self.listeners.insert(
+                    address,
+                    ListenerRuntime {
+                        kind: ListenerType::Https,
+                        http: Some(https),
                         active: None,
                     },
                 );
@@ -386,8 +457,46 @@ impl Server {
                     self.state.http_listeners.get(&address),
                 ) && let Some(http) = &runtime.http
                 {
-                    *http.config.borrow_mut() = Rc::new(config.clone());
+                    *http.settings.borrow_mut() = Rc::new(ListenerSettings::from(config));
                 }
+            }
+            RequestType::UpdateHttpsListener(update) => {
+                let address = update.address.to_socket_addr();
+                if let (Some(runtime), Some(config)) = (
+                    self.listeners.get(&address),
+                    self.state.https_listeners.get(&address),
+                ) && let Some(https) = &runtime.http
+                    && let Some(tls) = &https.tls
+                {
+                    tls::check_listener(config)?;
+                    *tls.config.borrow_mut() = config.clone();
+                    tls.rebuild()?;
+                    *https.settings.borrow_mut() = Rc::new(ListenerSettings::from(config));
+                }
+            }
+            RequestType::AddCertificate(add) => {
+                let tls_listener = self.https_listener(add.address.to_socket_addr())?;
+                let certificate = tls::load(&add.certificate)?;
+                let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
+                tls.certificates.borrow_mut().add(certificate);
+                tls.rebuild()?;
+            }
+            RequestType::ReplaceCertificate(replace) => {
+                let tls_listener = self.https_listener(replace.address.to_socket_addr())?;
+                let certificate = tls::load(&replace.new_certificate)?;
+                let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
+                {
+                    let mut certificates = tls.certificates.borrow_mut();
+                    certificates.remove(&replace.old_fingerprint);
+                    certificates.add(certificate);
+                }
+                tls.rebuild()?;
+            }
+            RequestType::RemoveCertificate(remove) => {
+                let tls_listener = self.https_listener(remove.address.to_socket_addr())?;
+                let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
+                tls.certificates.borrow_mut().remove(&remove.fingerprint);
+                tls.rebuild()?;
             }
             RequestType::RemoveListener(remove) => {
                 let address = remove.address.to_socket_addr();
@@ -467,7 +576,7 @@ impl Server {
                 // busy connections finish.
                 self.shared.pool.forget(address);
             }
-            RequestType::AddHttpFrontend(frontend) => {
+            RequestType::AddHttpFrontend(frontend) | RequestType::AddHttpsFrontend(frontend) => {
                 let router = self.http_router(frontend.address.to_socket_addr())?;
                 router
                     .router
@@ -475,7 +584,8 @@ impl Server {
                     .add_frontend(frontend)
                     .map_err(|error| error.to_string())?;
             }
-            RequestType::RemoveHttpFrontend(frontend) => {
+            RequestType::RemoveHttpFrontend(frontend)
+            | RequestType::RemoveHttpsFrontend(frontend) => {
                 let router = self.http_router(frontend.address.to_socket_addr())?;
                 router
                     .router
@@ -493,7 +603,42 @@ impl Server {
         self.listeners
             .get(&address)
             .and_then(|runtime| runtime.http.clone())
-            .ok_or_else(|| format!("no HTTP listener on {address}"))
+            .ok_or_else(|| format!("no HTTP or HTTPS listener on {address}"))
+    }
+
+    fn https_listener(&self, address: SocketAddr) -> Result<Rc<HttpListener>, String> {
+        self.listeners
+            .get(&address)
+            .and_then(|runtime| runtime.http.clone())
+            .filter(|listener| listener.tls.is_some())
+            .ok_or_else(|| format!("no HTTPS listener on {address}"))
+    }
+
+    /// Certificates of every HTTPS listener, optionally only those for a
+    /// domain, as `query_certificates_from_workers` answers them.
+    fn certificates_by_address(&self, domain: Option<&str>) -> ListOfCertificatesByAddress {
+        let mut certificates = Vec::new();
+        for (address, runtime) in &self.listeners {
+            let Some(tls) = runtime.http.as_ref().and_then(|http| http.tls.as_ref()) else {
+                continue;
+            };
+            let mut certificate_summaries = Vec::new();
+            for certificate in tls.certificates.borrow().certificates() {
+                for name in &certificate.names {
+                    if domain.is_none_or(|domain| domain.eq_ignore_ascii_case(name)) {
+                        certificate_summaries.push(CertificateSummary {
+                            domain: name.clone(),
+                            fingerprint: certificate.fingerprint.clone(),
+                        });
+                    }
+                }
+            }
+            certificates.push(CertificatesByAddress {
+                address: (*address).into(),
+                certificate_summaries,
+            });
+        }
+        ListOfCertificatesByAddress { certificates }
     }
 
     /// Rebuilds every router from the state, after a change that removed
@@ -502,7 +647,12 @@ impl Server {
         for (address, runtime) in &self.listeners {
             let Some(http) = &runtime.http else { continue };
             let mut router = Router::new();
-            for (key, frontend) in &self.state.http_frontends {
+            let frontends = if http.tls.is_some() {
+                &self.state.https_frontends
+            } else {
+                &self.state.http_frontends
+            };
+            for (key, frontend) in frontends {
                 if key.address == *address {
                     // Frontends in the state were accepted by a router before.
                     let _ = router.add_frontend(frontend);
@@ -534,7 +684,7 @@ impl Server {
             .try_clone()
             .map_err(|error| format!("could not duplicate the socket of {address}: {error}"))?;
         let accept_task = match (&runtime.http, runtime.kind) {
-            (Some(http), ListenerType::Http) => {
+            (Some(http), ListenerType::Http | ListenerType::Https) => {
                 listener::spawn_http_accept(socket, address, http.clone(), self.shared.clone())
                     .map_err(|error| format!("could not listen on {address}: {error}"))?
             }

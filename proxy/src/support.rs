@@ -34,16 +34,19 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
     };
     match request_type {
         RequestType::AddHttpListener(listener) => check_http_listener(listener),
-        RequestType::AddHttpsListener(_) | RequestType::UpdateHttpsListener(_) => {
-            refuse("HTTPS listeners (not built yet)")
+        RequestType::AddHttpsListener(listener) => check_https_listener(listener),
+        RequestType::UpdateHttpsListener(update) => {
+            refuse_if_set!(update.public_address, "update_https_listener");
+            refuse_if_set!(update.hsts, "update_https_listener");
+            if update.client_auth_policy.is_some() {
+                return refuse("mutual TLS (client certificates)");
+            }
+            check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
         }
         RequestType::AddTcpListener(_) | RequestType::UpdateTcpListener(_) => {
             refuse("TCP listeners (not built yet)")
         }
         RequestType::AddTcpFrontend(_) => refuse("TCP frontends (not built yet)"),
-        RequestType::AddCertificate(_) | RequestType::ReplaceCertificate(_) => {
-            refuse("certificates (HTTPS is not built yet)")
-        }
         RequestType::UpdateHttpListener(update) => {
             refuse_if_set!(update.public_address, "update_http_listener");
             check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
@@ -125,6 +128,47 @@ fn check_http_listener(listener: &HttpListenerConfig) -> Result<(), Unsupported>
     check_h2_fields_absent(
         h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some),
     )
+}
+
+fn check_https_listener(
+    listener: &sozu_command::proto::command::HttpsListenerConfig,
+) -> Result<(), Unsupported> {
+    refuse_if_set!(listener.interface, "add_https_listener");
+    refuse_if_set!(listener.hsts, "add_https_listener");
+    if listener.client_auth.is_some_and(|mode| mode != 0)
+        || !listener.client_ca_certificates.is_empty()
+    {
+        return refuse("mutual TLS (client certificates)");
+    }
+    let h2_tuning = [
+        listener.h2_max_rst_stream_per_window,
+        listener.h2_max_ping_per_window,
+        listener.h2_max_settings_per_window,
+        listener.h2_max_empty_data_per_window,
+        listener.h2_max_continuation_frames,
+        listener.h2_max_glitch_count,
+        listener.h2_initial_connection_window,
+        listener.h2_max_concurrent_streams,
+        listener.h2_stream_shrink_ratio,
+        listener.h2_max_header_list_size,
+        listener.h2_stream_idle_timeout_seconds,
+        listener.h2_max_header_table_size,
+        listener.h2_graceful_shutdown_deadline_seconds,
+        listener.h2_max_window_update_stream0_per_window,
+        listener.h2_max_header_fields,
+        listener.h2_stream_refusal_percent,
+    ];
+    let h2_lifetimes = [
+        listener.h2_max_rst_stream_lifetime,
+        listener.h2_max_rst_stream_abusive_lifetime,
+        listener.h2_max_rst_stream_emitted_lifetime,
+    ];
+    check_h2_fields_absent(
+        h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some),
+    )?;
+    // Versions, ciphers, groups and ALPN are checked against what rustls
+    // offers, with the names that are missing.
+    crate::tls::check_listener(listener)
 }
 
 fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {
