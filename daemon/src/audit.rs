@@ -11,13 +11,21 @@ pub struct Peer {
     pub pid: Option<i32>,
     /// Command name, from /proc/PID/comm.
     pub command: Option<String>,
+    /// The descriptor of the connection (kept when a main process upgrade
+    /// must answer the client from the new program).
+    pub fd: Option<std::os::fd::RawFd>,
 }
 
 impl Peer {
     /// Credentials of the client of `stream`.
     pub fn of(stream: &tokio::net::UnixStream) -> Peer {
+        use std::os::fd::AsRawFd;
+        let fd = Some(stream.as_raw_fd());
         let Ok(credentials) = stream.peer_cred() else {
-            return Peer::default();
+            return Peer {
+                fd,
+                ..Peer::default()
+            };
         };
         let pid = credentials.pid();
         let command = pid.and_then(|pid| {
@@ -29,6 +37,7 @@ impl Peer {
             uid: Some(credentials.uid()),
             pid,
             command,
+            fd,
         }
     }
 }

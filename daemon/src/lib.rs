@@ -50,6 +50,9 @@ const EXIT_START_FAILED: u8 = 1;
 
 /// Runs the main process until it is stopped.
 pub fn start(options: StartOptions) -> ExitCode {
+    if let Some(record) = std::env::var_os(upgrade::ENV_UPGRADE) {
+        return resume(PathBuf::from(record));
+    }
     let config = match &options.config {
         Some(path) => match Config::load(path) {
             Ok(config) => config,
@@ -219,11 +222,131 @@ async fn run(config: Config, state: ConfigState, settings: Vec<Request>) -> Resu
     result
 }
 
+/// Carries on after `upgrade_main` replaced the program of this process.
+fn resume(record_path: PathBuf) -> ExitCode {
+    let record = match upgrade::read_record(&record_path) {
+        Ok(record) => record,
+        Err(error) => {
+            eprintln!("sozu start: upgrade failed: {error}");
+            return ExitCode::from(EXIT_START_FAILED);
+        }
+    };
+    let config = match &record.config_path {
+        Some(path) => Config::load(path).unwrap_or_else(|error| {
+            eprintln!("sozu start: after upgrade, {error}; keeping the built-in defaults for process settings");
+            Config::default_for_start()
+        }),
+        None => Config::default_for_start(),
+    };
+    logging::init(&config.log_level, "main");
+    let mut state = ConfigState::new();
+    let bytes = std::fs::read(&record.state_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&record.state_file);
+    let report = file::load(&mut state, &bytes);
+    for error in &report.errors {
+        tracing::error!(%error, "state record lost in the upgrade");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sozu start: could not start the event loop: {error}");
+            return ExitCode::from(EXIT_START_FAILED);
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&runtime, resume_serving(config, state, record)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sozu start: {error}");
+            ExitCode::from(EXIT_START_FAILED)
+        }
+    }
+}
+
+async fn resume_serving(
+    config: Config,
+    state: ConfigState,
+    record: upgrade::UpgradeRecord,
+) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let socket_path = config.command_socket.clone();
+    let (news_tx, mut news) = mpsc::unbounded_channel();
+    let launcher = WorkerLauncher {
+        config: config.server_config(),
+        max_frame_size: usize::try_from(config.max_command_buffer_size).unwrap_or(usize::MAX),
+        news: news_tx,
+    };
+    let main = Main::new(config, state, launcher);
+    for request in record.settings {
+        main.settings
+            .borrow_mut()
+            .insert(request.kind_name(), request);
+    }
+    for worker in record.workers {
+        // SAFETY: the previous program listed these descriptors as open and
+        // handed over to this one; nothing else owns them.
+        let (channel, scm) = unsafe {
+            (
+                upgrade::owned(worker.channel_fd),
+                upgrade::owned(worker.scm_fd),
+            )
+        };
+        let (channel, scm) = (
+            std::os::unix::net::UnixStream::from(channel),
+            std::os::unix::net::UnixStream::from(scm),
+        );
+        upgrade::close_on_exec(&channel);
+        upgrade::close_on_exec(&scm);
+        let adopted = main
+            .launcher
+            .adopt(worker.id, worker.generation, worker.pid, channel, scm)
+            .map_err(|error| format!("could not take over worker {}: {error}", worker.id))?;
+        main.workers.borrow_mut().insert(worker.id, adopted);
+    }
+    // SAFETY: as above, for the listening command socket.
+    let listener =
+        std::os::unix::net::UnixListener::from(unsafe { upgrade::owned(record.command_socket_fd) });
+    upgrade::close_on_exec(&listener);
+    listener
+        .set_nonblocking(true)
+        .map_err(|error| format!("command socket: {error}"))?;
+    main.command_socket_fd.set(listener.as_raw_fd());
+    let listener = tokio::net::UnixListener::from_std(listener)
+        .map_err(|error| format!("command socket: {error}"))?;
+    main.event(events::event(
+        sozu_command::proto::command::EventKind::MainUpgraded,
+    ));
+    if let Some(client_fd) = record.client_fd {
+        // SAFETY: as above, for the client that asked for the upgrade.
+        let client = std::os::unix::net::UnixStream::from(unsafe { upgrade::owned(client_fd) });
+        upgrade::close_on_exec(&client);
+        if client.set_nonblocking(true).is_ok()
+            && let Ok(client) = tokio::net::UnixStream::from_std(client)
+        {
+            tokio::task::spawn_local(main.clone().serve_upgraded_client(client));
+        }
+    }
+    tracing::info!(
+        "main process upgraded, {} workers taken over",
+        main.workers.borrow().len()
+    );
+    let result = serve(&main, listener, &mut news).await;
+    let _ = std::fs::remove_file(&socket_path);
+    result
+}
+
 async fn serve(
     main: &Rc<Main>,
     listener: tokio::net::UnixListener,
     news: &mut mpsc::UnboundedReceiver<workers::WorkerNews>,
 ) -> Result<(), String> {
+    {
+        use std::os::fd::AsRawFd;
+        main.command_socket_fd.set(listener.as_raw_fd());
+    }
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {

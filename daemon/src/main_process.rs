@@ -61,6 +61,8 @@ pub struct Main {
     pub stopping: Cell<bool>,
     /// Set by a stop request: the daemon exits once its answer is written.
     pub exit_after_answer: Cell<bool>,
+    /// The listening command socket (handed over by `upgrade_main`).
+    pub command_socket_fd: Cell<std::os::fd::RawFd>,
 }
 
 impl Main {
@@ -80,6 +82,7 @@ impl Main {
             exit: Notify::new(),
             stopping: Cell::new(false),
             exit_after_answer: Cell::new(false),
+            command_socket_fd: Cell::new(-1),
         })
     }
 
@@ -245,6 +248,24 @@ impl Main {
                     generation += 1;
                 }
             }
+        }
+    }
+
+    /// Answers the client whose `upgrade_main` request this program was
+    /// started for, then serves it like any other.
+    pub async fn serve_upgraded_client(self: Rc<Self>, stream: UnixStream) {
+        let mut framed = Framed::new(
+            stream,
+            CommandServerCodec::with_max_frame_size(
+                usize::try_from(self.config.borrow().max_command_buffer_size).unwrap_or(usize::MAX),
+            ),
+        );
+        let answer = Response::ok(
+            format!("Main process upgraded (pid {})", std::process::id()),
+            None,
+        );
+        if framed.send(answer).await.is_ok() {
+            self.serve_client(framed.into_inner()).await;
         }
     }
 

@@ -59,6 +59,9 @@ pub struct Worker {
     requests: mpsc::UnboundedSender<WorkerRequest>,
     pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>>,
     scm: StdUnixStream,
+    /// The descriptor of the main process's end of the command channel,
+    /// kept to hand the channel over during a main process upgrade.
+    channel_fd: std::os::fd::RawFd,
 }
 
 impl Worker {
@@ -106,6 +109,17 @@ impl Worker {
         scm::receive_sockets(&self.scm)
     }
 
+    /// Requests sent and not answered yet.
+    pub fn pending_count(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// The two descriptors that make this worker's channels, for a main
+    /// process upgrade: (command channel, socket channel).
+    pub fn descriptors(&self) -> (std::os::fd::RawFd, std::os::fd::RawFd) {
+        (self.channel_fd, self.scm.as_raw_fd())
+    }
+
     /// Asks the process to terminate now.
     pub fn kill(&self) {
         let _ = nix::sys::signal::kill(
@@ -137,13 +151,14 @@ impl WorkerLauncher {
     ) -> io::Result<Rc<Worker>> {
         let (main_channel, worker_channel) = StdUnixStream::pair()?;
         let (main_scm, worker_scm) = StdUnixStream::pair()?;
-        let executable = std::env::current_exe()?;
+        let executable = crate::upgrade::executable()?;
         let config_json = serde_json::to_string(&self.config).map_err(io::Error::other)?;
         let mut command = tokio::process::Command::new(executable);
         command
             .arg("worker")
             .env(ENV_ID, id.to_string())
             .env(ENV_CONFIG, config_json)
+            .env_remove(crate::upgrade::ENV_UPGRADE)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(false);
         if sockets.is_some() {
@@ -164,15 +179,47 @@ impl WorkerLauncher {
                 Ok(())
             });
         }
-        let mut child = command.spawn()?;
+        let child = command.spawn()?;
         drop(worker_channel);
         drop(worker_scm);
         let pid = child.id().map_or(0, |pid| pid as i32);
         if let Some(sockets) = sockets {
             scm::send_sockets(&main_scm, &sockets)?;
         }
+        self.attach(
+            id,
+            generation,
+            pid,
+            main_channel,
+            main_scm,
+            Exit::Child(child),
+        )
+    }
 
+    /// Takes over a worker started by a previous main process (an upgrade):
+    /// same channels, same process.
+    pub fn adopt(
+        &self,
+        id: u32,
+        generation: u64,
+        pid: i32,
+        channel: StdUnixStream,
+        scm_channel: StdUnixStream,
+    ) -> io::Result<Rc<Worker>> {
+        self.attach(id, generation, pid, channel, scm_channel, Exit::Pid(pid))
+    }
+
+    fn attach(
+        &self,
+        id: u32,
+        generation: u64,
+        pid: i32,
+        main_channel: StdUnixStream,
+        main_scm: StdUnixStream,
+        exit: Exit,
+    ) -> io::Result<Rc<Worker>> {
         main_channel.set_nonblocking(true)?;
+        let channel_fd = main_channel.as_raw_fd();
         let channel = tokio::net::UnixStream::from_std(main_channel)?;
         let (mut sink, mut stream) = Framed::new(
             channel,
@@ -217,10 +264,22 @@ impl WorkerLauncher {
         });
         let news = self.news.clone();
         tokio::task::spawn_local(async move {
-            let status = match child.wait().await {
-                Ok(status) => status.to_string(),
-                Err(error) => format!("could not wait for it: {error}"),
-            };
+            let status =
+                match exit {
+                    Exit::Child(mut child) => match child.wait().await {
+                        Ok(status) => status.to_string(),
+                        Err(error) => format!("could not wait for it: {error}"),
+                    },
+                    // Still our child after exec: wait for it on a blocking thread.
+                    Exit::Pid(pid) => tokio::task::spawn_blocking(move || {
+                        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                            Ok(status) => format!("{status:?}"),
+                            Err(error) => format!("could not wait for it: {error}"),
+                        }
+                    })
+                    .await
+                    .unwrap_or_else(|error| error.to_string()),
+                };
             let _ = news.send(WorkerNews::Exited(id, generation, status));
         });
 
@@ -232,6 +291,15 @@ impl WorkerLauncher {
             requests,
             pending,
             scm: main_scm,
+            channel_fd,
         }))
     }
+}
+
+/// How the main process learns that a worker exited.
+enum Exit {
+    /// A child it started itself.
+    Child(tokio::process::Child),
+    /// A child started before an exec of the main process.
+    Pid(i32),
 }

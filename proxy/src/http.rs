@@ -37,6 +37,10 @@ struct ConnectionContext {
     shared: Rc<Shared>,
     /// The TLS server name the client asked for, on HTTPS listeners.
     server_name: Option<String>,
+    /// Requests received on this connection so far.
+    requests: Cell<u64>,
+    /// Woken when a request arrives.
+    request_arrived: tokio::sync::Notify,
 }
 
 /// Decrements the connection count however the connection task ends.
@@ -85,11 +89,12 @@ pub(crate) async fn serve_connection(
     let _guard = ConnectionGuard::new(&shared);
     let config = listener.settings.borrow().clone();
     let request_timeout = seconds(config.request_timeout);
-    let mut stopping = shared.stopping.subscribe();
 
     // A connection that sends nothing at all within the request timeout gets
     // a 408 (hyper's own head timeout closes silently).
     let mut stream = stream;
+    // Accepted connections are served even if a stop begins now: their
+    // client is about to send, or has sent, its request.
     tokio::select! {
         ready = tokio::time::timeout(request_timeout, stream.readable()) => {
             if ready.is_err() {
@@ -102,7 +107,6 @@ pub(crate) async fn serve_connection(
                 return;
             }
         }
-        _ = stopping.changed() => return,
     }
     let context = Rc::new(ConnectionContext {
         peer,
@@ -110,6 +114,8 @@ pub(crate) async fn serve_connection(
         listener,
         shared: shared.clone(),
         server_name: None,
+        requests: Cell::new(0),
+        request_arrived: tokio::sync::Notify::new(),
     });
     serve_http(TokioIo::new(stream), context, false).await;
 }
@@ -132,11 +138,7 @@ pub(crate) async fn serve_tls_connection(
     let server_config = tls.server_config.borrow().clone();
     let handshake_timeout = seconds(listener.settings.borrow().request_timeout);
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    let mut stopping = shared.stopping.subscribe();
-    let handshake = tokio::select! {
-        accepted = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => accepted,
-        _ = stopping.changed() => return,
-    };
+    let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
     let stream = match handshake {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
@@ -159,6 +161,8 @@ pub(crate) async fn serve_tls_connection(
         listener,
         shared: shared.clone(),
         server_name,
+        requests: Cell::new(0),
+        request_arrived: tokio::sync::Notify::new(),
     });
     serve_http(TokioIo::new(stream), context, h2).await;
 }
@@ -172,8 +176,9 @@ where
     let shared = context.shared.clone();
     let config = context.listener.settings.borrow().clone();
     let request_timeout = seconds(config.request_timeout);
-    let mut stopping = shared.stopping.subscribe();
-    let service = service_fn(move |request| handle(context.clone(), request));
+    let stopping = shared.stopping.subscribe();
+    let service_context = context.clone();
+    let service = service_fn(move |request| handle(service_context.clone(), request));
     if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(LocalExecutor);
         builder.timer(TokioTimer::new()).max_header_list_size(
@@ -181,21 +186,14 @@ where
         );
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
-        let mut shutting_down = *stopping.borrow();
-        if shutting_down {
-            connection.as_mut().graceful_shutdown();
-        }
-        loop {
-            tokio::select! {
-                _ = connection.as_mut() => break,
-                changed = stopping.changed(), if !shutting_down => {
-                    if changed.is_err() || *stopping.borrow() {
-                        shutting_down = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-        }
+        drive(
+            connection,
+            |c| c.graceful_shutdown(),
+            stopping,
+            &context,
+            request_timeout,
+        )
+        .await;
         return;
     }
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -206,18 +204,55 @@ where
         .max_buf_size(shared.options.max_header_size.max(8192));
     let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
-    let mut shutting_down = *stopping.borrow();
-    if shutting_down {
-        connection.as_mut().graceful_shutdown();
-    }
+    drive(
+        connection,
+        |c| c.graceful_shutdown(),
+        stopping,
+        &context,
+        request_timeout,
+    )
+    .await;
+}
+
+/// Polls a hyper connection to its end. When the server starts stopping,
+/// asks it to finish gracefully (in-flight requests complete, idle
+/// keep-alive connections close); a connection that has not received its
+/// first request yet is given until that request arrives (at most the
+/// request timeout), so a client whose connection was just accepted is
+/// still answered.
+async fn drive<C>(
+    mut connection: std::pin::Pin<&mut C>,
+    shutdown: impl Fn(std::pin::Pin<&mut C>),
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    context: &ConnectionContext,
+    request_timeout: Duration,
+) where
+    C: std::future::Future,
+{
+    let mut stop_seen = *stopping.borrow();
+    let mut shut = false;
     loop {
-        tokio::select! {
-            _ = connection.as_mut() => break,
-            changed = stopping.changed(), if !shutting_down => {
-                if changed.is_err() || *stopping.borrow() {
-                    shutting_down = true;
-                    connection.as_mut().graceful_shutdown();
+        if stop_seen && !shut {
+            if context.requests.get() > 0 {
+                shutdown(connection.as_mut());
+                shut = true;
+            } else {
+                // Wait for the first request, or give up on it.
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    _ = context.request_arrived.notified() => {}
+                    _ = tokio::time::sleep(request_timeout) => {
+                        shutdown(connection.as_mut());
+                        shut = true;
+                    }
                 }
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            changed = stopping.changed(), if !stop_seen => {
+                stop_seen = changed.is_err() || *stopping.borrow();
             }
         }
     }
@@ -396,6 +431,8 @@ async fn handle(
     context: Rc<ConnectionContext>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    context.requests.set(context.requests.get() + 1);
+    context.request_arrived.notify_one();
     Ok(proxy(context, request).await)
 }
 

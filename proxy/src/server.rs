@@ -669,16 +669,18 @@ impl Server {
         if runtime.active.is_some() {
             return Ok(());
         }
-        let socket = if from_scm {
-            let position = self
-                .adopted
-                .iter()
-                .position(|socket| socket.address == address)
-                .ok_or_else(|| format!("no handed-over socket for {address}"))?;
-            let adopted = self.adopted.swap_remove(position);
-            std::net::TcpListener::from(adopted.fd)
-        } else {
-            listener::bind(address).map_err(|error| error.to_string())?
+        // A socket handed over by the server this one replaces is used
+        // whenever there is one: connections already queued on it must be
+        // accepted here, not lost with a fresh socket.
+        let handed_over = self
+            .adopted
+            .iter()
+            .position(|socket| socket.address == address)
+            .map(|position| self.adopted.swap_remove(position));
+        let socket = match handed_over {
+            Some(adopted) => std::net::TcpListener::from(adopted.fd),
+            None if from_scm => return Err(format!("no handed-over socket for {address}")),
+            None => listener::bind(address).map_err(|error| error.to_string())?,
         };
         let duplicate = socket
             .try_clone()
