@@ -85,6 +85,9 @@ fn bench_state(c: &mut Criterion) {
     group.bench_function("save_to_bytes", |b| {
         b.iter(|| file::to_bytes(black_box(&state)))
     });
+    group.bench_function("parse_records_only", |b| {
+        b.iter(|| file::parse_records(black_box(&bytes)))
+    });
     group.bench_function("load_from_bytes", |b| {
         b.iter_batched(
             ConfigState::new,

@@ -41,8 +41,9 @@ pub struct StateRecord {
     pub number: usize,
     /// Byte offset of the record's first byte in the file.
     pub offset: usize,
-    /// The request it holds.
-    pub request: Request,
+    /// The request it holds (boxed: requests are large, and records are
+    /// moved around).
+    pub request: Box<Request>,
 }
 
 /// The outcome of [`load`]: how many records were applied, and the others.
@@ -148,16 +149,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateFileError>
 /// empty records, so files edited by hand or missing the final separator
 /// still load.
 pub fn parse_records(bytes: &[u8]) -> Vec<Result<StateRecord, RecordError>> {
-    let mut records = Vec::new();
+    records(bytes).collect()
+}
+
+/// The records of state file bytes, decoded one at a time as they are
+/// consumed (see [`parse_records`]).
+pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<StateRecord, RecordError>> + '_ {
     let mut offset = 0;
     let mut number = 0;
-    for chunk in bytes.split(|byte| *byte == 0) {
+    bytes.split(|byte| *byte == 0).filter_map(move |chunk| {
         let chunk_offset = offset;
         offset += chunk.len() + 1;
         let leading = chunk.iter().take_while(|b| b.is_ascii_whitespace()).count();
         let record = chunk[leading..].trim_ascii_end();
         if record.is_empty() {
-            continue;
+            return None;
         }
         number += 1;
         let offset = chunk_offset + leading;
@@ -166,22 +172,23 @@ pub fn parse_records(bytes: &[u8]) -> Vec<Result<StateRecord, RecordError>> {
             offset,
             reason,
         };
-        let parsed = serde_json::from_slice::<WorkerRequest>(record)
-            .map_err(|e| error(format!("not a valid request record: {e}")))
-            .and_then(|worker_request| {
-                if worker_request.content.request_type.is_none() {
-                    Err(error("the record holds an empty request".to_owned()))
-                } else {
+        Some(
+            serde_json::from_slice::<Box<WorkerRequest>>(record)
+                .map_err(|e| error(format!("not a valid request record: {e}")))
+                .and_then(|worker_request| {
+                    if worker_request.content.request_type.is_none() {
+                        return Err(error("the record holds an empty request".to_owned()));
+                    }
+                    // Reuse the allocation: the record keeps the request.
+                    let WorkerRequest { content, .. } = *worker_request;
                     Ok(StateRecord {
                         number,
                         offset,
-                        request: worker_request.content,
+                        request: Box::new(content),
                     })
-                }
-            });
-        records.push(parsed);
-    }
-    records
+                }),
+        )
+    })
 }
 
 /// Reads the state file at `path` into records.
@@ -197,7 +204,7 @@ pub fn read_records(path: &Path) -> Result<Vec<Result<StateRecord, RecordError>>
 /// Applies every record of `bytes` to `state`, keeping going past bad ones.
 pub fn load(state: &mut ConfigState, bytes: &[u8]) -> LoadReport {
     let mut report = LoadReport::default();
-    for record in parse_records(bytes) {
+    for record in records(bytes) {
         match record {
             Ok(record) => match state.dispatch(&record.request) {
                 Ok(()) => report.applied += 1,
