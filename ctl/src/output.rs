@@ -132,10 +132,11 @@ impl Output {
         }
     }
 
-    /// Reports a failed command: JSON on stdout, or a message on stderr.
+    /// Reports a failed command: JSON on stdout (on one line, so it also
+    /// ends a stream of JSON lines cleanly), or a message on stderr.
     pub fn error(&self, error: &CliError) {
         if self.json {
-            self.json(&error.to_json());
+            self.json_line(&error.to_json());
         } else if self.color && self.stderr_is_terminal {
             eprintln!("{RED}{BOLD}error:{RESET} {error}");
         } else {
