@@ -418,7 +418,7 @@ impl Plan {
         if !self.kept.is_empty() {
             let mut table = render::table(&["kept (not in the file)"]);
             for step in &self.kept {
-                render::add_row(&mut table, &[step.description.clone()]);
+                render::add_row(&mut table, std::slice::from_ref(&step.description));
             }
             blocks.push(Block::Table(table));
         }

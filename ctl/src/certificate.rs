@@ -4,7 +4,7 @@
 //! sent: every PEM block must parse and the key must match the certificate.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Subcommand};
 use sozu_command::proto::command::TlsVersion;
@@ -94,16 +94,16 @@ pub enum CertificateCmd {
 /// Loads the three files of a certificate, naming the flag of the one that
 /// is wrong. `prefix` is `""` for `add`, `"new-"` for `replace`.
 fn load(
-    certificate: &PathBuf,
-    chain: &PathBuf,
-    key: &PathBuf,
+    certificate: &Path,
+    chain: &Path,
+    key: &Path,
     versions: &[TlsVersion],
     prefix: &str,
 ) -> Result<sozu_command::proto::command::CertificateAndKey, CliError> {
     let files = CertificateFiles {
-        certificate: certificate.clone(),
-        chain: chain.clone(),
-        key: key.clone(),
+        certificate: certificate.to_owned(),
+        chain: chain.to_owned(),
+        key: key.to_owned(),
     };
     let certificate_flag = format!("--{prefix}certificate");
     let chain_flag = format!("--{prefix}certificate-chain");
@@ -122,7 +122,7 @@ fn load(
 
 /// A fingerprint from `--fingerprint` or from a certificate file.
 fn fingerprint(
-    file: Option<&PathBuf>,
+    file: Option<&Path>,
     file_flag: &str,
     fingerprint: Option<&String>,
 ) -> Result<String, CliError> {
@@ -177,7 +177,7 @@ pub fn run(session: &mut Session, cmd: &CertificateCmd) -> Result<(), CliError> 
             certificate,
             fingerprint: given,
         } => {
-            let fingerprint = fingerprint(certificate.as_ref(), "--certificate", given.as_ref())?;
+            let fingerprint = fingerprint(certificate.as_deref(), "--certificate", given.as_ref())?;
             session.run(
                 &requests::certificate_remove(*address, &fingerprint),
                 &format!("certificate {fingerprint} removed from {address}"),
@@ -193,7 +193,7 @@ pub fn run(session: &mut Session, cmd: &CertificateCmd) -> Result<(), CliError> 
             tls_versions,
         } => {
             let old = fingerprint(
-                old_certificate.as_ref(),
+                old_certificate.as_deref(),
                 "--old-certificate",
                 given.as_ref(),
             )?;
@@ -281,7 +281,7 @@ mod tests {
         let expected = "a5ca0ce08dec59c4151910c1439cb84ef7744d571a266d74cdff8e01605acffb";
         let cert = fixture("cert.pem");
         assert_eq!(
-            fingerprint(Some(&cert), "--certificate", None).unwrap(),
+            fingerprint(Some(cert.as_path()), "--certificate", None).unwrap(),
             expected
         );
         let upper = expected.to_ascii_uppercase();
