@@ -658,9 +658,11 @@ fn https(session: &mut Session, cmd: &HttpsListenerCmd) -> Result<(), CliError> 
             hsts_disabled,
             hsts_force_replace_backend,
         } => {
-            if let Some(unknown) = alpn_protocols.iter().flatten().find(|protocol| {
-                !matches!(protocol.as_str(), "h2" | "http/1.1")
-            }) {
+            if let Some(unknown) = alpn_protocols
+                .iter()
+                .flatten()
+                .find(|protocol| !matches!(protocol.as_str(), "h2" | "http/1.1"))
+            {
                 return Err(CliError::usage(format!(
                     "--alpn-protocols: unknown protocol {unknown:?}; expected h2 or http/1.1"
                 )));
