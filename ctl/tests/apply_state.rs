@@ -5,14 +5,11 @@
 
 mod common;
 
-use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use common::{TestConfig, code, sozu, stdout_json};
 use serde_json::Value;
-use sozu_command::channel::Channel;
 use sozu_command::config::Config;
 use sozu_command::proto::command::{
     CertificateSummary, CertificatesByAddress, CertificatesWithFingerprints, ClusterHashes,
@@ -83,21 +80,8 @@ fn answer(state: &mut ConfigState, request: &Request) -> Response {
 
 /// A daemon on `socket` serving `state` until the test ends.
 fn serve(socket: &Path, state: Arc<Mutex<ConfigState>>) {
-    let listener = UnixListener::bind(socket).unwrap();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let state = Arc::clone(&state);
-            thread::spawn(move || {
-                let mut channel: Channel<Response, Request> = Channel::new(stream);
-                while let Ok(Some(request)) = channel.read_message(None) {
-                    let response = answer(&mut state.lock().unwrap(), &request);
-                    if channel.write_message(&response).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
+    common::serve(socket, move |request| {
+        vec![answer(&mut state.lock().unwrap(), request)]
     });
 }
 

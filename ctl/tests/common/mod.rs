@@ -269,3 +269,41 @@ impl Drop for Daemon {
         self.child.wait().ok();
     }
 }
+
+/// The requests a [`serve`]d daemon received, in order.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<Request>>>;
+
+/// A daemon on `socket` that answers every request with the responses
+/// `respond` gives (PROCESSING ones first, the final one last), on any
+/// number of connections, until the test ends.
+pub fn serve(
+    socket: &Path,
+    respond: impl Fn(&Request) -> Vec<Response> + Send + Sync + 'static,
+) -> Received {
+    use sozu_command::channel::Channel;
+    use std::sync::{Arc, Mutex};
+
+    let listener = UnixListener::bind(socket).unwrap();
+    let received: Received = Arc::new(Mutex::new(Vec::new()));
+    let respond = Arc::new(respond);
+    let log = Arc::clone(&received);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let respond = Arc::clone(&respond);
+            let log = Arc::clone(&log);
+            thread::spawn(move || {
+                let mut channel: Channel<Response, Request> = Channel::new(stream);
+                while let Ok(Some(request)) = channel.read_message(None) {
+                    log.lock().unwrap().push(request.clone());
+                    for response in respond(&request) {
+                        if channel.write_message(&response).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    received
+}
