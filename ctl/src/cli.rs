@@ -21,6 +21,9 @@ use crate::listener::ListenerCmd;
 use crate::metrics::MetricsCmd;
 use crate::state::StateCmd;
 
+/// The help heading of the flags every subcommand takes.
+const GLOBAL: &str = "Global options";
+
 /// Command line of a Sozu-compatible reverse proxy: runs the daemon and
 /// drives it through its command socket.
 #[derive(Parser, Debug, Clone, PartialEq, Eq)]
@@ -32,23 +35,24 @@ pub struct Args {
         long = "config",
         global = true,
         env = "SOZU_CONFIG",
-        value_name = "PATH"
+        value_name = "PATH",
+        help_heading = GLOBAL
     )]
     pub config: Option<PathBuf>,
 
     /// Longest wait for each answer of the daemon, in milliseconds; every
     /// progress answer starts the wait again. 0 waits forever. Default: the
     /// configuration's ctl_command_timeout, else 1000
-    #[arg(short = 't', long = "timeout", global = true, value_name = "MS")]
+    #[arg(short = 't', long = "timeout", global = true, value_name = "MS", help_heading = GLOBAL)]
     pub timeout: Option<u64>,
 
     /// Print machine-readable JSON on stdout (errors included)
-    #[arg(short = 'j', long = "json", global = true)]
+    #[arg(short = 'j', long = "json", global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Command socket to use, overriding the configuration. Without it and
     /// without a configuration: $SOZU_SOCKET, ./sozu.sock, /run/sozu/sozu.sock
-    #[arg(long = "socket", global = true, value_name = "PATH")]
+    #[arg(long = "socket", global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub socket: Option<PathBuf>,
 
     #[command(subcommand)]
