@@ -236,6 +236,12 @@ theirs metrics enable >/dev/null 2>&1 || true
 change "logging" "logging info" "logging error" "connection-limit show"
 theirs logging error >/dev/null 2>&1 || true
 
+# Last of the changes: newapp goes (with its frontend and backend).
+change "cluster remove" \
+    "cluster remove -i newapp" \
+    "cluster add -i newapp --load-balancing-policy round_robin -s" \
+    "cluster list"
+
 # A refused change fails with both.
 ours_code=0; ours backend add -i nosuchcluster --backend-id b1 -a 127.0.0.1:9999 >/dev/null 2>&1 || ours_code=$?
 theirs_code=0; theirs backend add -i nosuchcluster --backend-id b1 -a 127.0.0.1:9999 >/dev/null 2>&1 || theirs_code=$?
