@@ -166,33 +166,31 @@ pub enum Command {
 /// milliseconds. A global flag cannot be shadowed by a subcommand's own flag
 /// of the same name, so after `health-check set` the long form is renamed
 /// to `--probe-timeout` before parsing (the short `-t` stays global).
-pub fn normalize(arguments: Vec<String>) -> Vec<String> {
-    let mut seen = 0;
+pub fn normalize(mut arguments: Vec<String>) -> Vec<String> {
     let path = ["cluster", "health-check", "set"];
-    let mut normalized = Vec::with_capacity(arguments.len());
-    let mut after_separator = false;
-    for argument in arguments {
-        if after_separator {
-            normalized.push(argument);
-            continue;
+    let separator = arguments
+        .iter()
+        .position(|argument| argument == "--")
+        .unwrap_or(arguments.len());
+    let Some(start) = arguments[..separator]
+        .windows(path.len())
+        .position(|window| {
+            window
+                .iter()
+                .zip(path)
+                .all(|(argument, name)| argument == name)
+        })
+    else {
+        return arguments;
+    };
+    for argument in &mut arguments[start + path.len()..separator] {
+        if argument == "--timeout" {
+            *argument = "--probe-timeout".to_owned();
+        } else if let Some(value) = argument.strip_prefix("--timeout=") {
+            *argument = format!("--probe-timeout={value}");
         }
-        if argument == "--" {
-            after_separator = true;
-        } else if seen < path.len() && argument == path[seen] {
-            seen += 1;
-        } else if seen == path.len() {
-            if argument == "--timeout" {
-                normalized.push("--probe-timeout".to_owned());
-                continue;
-            }
-            if let Some(value) = argument.strip_prefix("--timeout=") {
-                normalized.push(format!("--probe-timeout={value}"));
-                continue;
-            }
-        }
-        normalized.push(argument);
     }
-    normalized
+    arguments
 }
 
 /// Whether the arguments ask for JSON output, judged before parsing so that
@@ -295,10 +293,31 @@ mod tests {
         assert!(normalized.contains(&"--probe-timeout".to_owned()));
         let args = Args::try_parse_from(normalized).unwrap();
         assert_eq!(args.timeout, Some(900));
-        // `--timeout` elsewhere is untouched.
+        // `--timeout` elsewhere is untouched, and so are look-alike values.
+        for untouched in [
+            &["sozu", "status", "--timeout", "3"][..],
+            &[
+                "sozu",
+                "cluster",
+                "add",
+                "-i",
+                "health-check",
+                "--timeout",
+                "3",
+            ],
+            &["sozu", "cluster", "health-check", "list", "--timeout", "3"],
+        ] {
+            assert_eq!(normalize(strings(untouched)), strings(untouched));
+        }
         assert_eq!(
-            normalize(strings(&["sozu", "status", "--timeout", "3"])),
-            strings(&["sozu", "status", "--timeout", "3"])
+            normalize(strings(&[
+                "sozu",
+                "cluster",
+                "health-check",
+                "set",
+                "--timeout=4"
+            ]))[4],
+            "--probe-timeout=4"
         );
     }
 
