@@ -18,4 +18,5 @@ pub mod certificate;
 pub mod channel;
 pub mod config;
 pub mod proto;
+pub mod requests;
 pub mod state;

@@ -1,21 +1,138 @@
-//! Temporary entry point until the CLI lands: `start [-c FILE]` and `worker`.
+//! The `sozu` binary: runs the daemon (`start`) and drives it through its
+//! command socket (every other subcommand).
+//!
+//! This file is glue: parse, pick the family, report the outcome with its
+//! exit code. Requests are built by `sozu_command::requests`, the exchange
+//! lives in `session`, printing in `output` and `render`.
+
+mod apply;
+mod backend;
+mod certificate;
+mod cli;
+mod cluster;
+mod config_check;
+mod connection_limit;
+mod control;
+mod docs;
+mod error;
+mod events;
+mod frontend;
+mod listener;
+mod metrics;
+mod output;
+mod render;
+mod session;
+mod state;
+
 use std::process::ExitCode;
 
+use clap::Parser;
+use clap::error::ErrorKind as ClapErrorKind;
+
+use crate::cli::{Args, Command};
+use crate::error::CliError;
+use crate::output::Output;
+use crate::session::{Globals, Session};
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("start") => {
-            let config = args
-                .iter()
-                .position(|a| a == "-c" || a == "--config")
-                .and_then(|i| args.get(i + 1))
-                .map(std::path::PathBuf::from);
-            sozu_daemon::start(sozu_daemon::StartOptions { config })
-        }
-        Some("worker") => sozu_daemon::worker(),
-        _ => {
-            eprintln!("usage: sozu start [-c FILE]");
-            ExitCode::from(2)
+    let arguments: Vec<String> = std::env::args_os()
+        .map(|argument| argument.to_string_lossy().into_owned())
+        .collect();
+    let json = cli::wants_json(&arguments);
+    let args = match Args::try_parse_from(cli::normalize(arguments)) {
+        Ok(args) => args,
+        Err(error) => return clap_failure(error, json),
+    };
+    let out = Output::detect(args.json);
+    match run(args, &out) {
+        Ok(code) => code,
+        Err(error) => {
+            out.error(&error);
+            ExitCode::from(error.kind.exit_code())
         }
     }
+}
+
+/// Help and version are successes; anything else is a usage error, printed
+/// as JSON on stdout when JSON was asked for.
+fn clap_failure(error: clap::Error, json: bool) -> ExitCode {
+    match error.kind() {
+        ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion => {
+            error.print().ok();
+            ExitCode::SUCCESS
+        }
+        _ if json => {
+            let message = error.render().to_string();
+            let message = message
+                .trim()
+                .trim_start_matches("error: ")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            Output::detect(true).error(&CliError::usage(message));
+            ExitCode::from(error::ErrorKind::Usage.exit_code())
+        }
+        _ => {
+            error.print().ok();
+            ExitCode::from(error::ErrorKind::Usage.exit_code())
+        }
+    }
+}
+
+fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
+    // Commands that do not talk to a daemon.
+    match &args.command {
+        Command::Start => {
+            return Ok(sozu_daemon::start(sozu_daemon::StartOptions {
+                config: args.config,
+            }));
+        }
+        Command::Worker => return Ok(sozu_daemon::worker()),
+        Command::Completions { shell } => {
+            return docs::completions(*shell).map(|()| ExitCode::SUCCESS);
+        }
+        Command::Man => return docs::man().map(|()| ExitCode::SUCCESS),
+        Command::Config {
+            cmd: config_check::ConfigCmd::Check,
+        } => {
+            return config_check::check(out, args.config.as_deref()).map(|()| ExitCode::SUCCESS);
+        }
+        Command::Top => {
+            return Err(CliError::usage("top: the live console is not built yet"));
+        }
+        _ => {}
+    }
+    let mut session = Session::new(Globals {
+        config: args.config.clone(),
+        timeout: args.timeout,
+        json: args.json,
+        socket: args.socket.clone(),
+    })?;
+    let session = &mut session;
+    match &args.command {
+        Command::Status => control::status(session),
+        Command::Shutdown { hard } => control::shutdown(session, *hard),
+        Command::Upgrade { worker } => control::upgrade(session, *worker),
+        Command::Reload { file } => control::reload(session, file.as_deref()),
+        Command::Logging { filter } => control::logging(session, filter),
+        Command::Events => events::events(session),
+        Command::State { cmd } => state::run(session, cmd),
+        Command::Metrics { cmd } => metrics::run(session, cmd),
+        Command::Cluster { cmd } => cluster::run(session, cmd),
+        Command::Backend { cmd } => backend::run(session, cmd),
+        Command::Frontend { cmd } => frontend::run(session, cmd),
+        Command::Listener { cmd } => listener::run(session, cmd),
+        Command::Certificate { cmd } => certificate::run(session, cmd),
+        Command::ConnectionLimit { cmd } => connection_limit::run(session, cmd),
+        Command::Apply(apply_args) => apply::run_apply(session, apply_args),
+        Command::Diff(diff_args) => apply::run_diff(session, diff_args),
+        Command::Start
+        | Command::Worker
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Config { .. }
+        | Command::Top => unreachable!("handled before connecting"),
+    }
+    .map(|()| ExitCode::SUCCESS)
 }

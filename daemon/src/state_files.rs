@@ -96,7 +96,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
                 for worker in workers {
                     let answer = worker.send(WorkerRequest {
                         id: main.request_id("LOAD"),
-                        content: record.request.clone(),
+                        content: (*record.request).clone(),
                     });
                     waiting.push((record.number, worker.id, answer));
                 }

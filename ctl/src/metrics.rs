@@ -1,0 +1,123 @@
+//! `metrics enable|disable|clear|get`.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use sozu_command::proto::command::MetricsConfiguration;
+use sozu_command::requests::{self, MetricsQuery};
+
+use crate::error::CliError;
+use crate::render;
+use crate::session::{Session, content_json, content_of};
+
+/// `metrics …`
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum MetricsCmd {
+    /// Collect metrics
+    Enable,
+    /// Stop collecting metrics
+    Disable,
+    /// Forget the metrics collected so far
+    Clear,
+    /// Show metrics, filtered, or the list of available metrics
+    Get {
+        /// List the names of the available metrics
+        #[arg(short = 'l', long = "list")]
+        list: bool,
+        /// Show again every SECS seconds, until interrupted
+        #[arg(short = 'r', long = "refresh", value_name = "SECS",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        refresh: Option<u32>,
+        /// Only these metrics (comma-separated)
+        #[arg(
+            short = 'n',
+            long = "names",
+            value_delimiter = ',',
+            value_name = "NAMES"
+        )]
+        names: Vec<String>,
+        /// Only these clusters (comma-separated ids)
+        #[arg(
+            short = 'k',
+            long = "clusters",
+            value_delimiter = ',',
+            value_name = "IDS"
+        )]
+        clusters: Vec<String>,
+        /// Only these backends (comma-separated ids)
+        #[arg(
+            short = 'b',
+            long = "backends",
+            value_delimiter = ',',
+            value_name = "IDS"
+        )]
+        backends: Vec<String>,
+        /// Only the main process and workers, no cluster metrics
+        #[arg(long = "no-clusters")]
+        no_clusters: bool,
+        /// Each worker's metrics apart instead of merged
+        #[arg(short = 'w', long = "workers")]
+        workers: bool,
+    },
+}
+
+/// Runs a `metrics` subcommand.
+pub fn run(session: &mut Session, cmd: &MetricsCmd) -> Result<(), CliError> {
+    let (configuration, summary) = match cmd {
+        MetricsCmd::Enable => (MetricsConfiguration::Enabled, "metrics enabled"),
+        MetricsCmd::Disable => (MetricsConfiguration::Disabled, "metrics disabled"),
+        MetricsCmd::Clear => (MetricsConfiguration::Clear, "metrics cleared"),
+        MetricsCmd::Get {
+            list,
+            refresh,
+            names,
+            clusters,
+            backends,
+            no_clusters,
+            workers,
+        } => {
+            let query = MetricsQuery {
+                list: *list,
+                names: names.clone(),
+                cluster_ids: clusters.clone(),
+                backend_ids: backends.clone(),
+                no_clusters: *no_clusters,
+                workers: *workers,
+            };
+            return get(session, &query, *refresh);
+        }
+    };
+    session.run(&requests::configure_metrics(configuration), summary)
+}
+
+/// `metrics get`, once or every `refresh` seconds. Refreshed JSON output is
+/// one document per line, so a reader can take each as it comes.
+fn get(session: &mut Session, query: &MetricsQuery, refresh: Option<u32>) -> Result<(), CliError> {
+    let request = requests::query_metrics(query);
+    let Some(seconds) = refresh else {
+        return session.run(&request, "metrics");
+    };
+    // Once the daemon has answered, the refresh is a stream: it waits as long
+    // as the daemon needs.
+    let mut timeout = session.timeout();
+    loop {
+        let answer = session.request_waiting(&request, timeout)?;
+        timeout = None;
+        let written = if session.out.is_json() {
+            session.out.json_line(&content_json(content_of(&answer)))
+        } else {
+            session.out.clear_screen();
+            session
+                .out
+                .result_line(&format!("metrics (every {seconds}s, Ctrl-C to stop)"));
+            if let Some(content) = content_of(&answer) {
+                session.out.blocks(&render::content(content));
+            }
+            true
+        };
+        if !written {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(u64::from(seconds)));
+    }
+}

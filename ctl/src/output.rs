@@ -1,0 +1,221 @@
+//! Where results go: stdout for results, stderr for progress and errors.
+//!
+//! Two renderers share the same values. For people: a one-line result, then
+//! boxed tables, colour only on a terminal without `NO_COLOR`, progress on
+//! stderr when it is a terminal. For scripts (`--json`): exactly one JSON
+//! document on stdout per command (one per line for streams), and nothing
+//! else on stdout, ever.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use prettytable::Table;
+use serde_json::Value;
+
+use crate::error::CliError;
+
+/// One piece of human output.
+#[derive(Debug, Clone)]
+pub enum Block {
+    /// A line of text.
+    Text(String),
+    /// A titled table.
+    Table(Table),
+}
+
+#[cfg(test)]
+impl Block {
+    /// The block as plain text (no colour), as it would print.
+    pub fn plain(&self) -> String {
+        match self {
+            Block::Text(text) => format!("{text}\n"),
+            Block::Table(table) => table.to_string(),
+        }
+    }
+}
+
+/// How this run prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    json: bool,
+    color: bool,
+    stderr_is_terminal: bool,
+}
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+impl Output {
+    /// Looks at the terminals and the environment.
+    pub fn detect(json: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Output {
+            json,
+            color: std::io::stdout().is_terminal() && !no_color,
+            stderr_is_terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Whether results are JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// The one-line result of a command (human output only).
+    pub fn result_line(&self, text: &str) {
+        if self.json {
+            return;
+        }
+        if self.color {
+            write_stdout(&format!("{GREEN}{BOLD}✔{RESET} {text}\n"));
+        } else {
+            write_stdout(&format!("{text}\n"));
+        }
+    }
+
+    /// Human blocks, in order.
+    pub fn blocks(&self, blocks: &[Block]) {
+        if self.json {
+            return;
+        }
+        for block in blocks {
+            match block {
+                Block::Text(text) => {
+                    write_stdout(&format!("{text}\n"));
+                }
+                Block::Table(table) => {
+                    if self.color {
+                        // Colours the header cells; falls back to plain text
+                        // by itself when the terminal cannot.
+                        table.print_tty(false).ok();
+                    } else {
+                        write_stdout(&table.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The JSON document of a command.
+    pub fn json(&self, value: &Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_owned());
+        write_stdout(&format!("{text}\n"));
+    }
+
+    /// One JSON object on its own line, flushed at once (streams). False
+    /// when stdout is gone (the reader quit), so a stream can stop.
+    pub fn json_line(&self, value: &Value) -> bool {
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+        write_stdout(&format!("{text}\n"))
+    }
+
+    /// A line of human output flushed at once (streams). False when stdout
+    /// is gone.
+    pub fn stream_line(&self, text: &str) -> bool {
+        write_stdout(&format!("{text}\n"))
+    }
+
+    /// Clears the terminal before a refreshed display (only on a terminal).
+    pub fn clear_screen(&self) {
+        if !self.json && std::io::stdout().is_terminal() {
+            write_stdout("\x1b[2J\x1b[H");
+        }
+    }
+
+    /// A remark for the person at the terminal, on stderr.
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Reports a failed command: JSON on stdout (on one line, so it also
+    /// ends a stream of JSON lines cleanly), or a message on stderr.
+    pub fn error(&self, error: &CliError) {
+        if self.json {
+            self.json_line(&error.to_json());
+        } else if self.color && self.stderr_is_terminal {
+            eprintln!("{RED}{BOLD}error:{RESET} {error}");
+        } else {
+            eprintln!("error: {error}");
+        }
+    }
+
+    /// A spinner on stderr that shows each progress message, when stderr is
+    /// a terminal and the output is for people; otherwise it shows nothing.
+    pub fn spinner(&self) -> Progress {
+        if self.json || !self.stderr_is_terminal {
+            return Progress(None);
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    /// A progress bar of `total` steps on stderr (spinner when the total is
+    /// unknown), under the same conditions as [`Output::spinner`].
+    pub fn bar(&self, total: Option<u64>) -> Progress {
+        let Some(total) = total else {
+            return self.spinner();
+        };
+        if self.json || !self.stderr_is_terminal {
+            return Progress(None);
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Progress(Some(bar))
+    }
+}
+
+/// Writes and flushes stdout. A closed stdout (`sozu … | head`) is not an
+/// error worth a panic: the write is dropped and `false` returned.
+fn write_stdout(text: &str) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).is_ok() && stdout.flush().is_ok()
+}
+
+/// Progress shown while waiting for a final answer; invisible when the
+/// output is not for a person at a terminal.
+#[derive(Debug)]
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    /// Shows a progress message.
+    pub fn message(&self, text: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(text.to_owned());
+        }
+    }
+
+    /// Advances a bar by one step and shows the message.
+    pub fn step(&self, text: &str) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+            bar.set_message(text.to_owned());
+        }
+    }
+
+    /// Removes the progress display.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

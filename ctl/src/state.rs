@@ -1,0 +1,80 @@
+//! `state save|load|stats`.
+//!
+//! Paths are made absolute against the command line's working directory
+//! before sending: the daemon runs elsewhere and would resolve a relative
+//! path against its own.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use sozu_command::requests;
+use sozu_command::state::file;
+
+use crate::error::CliError;
+use crate::session::Session;
+
+/// `state …`
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum StateCmd {
+    /// Save the state to a file
+    Save {
+        /// The file to write (made absolute against the working directory)
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Load a state file into the running daemon
+    Load {
+        /// The file to read (made absolute against the working directory)
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Count the requests received since the daemon started, by kind
+    Stats,
+}
+
+/// `path` made absolute against the working directory.
+pub fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path)
+        .map_err(|error| CliError::usage(format!("-f/--file: {}: {error}", path.display())))
+}
+
+/// Runs a `state` subcommand.
+pub fn run(session: &mut Session, cmd: &StateCmd) -> Result<(), CliError> {
+    match cmd {
+        StateCmd::Save { file } => {
+            let path = absolute(file)?;
+            let folder = path.parent().unwrap_or(Path::new("/"));
+            if !folder.is_dir() {
+                return Err(CliError::usage(format!(
+                    "-f/--file: the folder {} does not exist",
+                    folder.display()
+                )));
+            }
+            session.run(
+                &requests::save_state(&path),
+                &format!("state saved to {}", path.display()),
+            )
+        }
+        StateCmd::Load { file } => {
+            let path = absolute(file)?;
+            let bytes = std::fs::read(&path).map_err(|error| {
+                CliError::usage(format!(
+                    "-f/--file: cannot read {}: {error}",
+                    path.display()
+                ))
+            })?;
+            // The daemon reports progress as it goes; a bar over the number
+            // of records shows how far along it is.
+            let records = file::parse_records(&bytes).len() as u64;
+            let progress = session.out.bar(Some(records));
+            let answer = session.request_with(
+                &requests::load_state(&path),
+                &progress,
+                |progress, answer| progress.step(&answer.message),
+            )?;
+            session.print_answer(&answer, &format!("state loaded from {}", path.display()));
+            Ok(())
+        }
+        StateCmd::Stats => session.run(&requests::count_requests(), "requests received"),
+    }
+}
