@@ -90,6 +90,7 @@ pub mod body;
 pub mod error;
 pub mod forwarding;
 pub mod handle;
+pub mod health;
 mod http;
 pub mod listener;
 pub mod metrics;

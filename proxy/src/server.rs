@@ -77,6 +77,45 @@ impl TlsListener {
 pub(crate) struct ClusterRuntime {
     pub(crate) config: RefCell<Rc<sozu_command::proto::command::Cluster>>,
     pub(crate) balancer: RefCell<Balancer>,
+    /// The health check task, when the cluster has a health check.
+    pub(crate) health_check: RefCell<Option<JoinHandle<()>>>,
+}
+
+impl Drop for ClusterRuntime {
+    fn drop(&mut self) {
+        if let Some(task) = self.health_check.get_mut().take() {
+            task.abort();
+        }
+    }
+}
+
+impl Shared {
+    /// Starts, replaces or stops the health check of a cluster to match its
+    /// configuration.
+    pub(crate) fn sync_health_check(self: &Rc<Self>, cluster: &ClusterRuntime) {
+        if let Some(task) = cluster.health_check.borrow_mut().take() {
+            task.abort();
+        }
+        let config = cluster.config.borrow().clone();
+        match &config.health_check {
+            Some(health_check) => {
+                let task = crate::health::spawn(
+                    self.clone(),
+                    config.cluster_id.clone(),
+                    health_check.clone(),
+                );
+                *cluster.health_check.borrow_mut() = Some(task);
+            }
+            None => {
+                // Without a health check every backend counts as healthy.
+                let mut balancer = cluster.balancer.borrow_mut();
+                let backends: Vec<_> = balancer.backends().cloned().collect();
+                for backend in backends {
+                    balancer.set_health(&backend, crate::balancer::Health::Unknown);
+                }
+            }
+        }
+    }
 }
 
 /// A listener and, while it is active, its accepting task.
@@ -518,28 +557,38 @@ impl Server {
                 }
             }
             RequestType::AddCluster(cluster) => {
-                let mut clusters = self.shared.clusters.borrow_mut();
-                match clusters.get(&cluster.cluster_id) {
-                    Some(existing) => {
-                        existing
-                            .balancer
-                            .borrow_mut()
-                            .configure(cluster)
-                            .map_err(|error| error.to_string())?;
-                        *existing.config.borrow_mut() = Rc::new(cluster.clone());
-                    }
-                    None => {
-                        let balancer =
-                            Balancer::for_cluster(cluster).map_err(|error| error.to_string())?;
-                        clusters.insert(
-                            cluster.cluster_id.clone(),
-                            Rc::new(ClusterRuntime {
+                let runtime = {
+                    let mut clusters = self.shared.clusters.borrow_mut();
+                    match clusters.get(&cluster.cluster_id) {
+                        Some(existing) => {
+                            existing
+                                .balancer
+                                .borrow_mut()
+                                .configure(cluster)
+                                .map_err(|error| error.to_string())?;
+                            *existing.config.borrow_mut() = Rc::new(cluster.clone());
+                            existing.clone()
+                        }
+                        None => {
+                            let balancer = Balancer::for_cluster(cluster)
+                                .map_err(|error| error.to_string())?;
+                            let runtime = Rc::new(ClusterRuntime {
                                 config: RefCell::new(Rc::new(cluster.clone())),
                                 balancer: RefCell::new(balancer),
-                            }),
-                        );
+                                health_check: RefCell::new(None),
+                            });
+                            clusters.insert(cluster.cluster_id.clone(), runtime.clone());
+                            runtime
+                        }
                     }
-                }
+                };
+                self.shared.sync_health_check(&runtime);
+            }
+            RequestType::SetHealthCheck(set) => {
+                self.refresh_cluster(&set.cluster_id);
+            }
+            RequestType::RemoveHealthCheck(cluster_id) => {
+                self.refresh_cluster(cluster_id);
             }
             RequestType::RemoveCluster(cluster_id) => {
                 self.shared.clusters.borrow_mut().remove(cluster_id);
@@ -597,6 +646,16 @@ impl Server {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Copies a cluster's settings from the state to its runtime (after a
+    /// health check change) and restarts what depends on them.
+    fn refresh_cluster(&self, cluster_id: &str) {
+        let runtime = self.shared.clusters.borrow().get(cluster_id).cloned();
+        if let (Some(runtime), Some(cluster)) = (runtime, self.state.clusters.get(cluster_id)) {
+            *runtime.config.borrow_mut() = Rc::new(cluster.clone());
+            self.shared.sync_health_check(&runtime);
+        }
     }
 
     fn http_router(&self, address: SocketAddr) -> Result<Rc<HttpListener>, String> {

@@ -59,9 +59,7 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
             refuse_if_set!(backend.unix_path, "add_backend");
             Ok(())
         }
-        RequestType::SetHealthCheck(_) | RequestType::RemoveHealthCheck(_) => {
-            refuse("active health checks (not built yet)")
-        }
+        RequestType::SetHealthCheck(set) => check_health_check(&set.config),
         RequestType::CloseSessions(_) => refuse("close_sessions (not built yet)"),
         RequestType::ActivateListener(activate) => {
             refuse_if_set!(activate.interface, "activate_listener");
@@ -185,9 +183,23 @@ fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {
     refuse_if_set!(cluster.shard_min_backends, "cluster");
     refuse_if_set!(cluster.shard_mode, "cluster");
     refuse_if_set!(cluster.proxy_protocol, "cluster");
-    refuse_if_set!(cluster.health_check, "cluster");
+    if let Some(health_check) = &cluster.health_check {
+        check_health_check(health_check)?;
+    }
     if cluster.http2 == Some(true) {
         return refuse("cluster field 'http2' (HTTP/2 to backends is not built yet)");
+    }
+    Ok(())
+}
+
+fn check_health_check(
+    config: &sozu_command::proto::command::HealthCheckConfig,
+) -> Result<(), Unsupported> {
+    if !config.headers.is_empty() {
+        return refuse("health check field 'headers' (protected health check headers)");
+    }
+    if sozu_command::proto::command::HealthCheckMode::try_from(config.mode).is_err() {
+        return Err(format!("health check mode {} is unknown", config.mode));
     }
     Ok(())
 }
