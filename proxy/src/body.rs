@@ -52,8 +52,11 @@ impl RelayedBody {
 
 impl Drop for RelayedBody {
     fn drop(&mut self) {
-        // Dropped before its end: the client went away or the body failed.
-        self.finish(false);
+        // hyper stops polling a body that says it is over (a Content-Length
+        // body after its last byte, an empty body): that is a normal end.
+        // Otherwise the client went away or the body failed.
+        let finished = self.inner.is_end_stream();
+        self.finish(finished);
     }
 }
 
@@ -90,6 +93,11 @@ impl Body for ProxyBody {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
                             relayed.bytes += data.len() as u64;
+                        }
+                        if relayed.inner.is_end_stream() {
+                            // The last frame of a sized body: hyper will not
+                            // poll again, so the exchange ends here.
+                            relayed.finish(true);
                         }
                         Poll::Ready(Some(Ok(frame)))
                     }

@@ -309,7 +309,12 @@ impl Completion for ResponseEnd {
         } = *self;
         if let Some(backend) = &exchange.backend {
             backend.request_finished();
-            if finished && let Some(sender) = sender {
+            // A removed backend's idle connections were closed; this one
+            // closes too rather than wait in the pool for nobody.
+            if finished
+                && !backend.is_removed()
+                && let Some(sender) = sender
+            {
                 exchange.shared.pool.give(backend.address(), sender);
             }
         }
@@ -562,8 +567,16 @@ async fn proxy(
                 .choose(Instant::now(), sticky.as_deref(), &tried);
         let Some(backend) = chosen else { break };
         exchange.backend = Some(backend.clone());
-        let mut sender = match shared.pool.take(backend.address()) {
-            Some(sender) => sender,
+        let pooled = shared.pool.take(backend.address());
+        let reused = pooled.is_some();
+        let mut sender = match pooled {
+            // An idle connection becomes ready once hyper has seen the end
+            // of its previous exchange; one that closed meanwhile is dropped
+            // and the loop looks again.
+            Some(mut sender) => match sender.ready().await {
+                Ok(()) => sender,
+                Err(_) => continue,
+            },
             None => {
                 attempt += 1;
                 let connect_started = Instant::now();
@@ -602,6 +615,10 @@ async fn proxy(
         let Some(outgoing) = pending.take() else {
             break;
         };
+        // A keep-alive connection may have been closed by the backend just
+        // as this request went out; a request that can be sent again
+        // safely is kept to be, should that happen.
+        let replay = if reused { replayable(&outgoing) } else { None };
         backend.request_started();
         let sent_at = Instant::now();
         let sent = tokio::time::timeout(back_timeout, sender.try_send_request(outgoing)).await;
@@ -626,6 +643,11 @@ async fn proxy(
                     // The connection died before the request left: try again
                     // on another connection, this does not count as an attempt.
                     pending = Some(unsent);
+                    continue;
+                }
+                if let Some(again) = replay {
+                    tracing::debug!(backend = %backend.address(), error = %error.error(), "reused backend connection failed, sending again");
+                    pending = Some(again);
                     continue;
                 }
                 let message = error.into_error().to_string();
@@ -724,6 +746,29 @@ fn relay_response(
         cluster,
     });
     Response::from_parts(parts, ProxyBody::Relayed(RelayedBody::new(incoming, end)))
+}
+
+/// A copy of a request that may be sent again after a failure on a reused
+/// connection: idempotent (RFC 9110, 9.2.2) and without body, so that
+/// nothing of it is lost with the first copy.
+fn replayable(request: &Request<ForwardedBody>) -> Option<Request<ForwardedBody>> {
+    use http::Method;
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent
+        || !http_body::Body::is_end_stream(request.body())
+        || request.headers().contains_key(header::UPGRADE)
+    {
+        return None;
+    }
+    let mut copy = Request::new(ForwardedBody::empty());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 fn redirect_location(scheme: &str, host: &str, port: Option<u32>, path: &str) -> String {
