@@ -26,6 +26,7 @@ use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody};
 use crate::forwarding::{self, Origin};
 use crate::metrics::Answered;
 use crate::server::{ClusterRuntime, HttpListener, Shared};
+use crate::shared_stream::SharedStream;
 
 /// The default name of the request id header.
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "sozu-id";
@@ -36,6 +37,8 @@ struct ConnectionContext {
     listener_address: SocketAddr,
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
+    /// Requests received on this connection so far.
+    requests: Cell<u64>,
 }
 
 /// Decrements the connection count however the connection task ends.
@@ -79,48 +82,37 @@ pub(crate) async fn serve_connection(
     let request_timeout = seconds(config.request_timeout);
     let mut stopping = shared.stopping.subscribe();
 
-    // A connection that sends nothing at all within the request timeout gets
-    // a 408 (hyper's own head timeout closes silently).
-    let mut stream = stream;
-    tokio::select! {
-        ready = tokio::time::timeout(request_timeout, stream.readable()) => {
-            if ready.is_err() {
-                let id = ulid::Ulid::new().to_string();
-                let duration = format!("{}s", request_timeout.as_secs());
-                let context = AnswerContext { request_id: &id, duration: &duration, ..Default::default() };
-                let template = listener_template(&config, 408);
-                let response = answers::render(408, template.as_deref(), &context, &request_id_header(&config));
-                let _ = stream.write_all(&answers::to_bytes(response)).await;
-                return;
-            }
-        }
-        _ = stopping.changed() => return,
-    }
-
+    let stream = Arc::new(stream);
     let context = Rc::new(ConnectionContext {
         peer,
         listener_address,
         listener,
         shared: shared.clone(),
+        requests: Cell::new(0),
     });
-    let service = service_fn(move |request| handle(context.clone(), request));
+    let service_context = context.clone();
+    let service = service_fn(move |request| handle(service_context.clone(), request));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(request_timeout)
         .keep_alive(true)
-        .max_buf_size(shared.options.max_header_size.max(8192));
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(connection);
+        .max_buf_size(shared.options.max_header_size.max(8192))
+        // The buffer limit alone is only checked between reads, so a head
+        // somewhat larger could still pass; this is exact (431).
+        .max_header_size(shared.options.max_header_size);
+    let mut connection = Box::pin(
+        builder
+            .serve_connection(TokioIo::new(SharedStream(stream.clone())), service)
+            .with_upgrades(),
+    );
     let mut shutting_down = *stopping.borrow();
     if shutting_down {
         connection.as_mut().graceful_shutdown();
     }
-    loop {
+    let result = loop {
         tokio::select! {
-            _ = connection.as_mut() => break,
+            result = connection.as_mut() => break result,
             changed = stopping.changed(), if !shutting_down => {
                 if changed.is_err() || *stopping.borrow() {
                     shutting_down = true;
@@ -128,7 +120,59 @@ pub(crate) async fn serve_connection(
                 }
             }
         }
+    };
+    drop(connection);
+    // hyper closes silently when the head of a request does not arrive in
+    // time; the first request of a connection gets a 408, as in Sozu (a
+    // keep-alive connection idle between requests just closes).
+    if let Err(error) = result
+        && error.is_timeout()
+        && context.requests.get() == 0
+        && let Ok(stream) = Arc::try_unwrap(stream)
+    {
+        answer_request_timeout(stream, &config, request_timeout, &shared).await;
     }
+}
+
+/// Writes a 408 on a connection whose first request did not arrive within
+/// `timeout`, counts it, and closes.
+async fn answer_request_timeout(
+    mut stream: TcpStream,
+    config: &HttpListenerConfig,
+    timeout: Duration,
+    shared: &Shared,
+) {
+    let id = ulid::Ulid::new().to_string();
+    let duration = format!("{}s", timeout.as_secs());
+    let context = AnswerContext {
+        request_id: &id,
+        duration: &duration,
+        phase: "request head",
+        ..Default::default()
+    };
+    let template = listener_template(config, 408);
+    let response = answers::render(
+        408,
+        template.as_deref(),
+        &context,
+        &request_id_header(config),
+    );
+    let bytes = answers::to_bytes(response);
+    let _ = tokio::time::timeout(timeout, stream.write_all(&bytes)).await;
+    let _ = stream.shutdown().await;
+    shared.metrics.borrow_mut().record(
+        None,
+        None,
+        &Answered {
+            status: 408,
+            bytes_in: 0,
+            bytes_out: bytes.len() as u64,
+            connect_time: None,
+            response_time: None,
+            service_time: timeout,
+        },
+    );
+    tracing::info!(target: "access", request_id = %id, status = 408, "request");
 }
 
 /// The listener's template for a status, if it defines one.
@@ -327,6 +371,7 @@ async fn handle(
     context: Rc<ConnectionContext>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    context.requests.set(context.requests.get() + 1);
     Ok(proxy(context, request).await)
 }
 

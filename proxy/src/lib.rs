@@ -29,6 +29,7 @@ pub mod options;
 mod pool;
 pub mod router;
 mod server;
+mod shared_stream;
 pub mod support;
 
 pub use error::ProxyError;
