@@ -22,7 +22,7 @@ use crate::answers::{self, AnswerContext};
 use std::sync::Arc;
 
 use crate::balancer::Backend;
-use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody};
+use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
 use crate::forwarding::{self, Origin};
 use crate::metrics::Answered;
 use crate::server::{ClusterRuntime, HttpListener, Shared};
@@ -269,7 +269,7 @@ struct Exchange {
     backend: Option<Arc<Backend>>,
     connect_time: Option<Duration>,
     response_time: Option<Duration>,
-    bytes_in: Rc<Cell<u64>>,
+    upload: Rc<Upload>,
     shared: Rc<Shared>,
     peer: SocketAddr,
 }
@@ -280,7 +280,7 @@ impl Exchange {
         let service_time = self.started.elapsed();
         let answered = Answered {
             status,
-            bytes_in: self.bytes_in.get(),
+            bytes_in: self.upload.bytes.get(),
             bytes_out,
             connect_time: self.connect_time,
             response_time: self.response_time,
@@ -398,7 +398,7 @@ async fn proxy(
         backend: None,
         connect_time: None,
         response_time: None,
-        bytes_in: Rc::new(Cell::new(0)),
+        upload: Rc::default(),
         shared: shared.clone(),
         peer: context.peer,
     };
@@ -595,7 +595,7 @@ async fn proxy(
     let (parts, incoming) = request.into_parts();
     let mut pending = Some(Request::from_parts(
         parts,
-        ForwardedBody::new(incoming, exchange.bytes_in.clone()),
+        ForwardedBody::new(incoming, exchange.upload.clone()),
     ));
 
     // -- backend connection attempts
@@ -666,7 +666,12 @@ async fn proxy(
         let replay = if reused { replayable(&outgoing) } else { None };
         backend.request_started();
         let sent_at = Instant::now();
-        let sent = tokio::time::timeout(back_timeout, sender.try_send_request(outgoing)).await;
+        let sent = answer_within(
+            sender.try_send_request(outgoing),
+            back_timeout,
+            &exchange.upload,
+        )
+        .await;
         match sent {
             Ok(Ok(response)) => {
                 exchange.response_time = Some(sent_at.elapsed());
@@ -680,6 +685,7 @@ async fn proxy(
                     sticky.as_deref(),
                     &sticky_name,
                     client_upgrade,
+                    back_timeout,
                 );
             }
             Ok(Err(mut error)) => {
@@ -689,6 +695,19 @@ async fn proxy(
                     // on another connection, this does not count as an attempt.
                     pending = Some(unsent);
                     continue;
+                }
+                if exchange.upload.failed.get() {
+                    // The client's body broke on the way: its fault, not
+                    // the backend's.
+                    return exchange.answer(
+                        400,
+                        templates(Some(&cluster_config), &config, 400),
+                        AnswerContext {
+                            message: "The request body could not be read.",
+                            phase: "request body",
+                            ..Default::default()
+                        },
+                    );
                 }
                 if let Some(again) = replay {
                     tracing::debug!(backend = %backend.address(), error = %error.error(), "reused backend connection failed, sending again");
@@ -751,6 +770,7 @@ fn relay_response(
     sticky: Option<&str>,
     sticky_name: &str,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    back_timeout: Duration,
 ) -> Response<ProxyBody> {
     let status = response.status().as_u16();
     let switching = status == 101;
@@ -790,7 +810,36 @@ fn relay_response(
         sender: Some(sender),
         cluster,
     });
-    Response::from_parts(parts, ProxyBody::Relayed(RelayedBody::new(incoming, end)))
+    Response::from_parts(
+        parts,
+        ProxyBody::Relayed(RelayedBody::new(incoming, end, back_timeout)),
+    )
+}
+
+/// Waits for a backend's answer for as long as it is not silent for
+/// `timeout`: time spent receiving the client's body (a slow upload) does
+/// not count, the backend's silence after the last body bytes does.
+async fn answer_within<F: std::future::Future>(
+    answer: F,
+    timeout: Duration,
+    upload: &Upload,
+) -> Result<F::Output, ()> {
+    tokio::pin!(answer);
+    let started = Instant::now();
+    let mut deadline = started + timeout;
+    loop {
+        tokio::select! {
+            output = &mut answer => return Ok(output),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let last = upload.progressed_at.get().unwrap_or(started).max(started);
+                let next = last + timeout;
+                if next <= Instant::now() {
+                    return Err(());
+                }
+                deadline = next;
+            }
+        }
+    }
 }
 
 /// A copy of a request that may be sent again after a failure on a reused
