@@ -5,7 +5,7 @@
 
 mod harness;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,32 @@ fn a_backend_slower_than_back_timeout_gets_a_504() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_backend_that_stalls_mid_body_is_cut_off_after_back_timeout() {
+    let site = Site::start(1, "back_timeout = 1");
+    let stalling = RawBackend::start(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        if let Some(head) = read_head(&mut reader) {
+            let _ = read_body(&mut reader, &head, |_| {});
+            let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+            // Then nothing, for longer than the test.
+            let _ = reader.read_to_end(&mut Vec::new());
+        }
+    });
+    site.daemon.add_cluster(cluster("app"));
+    site.daemon
+        .add_frontend(frontend(site.port, "app.test", Some("app")));
+    site.daemon
+        .add_backend(backend("app", "stalling", stalling.address));
+    let started = Instant::now();
+    let bytes = client::raw(site.port, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
+    let elapsed = started.elapsed();
+    let answer = client::parse(&bytes).unwrap();
+    assert_eq!(answer.body, b"0123456789");
+    assert!(elapsed < Duration::from_secs(4), "cut after {elapsed:?}");
 }
 
 #[test]

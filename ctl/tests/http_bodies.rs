@@ -125,6 +125,63 @@ fn a_100_mb_upload_is_streamed_to_the_backend() {
     assert!(peak < RSS_LIMIT, "the worker peaked at {peak} bytes");
 }
 
+/// A backend that counts the body bytes it receives and answers the count.
+fn counting_backend() -> RawBackend {
+    RawBackend::start(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        while let Some(head) = read_head(&mut reader) {
+            let mut received = 0u64;
+            if read_body(&mut reader, &head, |piece| received += piece.len() as u64).is_none() {
+                return;
+            }
+            let body = received.to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn an_upload_slower_than_back_timeout_is_not_cut() {
+    // back_timeout bounds the backend's silence, not the client's upload.
+    let site = Site::start(1, "back_timeout = 1");
+    let counter = counting_backend();
+    site.daemon.add_cluster(harness::cluster("up"));
+    site.daemon
+        .add_frontend(harness::frontend(site.port, "up.test", Some("up")));
+    site.daemon
+        .add_backend(harness::backend("up", "counter", counter.address));
+
+    let mut connection = Connection::open(site.port);
+    let piece = vec![b'p'; 64 * 1024];
+    let pieces = 30;
+    connection
+        .send(
+            format!(
+                "POST /slow HTTP/1.1\r\nHost: up.test\r\nContent-Length: {}\r\n\r\n",
+                piece.len() * pieces
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..pieces {
+        connection.send(&piece).unwrap();
+        // Pacing: the upload lasts about three back timeouts.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.elapsed() > Duration::from_secs(2));
+    let answer = connection.answer().unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), (piece.len() * pieces).to_string());
+}
+
 #[test]
 fn a_100_mb_download_is_streamed_to_the_client() {
     let site = Site::start(1, "");
