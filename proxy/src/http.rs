@@ -25,6 +25,7 @@ use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
 use crate::forwarding::{self, Origin};
 use crate::metrics::Answered;
+use crate::per_ip::ClientSlots;
 use crate::server::{ClusterRuntime, HttpListener, Shared};
 use crate::shared_stream::SharedStream;
 
@@ -39,6 +40,14 @@ struct ConnectionContext {
     shared: Rc<Shared>,
     /// Requests received on this connection so far.
     requests: Cell<u64>,
+    /// Its slots under the per-IP connection limits.
+    slots: ClientSlots,
+}
+
+impl Drop for ConnectionContext {
+    fn drop(&mut self) {
+        self.shared.connections_per_ip.release(&self.slots);
+    }
 }
 
 /// Decrements the connection count however the connection task ends.
@@ -89,6 +98,7 @@ pub(crate) async fn serve_connection(
         listener,
         shared: shared.clone(),
         requests: Cell::new(0),
+        slots: ClientSlots::new(peer.ip()),
     });
     let service_context = context.clone();
     let service = service_fn(move |request| handle(service_context.clone(), request));
@@ -464,13 +474,17 @@ async fn proxy(
             port,
             route.rewrite_path().unwrap_or(&path_and_query),
         );
+        // The frontend's redirect_template is a whole answer template, as
+        // in Sozu; one that does not parse gives way to the usual choice.
+        let [cluster_template, listener_template] =
+            templates(cluster_config.as_deref(), &config, status);
         let templates = [
             route
                 .redirect_template()
-                .and_then(|name| cluster_config.as_ref()?.answers.get(name).cloned()),
-            templates(cluster_config.as_deref(), &config, status)[0]
-                .clone()
-                .or_else(|| listener_template(&config, status)),
+                .filter(|template| answers::parses(template))
+                .map(str::to_owned)
+                .or(cluster_template),
+            listener_template,
         ];
         return exchange.answer(
             status,
@@ -533,6 +547,33 @@ async fn proxy(
             templates(Some(&cluster_config), &config, 401),
             AnswerContext {
                 www_authenticate: &realm,
+                ..Default::default()
+            },
+        );
+    }
+
+    // -- the per-IP connection limit, once the request is to be forwarded
+    let limit = cluster_config
+        .max_connections_per_ip
+        .unwrap_or_else(|| shared.max_connections_per_ip.get());
+    if !shared
+        .connections_per_ip
+        .admit(&context.slots, &cluster_config.cluster_id, limit)
+    {
+        // Retry-After 0 means no header (an empty header is left out).
+        let retry_after = match cluster_config
+            .retry_after
+            .unwrap_or(shared.options.retry_after)
+        {
+            0 => String::new(),
+            seconds => seconds.to_string(),
+        };
+        return exchange.answer(
+            429,
+            templates(Some(&cluster_config), &config, 429),
+            AnswerContext {
+                retry_after: &retry_after,
+                message: "Too many connections from this address.",
                 ..Default::default()
             },
         );

@@ -26,6 +26,7 @@ mod http;
 pub mod listener;
 pub mod metrics;
 pub mod options;
+mod per_ip;
 mod pool;
 pub mod router;
 mod server;
