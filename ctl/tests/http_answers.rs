@@ -61,6 +61,24 @@ fn frontend_redirects_answer_301_302_and_308_with_rewrites() {
         )
     });
 
+    // A frontend's own redirect template.
+    site.daemon.add_frontend(RequestHttpFrontend {
+        redirect_template: Some(
+            "HTTP/1.1 302 Found\r\nLocation: %REDIRECT_LOCATION\r\nX-Template: frontend\r\n\r\ngo to %REDIRECT_LOCATION".into(),
+        ),
+        rewrite_path: Some("/elsewhere".into()),
+        ..redirecting(
+            site.port,
+            "templated.test",
+            RedirectPolicy::Found,
+            RedirectScheme::UseHttps,
+        )
+    });
+    let templated = client::get(site.port, "templated.test", "/");
+    assert_eq!(templated.status, 302);
+    assert_eq!(templated.header("x-template"), Some("frontend"));
+    assert_eq!(templated.text(), "go to https://templated.test/elsewhere");
+
     let permanent = client::get(site.port, "old.test", "/page?x=1");
     assert_eq!(permanent.status, 301);
     assert_eq!(
@@ -292,6 +310,50 @@ fn custom_answers_come_from_the_cluster_then_the_listener() {
     assert_eq!(plain.status, 503);
     assert_eq!(plain.header("x-template"), Some("listener"));
     assert_eq!(plain.text(), "listener says plain is down");
+}
+
+#[test]
+fn too_many_connections_from_one_address_get_a_429() {
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, 1, "max_connections_per_ip = 1", ""));
+    let backend = Backend::start("app");
+    for (id, limit) in [("app", Some(2)), ("inherited", None), ("free", Some(0))] {
+        daemon.add_cluster(Cluster {
+            max_connections_per_ip: limit,
+            ..cluster(id)
+        });
+        daemon.add_frontend(frontend(port, &format!("{id}.test"), Some(id)));
+        daemon.add_backend(harness::backend(id, id, backend.address));
+    }
+
+    // Two connections may talk to `app` at once, and keep doing so.
+    let mut first = Connection::open(port);
+    let mut second = Connection::open(port);
+    assert_eq!(first.get("app.test", "/").status, 200);
+    assert_eq!(second.get("app.test", "/").status, 200);
+    let refused = client::get(port, "app.test", "/");
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("60"));
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert_eq!(first.get("app.test", "/again").status, 200);
+    // Other clusters count apart: one connection for the server's limit,
+    // none for a cluster without limit.
+    let mut third = Connection::open(port);
+    assert_eq!(third.get("inherited.test", "/").status, 200);
+    assert_eq!(client::get(port, "inherited.test", "/").status, 429);
+    let free: Vec<Connection> = (0..5)
+        .map(|_| {
+            let mut connection = Connection::open(port);
+            assert_eq!(connection.get("free.test", "/").status, 200);
+            connection
+        })
+        .collect();
+    // A connection that closes gives its slot back.
+    drop(first);
+    assert!(harness::wait_until(Duration::from_secs(10), || {
+        client::get(port, "app.test", "/").status == 200
+    }));
+    drop((second, third, free));
 }
 
 fn edit(position: HeaderPosition, key: &str, val: &str) -> Header {

@@ -239,6 +239,13 @@ fn no_matching_frontend_is_a_404() {
     );
     assert_eq!(client::get(site.port, "app.test", "/else").status, 404);
     assert_eq!(site.who("GET", "app.test", "/app"), "app");
+    // An answer of the proxy closes even a keep-alive connection.
+    let mut connection = harness::client::Connection::open(site.port);
+    assert_eq!(connection.get("app.test", "/app").status, 200);
+    let missing = connection.get("app.test", "/missing");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("connection"), Some("close"));
+    assert!(connection.closed_within(std::time::Duration::from_secs(5)));
 }
 
 #[test]
