@@ -135,13 +135,41 @@ pub(crate) async fn serve_connection(
     // hyper closes silently when the head of a request does not arrive in
     // time; the first request of a connection gets a 408, as in Sozu (a
     // keep-alive connection idle between requests just closes).
-    if let Err(error) = result
-        && error.is_timeout()
+    let Err(error) = result else { return };
+    if error.is_timeout()
         && context.requests.get() == 0
         && let Ok(stream) = Arc::try_unwrap(stream)
     {
         answer_request_timeout(stream, &config, request_timeout, &shared).await;
+    } else if error.is_parse() && !error.is_parse_version_h2() {
+        // hyper answered an unparsable request head itself (400, 414 or
+        // 431, without body): count it like the proxy's own answers.
+        let status = if !error.is_parse_too_large() {
+            400
+        } else if error.to_string().contains("URI") {
+            414
+        } else {
+            431
+        };
+        record_refusal(&shared, status, 0, Duration::ZERO);
+        tracing::info!(target: "access", client = %peer, status, %error, "request");
     }
+}
+
+/// Counts an answer given before any request could be routed.
+fn record_refusal(shared: &Shared, status: u16, bytes_out: u64, service_time: Duration) {
+    shared.metrics.borrow_mut().record(
+        None,
+        None,
+        &Answered {
+            status,
+            bytes_in: 0,
+            bytes_out,
+            connect_time: None,
+            response_time: None,
+            service_time,
+        },
+    );
 }
 
 /// Writes a 408 on a connection whose first request did not arrive within
@@ -170,18 +198,7 @@ async fn answer_request_timeout(
     let bytes = answers::to_bytes(response);
     let _ = tokio::time::timeout(timeout, stream.write_all(&bytes)).await;
     let _ = stream.shutdown().await;
-    shared.metrics.borrow_mut().record(
-        None,
-        None,
-        &Answered {
-            status: 408,
-            bytes_in: 0,
-            bytes_out: bytes.len() as u64,
-            connect_time: None,
-            response_time: None,
-            service_time: timeout,
-        },
-    );
+    record_refusal(shared, 408, bytes.len() as u64, timeout);
     tracing::info!(target: "access", request_id = %id, status = 408, "request");
 }
 
@@ -581,6 +598,10 @@ async fn proxy(
 
     // -- the request as the backend will see it
     let upgrade = request.headers().contains_key(header::UPGRADE);
+    let target_authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_owned());
     let sticky_name = config.sticky_name.clone();
     let sticky = if cluster_config.sticky_session {
         forwarding::take_sticky_cookie(request.headers_mut(), &sticky_name)
@@ -610,6 +631,13 @@ async fn proxy(
                 headers.insert("x-request-id", id.clone());
             }
             headers.insert(exchange.id_header.clone(), id);
+        }
+        // An absolute-form target names the host: a proxy must send that,
+        // not the Host header it received (RFC 9112, 3.2.2).
+        if let Some(authority) = &target_authority
+            && let Ok(value) = HeaderValue::from_str(authority)
+        {
+            headers.insert(header::HOST, value);
         }
         forwarding::apply_edits(headers, route.request_headers());
         if let Some(rewrite_host) = route.rewrite_host()
