@@ -101,6 +101,13 @@ fn malformed_request_lines_are_answered_400() {
     // An unknown version is refused too.
     let status = status_of(site.port, b"GET / HTTP/9.9\r\nHost: app.test\r\n\r\n");
     assert!(matches!(status, Some(400 | 505)), "{status:?}");
+    // Each refusal is counted.
+    let metrics = site.daemon.metrics();
+    assert!(
+        harness::count(&metrics.proxying, "http.status.400") >= 8,
+        "{:?}",
+        metrics.proxying.get("http.status.400")
+    );
     nothing_broke(&site, pids, bystander);
 }
 

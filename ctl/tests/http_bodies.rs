@@ -354,3 +354,65 @@ fn expect_100_continue_is_passed_through() {
     // The connection goes on.
     assert_eq!(connection.get("app.test", "/").status, 200);
 }
+
+#[test]
+fn an_upgraded_connection_relays_bytes_both_ways() {
+    let site = Site::start(1, "");
+    let (seen_tx, seen) = mpsc::channel();
+    let echo = RawBackend::start(move |stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let Some(head) = read_head(&mut reader) else {
+            return;
+        };
+        let _ = seen_tx.send(head);
+        let answer =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+        // Then echo raw bytes, upper-cased, until the end.
+        let mut buffer = [0; 1024];
+        loop {
+            match std::io::Read::read(&mut reader, &mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(read) => {
+                    if writer
+                        .write_all(&buffer[..read].to_ascii_uppercase())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    site.daemon.add_cluster(harness::cluster("ws"));
+    site.daemon
+        .add_frontend(harness::frontend(site.port, "ws.test", Some("ws")));
+    site.daemon
+        .add_backend(harness::backend("ws", "echo", echo.address));
+
+    let mut connection = Connection::open(site.port);
+    connection
+        .send(b"GET /socket HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
+    let head = connection.head().unwrap();
+    assert_eq!(head.status, 101);
+    assert_eq!(head.header("upgrade"), Some("echo"));
+    let request = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(request.header("upgrade"), Some("echo"));
+    assert_eq!(
+        request
+            .header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("upgrade")
+    );
+    for message in ["hello", "raw bytes\r\n\r\nno http here"] {
+        connection.send(message.as_bytes()).unwrap();
+        let mut back = vec![0; message.len()];
+        std::io::Read::read_exact(&mut connection.reader, &mut back).unwrap();
+        assert_eq!(back, message.to_ascii_uppercase().as_bytes());
+    }
+}

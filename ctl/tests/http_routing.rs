@@ -88,6 +88,28 @@ fn exact_wildcard_and_regex_hosts() {
 }
 
 #[test]
+fn an_absolute_target_routes_and_becomes_the_host() {
+    let site = Site::start(1, "");
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let backend = Backend::start_with("abs", std::time::Duration::ZERO, Some(seen_tx));
+    site.daemon.serve(site.port, "abs.test", "abs", &[&backend]);
+    let answer = client::parse(
+        &client::raw(
+            site.port,
+            b"GET http://abs.test:8080/x?y=1 HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(answer.text(), "abs");
+    let request = seen
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(request.target, "/x?y=1");
+    assert_eq!(request.headers_named("host"), ["abs.test:8080"]);
+}
+
+#[test]
 fn prefix_regex_and_equals_paths_with_methods() {
     let mut site = Site::start(1, "");
     let host = "paths.test";
