@@ -14,7 +14,7 @@ use harness::{Daemon, Site};
 
 const HUNDRED_MB: u64 = 100 * 1024 * 1024;
 /// The worker may grow while it relays, but never by the size of a body.
-const RSS_LIMIT: u64 = 60 * 1024 * 1024;
+const RSS_LIMIT: u64 = 40 * 1024 * 1024;
 
 /// Bytes of a body whose byte at offset `i` is `i % 251`: a prime period,
 /// so a lost, repeated or reordered piece shows up.
