@@ -190,6 +190,12 @@ pub fn render(
     response
 }
 
+/// Whether a template makes an HTTP response once filled (a frontend's
+/// redirect template is checked before it is preferred to the others).
+pub fn parses(template: &str) -> bool {
+    parse(&fill(template, 0, &AnswerContext::default())).is_some()
+}
+
 /// The bytes of a rendered answer, for writing on a connection that hyper
 /// does not drive (a client that never sent a request).
 pub fn to_bytes(response: Response<ProxyBody>) -> Vec<u8> {

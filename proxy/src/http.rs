@@ -23,11 +23,13 @@ use std::sync::Arc;
 use crate::answers::{self, AnswerContext};
 
 use crate::balancer::Backend;
-use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody};
+use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
 use crate::forwarding::{self, Origin};
 use crate::metrics::Answered;
+use crate::per_ip::ClientSlots;
 use crate::server::{ClusterRuntime, HttpListener, Shared};
 use crate::settings::ListenerSettings;
+use crate::shared_stream::SharedStream;
 
 /// What every request of one client connection shares.
 struct ConnectionContext {
@@ -41,6 +43,35 @@ struct ConnectionContext {
     requests: Cell<u64>,
     /// Woken when a request arrives.
     request_arrived: tokio::sync::Notify,
+    /// Its slots under the per-IP connection limits.
+    slots: ClientSlots,
+}
+
+impl ConnectionContext {
+    fn new(
+        peer: SocketAddr,
+        listener_address: SocketAddr,
+        listener: Rc<HttpListener>,
+        shared: Rc<Shared>,
+        server_name: Option<String>,
+    ) -> Self {
+        ConnectionContext {
+            peer,
+            listener_address,
+            listener,
+            shared,
+            server_name,
+            requests: Cell::new(0),
+            request_arrived: tokio::sync::Notify::new(),
+            slots: ClientSlots::new(peer.ip()),
+        }
+    }
+}
+
+impl Drop for ConnectionContext {
+    fn drop(&mut self) {
+        self.shared.connections_per_ip.release(&self.slots);
+    }
 }
 
 /// Decrements the connection count however the connection task ends.
@@ -89,35 +120,34 @@ pub(crate) async fn serve_connection(
     let _guard = ConnectionGuard::new(&shared);
     let config = listener.settings.borrow().clone();
     let request_timeout = seconds(config.request_timeout);
-
-    // A connection that sends nothing at all within the request timeout gets
-    // a 408 (hyper's own head timeout closes silently).
-    let mut stream = stream;
-    // Accepted connections are served even if a stop begins now: their
-    // client is about to send, or has sent, its request.
-    tokio::select! {
-        ready = tokio::time::timeout(request_timeout, stream.readable()) => {
-            if ready.is_err() {
-                let id = ulid::Ulid::new().to_string();
-                let duration = format!("{}s", request_timeout.as_secs());
-                let context = AnswerContext { request_id: &id, duration: &duration, ..Default::default() };
-                let template = listener_template(&config, 408);
-                let response = answers::render(408, template.as_deref(), &context, &config.id_header);
-                let _ = stream.write_all(&answers::to_bytes(response)).await;
-                return;
-            }
-        }
-    }
-    let context = Rc::new(ConnectionContext {
+    // hyper and this task share the socket, so that a 408 can still be
+    // written after hyper gave up on a request head.
+    let stream = Arc::new(stream);
+    let context = Rc::new(ConnectionContext::new(
         peer,
         listener_address,
         listener,
-        shared: shared.clone(),
-        server_name: None,
-        requests: Cell::new(0),
-        request_arrived: tokio::sync::Notify::new(),
-    });
-    serve_http(TokioIo::new(stream), context, false).await;
+        shared.clone(),
+        None,
+    ));
+    let result = serve_http(
+        TokioIo::new(SharedStream(stream.clone())),
+        context.clone(),
+        false,
+    )
+    .await;
+    // hyper closes silently when the head of a request does not arrive in
+    // time; the first request of a connection gets a 408, as in Sozu (a
+    // keep-alive connection idle between requests just closes).
+    let Err(error) = result else { return };
+    if error.is_timeout()
+        && context.requests.get() == 0
+        && let Ok(stream) = Arc::try_unwrap(stream)
+    {
+        answer_request_timeout(stream, &config, request_timeout, &shared).await;
+    } else {
+        record_parse_refusal(&shared, peer, &error);
+    }
 }
 
 /// Serves one TLS client connection: handshake (bounded by the request
@@ -155,21 +185,42 @@ pub(crate) async fn serve_tls_connection(
     let (_, session) = stream.get_ref();
     let server_name = session.server_name().map(str::to_ascii_lowercase);
     let h2 = session.alpn_protocol() == Some(b"h2");
-    let context = Rc::new(ConnectionContext {
+    let context = Rc::new(ConnectionContext::new(
         peer,
         listener_address,
         listener,
-        shared: shared.clone(),
+        shared.clone(),
         server_name,
-        requests: Cell::new(0),
-        request_arrived: tokio::sync::Notify::new(),
-    });
-    serve_http(TokioIo::new(stream), context, h2).await;
+    ));
+    if let Err(error) = serve_http(TokioIo::new(stream), context, h2).await {
+        record_parse_refusal(&shared, peer, &error);
+    }
+}
+
+/// Counts and logs a request head hyper refused and answered itself (400,
+/// 414 or 431, without body).
+fn record_parse_refusal(shared: &Shared, peer: SocketAddr, error: &hyper::Error) {
+    if !error.is_parse() || error.is_parse_version_h2() {
+        return;
+    }
+    let status = if !error.is_parse_too_large() {
+        400
+    } else if error.to_string().contains("URI") {
+        414
+    } else {
+        431
+    };
+    record_refusal(shared, status, 0, Duration::ZERO);
+    tracing::info!(target: "access", client = %peer, status, %error, "request");
 }
 
 /// Runs hyper on an established connection until it closes, shutting down
-/// gracefully when the server stops.
-async fn serve_http<I>(io: TokioIo<I>, context: Rc<ConnectionContext>, h2: bool)
+/// gracefully when the server stops; returns how the connection ended.
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    context: Rc<ConnectionContext>,
+    h2: bool,
+) -> Result<(), hyper::Error>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -186,7 +237,7 @@ where
         );
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
-        drive(
+        return drive(
             connection,
             |c| c.graceful_shutdown(),
             stopping,
@@ -194,14 +245,16 @@ where
             request_timeout,
         )
         .await;
-        return;
     }
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(request_timeout)
         .keep_alive(true)
-        .max_buf_size(shared.options.max_header_size.max(8192));
+        .max_buf_size(shared.options.max_header_size.max(8192))
+        // The buffer limit alone is only checked between reads, so a head
+        // somewhat larger could still pass; this is exact (431).
+        .max_header_size(shared.options.max_header_size);
     let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     drive(
@@ -211,23 +264,24 @@ where
         &context,
         request_timeout,
     )
-    .await;
+    .await
 }
 
-/// Polls a hyper connection to its end. When the server starts stopping,
-/// asks it to finish gracefully (in-flight requests complete, idle
-/// keep-alive connections close); a connection that has not received its
-/// first request yet is given until that request arrives (at most the
-/// request timeout), so a client whose connection was just accepted is
-/// still answered.
-async fn drive<C>(
+/// Polls a hyper connection to its end and returns its result. When the
+/// server starts stopping, asks it to finish gracefully (in-flight requests
+/// complete, idle keep-alive connections close); a connection that has not
+/// received its first request yet is given until that request arrives (at
+/// most the request timeout), so a client whose connection was just
+/// accepted is still answered.
+async fn drive<C, T>(
     mut connection: std::pin::Pin<&mut C>,
     shutdown: impl Fn(std::pin::Pin<&mut C>),
     mut stopping: tokio::sync::watch::Receiver<bool>,
     context: &ConnectionContext,
     request_timeout: Duration,
-) where
-    C: std::future::Future,
+) -> T
+where
+    C: std::future::Future<Output = T>,
 {
     let mut stop_seen = *stopping.borrow();
     let mut shut = false;
@@ -239,7 +293,7 @@ async fn drive<C>(
             } else {
                 // Wait for the first request, or give up on it.
                 tokio::select! {
-                    _ = connection.as_mut() => return,
+                    result = connection.as_mut() => return result,
                     _ = context.request_arrived.notified() => {}
                     _ = tokio::time::sleep(request_timeout) => {
                         shutdown(connection.as_mut());
@@ -250,12 +304,53 @@ async fn drive<C>(
             }
         }
         tokio::select! {
-            _ = connection.as_mut() => return,
+            result = connection.as_mut() => return result,
             changed = stopping.changed(), if !stop_seen => {
                 stop_seen = changed.is_err() || *stopping.borrow();
             }
         }
     }
+}
+
+/// Counts an answer given before any request could be routed.
+fn record_refusal(shared: &Shared, status: u16, bytes_out: u64, service_time: Duration) {
+    shared.metrics.borrow_mut().record(
+        None,
+        None,
+        &Answered {
+            status,
+            bytes_in: 0,
+            bytes_out,
+            connect_time: None,
+            response_time: None,
+            service_time,
+        },
+    );
+}
+
+/// Writes a 408 on a connection whose first request did not arrive within
+/// `timeout`, counts it, and closes.
+async fn answer_request_timeout(
+    mut stream: TcpStream,
+    config: &ListenerSettings,
+    timeout: Duration,
+    shared: &Shared,
+) {
+    let id = ulid::Ulid::new().to_string();
+    let duration = format!("{}s", timeout.as_secs());
+    let context = AnswerContext {
+        request_id: &id,
+        duration: &duration,
+        phase: "request head",
+        ..Default::default()
+    };
+    let template = listener_template(config, 408);
+    let response = answers::render(408, template.as_deref(), &context, &config.id_header);
+    let bytes = answers::to_bytes(response);
+    let _ = tokio::time::timeout(timeout, stream.write_all(&bytes)).await;
+    let _ = stream.shutdown().await;
+    record_refusal(shared, 408, bytes.len() as u64, timeout);
+    tracing::info!(target: "access", request_id = %id, status = 408, "request");
 }
 
 /// The listener's template for a status, if it defines one.
@@ -334,7 +429,7 @@ struct Exchange {
     backend: Option<Arc<Backend>>,
     connect_time: Option<Duration>,
     response_time: Option<Duration>,
-    bytes_in: Rc<Cell<u64>>,
+    upload: Rc<Upload>,
     shared: Rc<Shared>,
     peer: SocketAddr,
 }
@@ -345,7 +440,7 @@ impl Exchange {
         let service_time = self.started.elapsed();
         let answered = Answered {
             status,
-            bytes_in: self.bytes_in.get(),
+            bytes_in: self.upload.bytes.get(),
             bytes_out,
             connect_time: self.connect_time,
             response_time: self.response_time,
@@ -418,7 +513,12 @@ impl Completion for ResponseEnd {
         } = *self;
         if let Some(backend) = &exchange.backend {
             backend.request_finished();
-            if finished && let Some(sender) = sender {
+            // A removed backend's idle connections were closed; this one
+            // closes too rather than wait in the pool for nobody.
+            if finished
+                && !backend.is_removed()
+                && let Some(sender) = sender
+            {
                 exchange.shared.pool.give(backend.address(), sender);
             }
         }
@@ -461,7 +561,7 @@ async fn proxy(
         backend: None,
         connect_time: None,
         response_time: None,
-        bytes_in: Rc::new(Cell::new(0)),
+        upload: Rc::default(),
         shared: shared.clone(),
         peer: context.peer,
     };
@@ -541,13 +641,17 @@ async fn proxy(
             port,
             route.rewrite_path().unwrap_or(&path_and_query),
         );
+        // The frontend's redirect_template is a whole answer template, as
+        // in Sozu; one that does not parse gives way to the usual choice.
+        let [cluster_template, listener_template] =
+            templates(cluster_config.as_deref(), &config, status);
         let templates = [
             route
                 .redirect_template()
-                .and_then(|name| cluster_config.as_ref()?.answers.get(name).cloned()),
-            templates(cluster_config.as_deref(), &config, status)[0]
-                .clone()
-                .or_else(|| listener_template(&config, status)),
+                .filter(|template| answers::parses(template))
+                .map(str::to_owned)
+                .or(cluster_template),
+            listener_template,
         ];
         return exchange.answer(
             status,
@@ -615,8 +719,39 @@ async fn proxy(
         );
     }
 
+    // -- the per-IP connection limit, once the request is to be forwarded
+    let limit = cluster_config
+        .max_connections_per_ip
+        .unwrap_or_else(|| shared.max_connections_per_ip.get());
+    if !shared
+        .connections_per_ip
+        .admit(&context.slots, &cluster_config.cluster_id, limit)
+    {
+        // Retry-After 0 means no header (an empty header is left out).
+        let retry_after = match cluster_config
+            .retry_after
+            .unwrap_or(shared.options.retry_after)
+        {
+            0 => String::new(),
+            seconds => seconds.to_string(),
+        };
+        return exchange.answer(
+            429,
+            templates(Some(&cluster_config), &config, 429),
+            AnswerContext {
+                retry_after: &retry_after,
+                message: "Too many connections from this address.",
+                ..Default::default()
+            },
+        );
+    }
+
     // -- the request as the backend will see it
     let upgrade = request.headers().contains_key(header::UPGRADE);
+    let target_authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_owned());
     let sticky_name = config.sticky_name.clone();
     let sticky = if cluster_config.sticky_session {
         forwarding::take_sticky_cookie(request.headers_mut(), &sticky_name)
@@ -643,6 +778,13 @@ async fn proxy(
                 headers.insert("x-request-id", id.clone());
             }
             headers.insert(exchange.id_header.clone(), id);
+        }
+        // An absolute-form target names the host: a proxy must send that,
+        // not the Host header it received (RFC 9112, 3.2.2).
+        if let Some(authority) = &target_authority
+            && let Ok(value) = HeaderValue::from_str(authority)
+        {
+            headers.insert(header::HOST, value);
         }
         forwarding::apply_edits(headers, route.request_headers());
         if let Some(rewrite_host) = route.rewrite_host()
@@ -671,7 +813,7 @@ async fn proxy(
     let (parts, incoming) = request.into_parts();
     let mut pending = Some(Request::from_parts(
         parts,
-        ForwardedBody::new(incoming, exchange.bytes_in.clone()),
+        ForwardedBody::new(incoming, exchange.upload.clone()),
     ));
 
     // -- backend connection attempts
@@ -688,8 +830,16 @@ async fn proxy(
                 .choose(Instant::now(), sticky.as_deref(), &tried);
         let Some(backend) = chosen else { break };
         exchange.backend = Some(backend.clone());
-        let mut sender = match shared.pool.take(backend.address()) {
-            Some(sender) => sender,
+        let pooled = shared.pool.take(backend.address());
+        let reused = pooled.is_some();
+        let mut sender = match pooled {
+            // An idle connection becomes ready once hyper has seen the end
+            // of its previous exchange; one that closed meanwhile is dropped
+            // and the loop looks again.
+            Some(mut sender) => match sender.ready().await {
+                Ok(()) => sender,
+                Err(_) => continue,
+            },
             None => {
                 attempt += 1;
                 let connect_started = Instant::now();
@@ -728,9 +878,19 @@ async fn proxy(
         let Some(outgoing) = pending.take() else {
             break;
         };
+        // A keep-alive connection may have been closed by the backend just
+        // as this request went out, or a backend may die right after
+        // accepting; a request that can be sent again safely (idempotent,
+        // no body) is kept to be, should that happen.
+        let replay = replayable(&outgoing);
         backend.request_started();
         let sent_at = Instant::now();
-        let sent = tokio::time::timeout(back_timeout, sender.try_send_request(outgoing)).await;
+        let sent = answer_within(
+            sender.try_send_request(outgoing),
+            back_timeout,
+            &exchange.upload,
+        )
+        .await;
         match sent {
             Ok(Ok(response)) => {
                 exchange.response_time = Some(sent_at.elapsed());
@@ -745,6 +905,7 @@ async fn proxy(
                     sticky.as_deref(),
                     &sticky_name,
                     client_upgrade,
+                    back_timeout,
                 );
             }
             Ok(Err(mut error)) => {
@@ -753,6 +914,34 @@ async fn proxy(
                     // The connection died before the request left: try again
                     // on another connection, this does not count as an attempt.
                     pending = Some(unsent);
+                    continue;
+                }
+                if exchange.upload.failed.get() {
+                    // The client's body broke on the way: its fault, not
+                    // the backend's.
+                    return exchange.answer(
+                        400,
+                        templates(Some(&cluster_config), &config, 400),
+                        AnswerContext {
+                            message: "The request body could not be read.",
+                            phase: "request body",
+                            ..Default::default()
+                        },
+                    );
+                }
+                if let Some(again) = replay {
+                    tracing::debug!(backend = %backend.address(), error = %error.error(), reused, "backend connection failed before answering, sending again");
+                    if !reused {
+                        // A fresh connection that dies before answering is
+                        // this backend failing: count it, and try another.
+                        let events = cluster
+                            .balancer
+                            .borrow_mut()
+                            .connect_failed(&backend, Instant::now());
+                        shared.report(events);
+                        tried.push(backend);
+                    }
+                    pending = Some(again);
                     continue;
                 }
                 let message = error.into_error().to_string();
@@ -812,6 +1001,7 @@ fn relay_response(
     sticky: Option<&str>,
     sticky_name: &str,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    back_timeout: Duration,
 ) -> Response<ProxyBody> {
     let status = response.status().as_u16();
     let switching = status == 101;
@@ -852,7 +1042,59 @@ fn relay_response(
         sender: Some(sender),
         cluster,
     });
-    Response::from_parts(parts, ProxyBody::Relayed(RelayedBody::new(incoming, end)))
+    Response::from_parts(
+        parts,
+        ProxyBody::Relayed(RelayedBody::new(incoming, end, back_timeout)),
+    )
+}
+
+/// Waits for a backend's answer for as long as it is not silent for
+/// `timeout`: time spent receiving the client's body (a slow upload) does
+/// not count, the backend's silence after the last body bytes does.
+async fn answer_within<F: std::future::Future>(
+    answer: F,
+    timeout: Duration,
+    upload: &Upload,
+) -> Result<F::Output, ()> {
+    tokio::pin!(answer);
+    let started = Instant::now();
+    let mut deadline = started + timeout;
+    loop {
+        tokio::select! {
+            output = &mut answer => return Ok(output),
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let last = upload.progressed_at.get().unwrap_or(started).max(started);
+                let next = last + timeout;
+                if next <= Instant::now() {
+                    return Err(());
+                }
+                deadline = next;
+            }
+        }
+    }
+}
+
+/// A copy of a request that may be sent again after a failure on a reused
+/// connection: idempotent (RFC 9110, 9.2.2) and without body, so that
+/// nothing of it is lost with the first copy.
+fn replayable(request: &Request<ForwardedBody>) -> Option<Request<ForwardedBody>> {
+    use http::Method;
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent
+        || !http_body::Body::is_end_stream(request.body())
+        || request.headers().contains_key(header::UPGRADE)
+    {
+        return None;
+    }
+    let mut copy = Request::new(ForwardedBody::empty());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 fn redirect_location(scheme: &str, host: &str, port: Option<u32>, path: &str) -> String {

@@ -95,10 +95,12 @@ mod http;
 pub mod listener;
 pub mod metrics;
 pub mod options;
+mod per_ip;
 mod pool;
 pub mod router;
 mod server;
 pub mod settings;
+mod shared_stream;
 pub mod support;
 pub mod tls;
 

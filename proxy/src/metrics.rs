@@ -96,7 +96,9 @@ impl Latency {
 /// Traffic of a cluster or a backend.
 #[derive(Debug, Default, Clone)]
 pub struct Traffic {
-    /// Requests answered.
+    /// Requests sent to a backend (for the whole server: every request).
+    /// As in Sozu, answers the proxy makes itself (redirects, 401, 503
+    /// without backend) only count in their status.
     pub requests: u64,
     /// Answers by status code.
     pub statuses: BTreeMap<u16, u64>,
@@ -115,8 +117,10 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    fn record_answer(&mut self, answer: &Answered) {
-        self.requests += 1;
+    fn record_answer(&mut self, answer: &Answered, forwarded: bool) {
+        if forwarded {
+            self.requests += 1;
+        }
         *self.statuses.entry(answer.status).or_default() += 1;
         self.bytes_in += answer.bytes_in;
         self.bytes_out += answer.bytes_out;
@@ -129,8 +133,8 @@ impl Traffic {
         self.service_time.record(answer.service_time);
     }
 
-    fn report(&self, into: &mut BTreeMap<String, FilteredMetrics>) {
-        into.insert("requests".into(), count(self.requests));
+    fn report(&self, into: &mut BTreeMap<String, FilteredMetrics>, requests_name: &str) {
+        into.insert(requests_name.into(), count(self.requests));
         let mut classes = [0u64; 6];
         for (status, times) in &self.statuses {
             into.insert(format!("http.status.{status}"), count(*times));
@@ -245,15 +249,15 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        self.proxy.record_answer(answer);
+        self.proxy.record_answer(answer, true);
         if let Some(cluster) = cluster {
             let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
-            traffic.record_answer(answer);
+            traffic.record_answer(answer, backend.is_some());
             if let Some(backend) = backend {
                 backends
                     .entry(backend.to_owned())
                     .or_default()
-                    .record_answer(answer);
+                    .record_answer(answer, true);
             }
         }
     }
@@ -277,7 +281,7 @@ impl Metrics {
         state: &ConfigState,
     ) -> ContentType {
         let mut proxy = BTreeMap::new();
-        self.proxy.report(&mut proxy);
+        self.proxy.report(&mut proxy, "http.requests");
         proxy.insert(
             "client.connections".into(),
             gauge(shared.connections.get() as u64),
@@ -307,8 +311,8 @@ impl Metrics {
                 let mut cluster = BTreeMap::new();
                 let mut backends = Vec::new();
                 if let Some((traffic, by_backend)) = self.clusters.get(cluster_id) {
-                    if traffic.requests > 0 {
-                        traffic.report(&mut cluster);
+                    if !traffic.statuses.is_empty() {
+                        traffic.report(&mut cluster, "requests");
                     }
                     for (backend_id, traffic) in by_backend {
                         if !options.backend_ids.is_empty()
@@ -317,8 +321,8 @@ impl Metrics {
                             continue;
                         }
                         let mut metrics = BTreeMap::new();
-                        if traffic.requests > 0 {
-                            traffic.report(&mut metrics);
+                        if !traffic.statuses.is_empty() {
+                            traffic.report(&mut metrics, "requests");
                         }
                         metrics.insert("connections".into(), gauge(traffic.connections));
                         backends.push(BackendMetrics {

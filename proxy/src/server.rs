@@ -139,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: RefCell<Metrics>,
     pub(crate) max_connection_attempts: Cell<u32>,
     pub(crate) max_connections_per_ip: Cell<u64>,
+    /// Client connections per cluster and IP, for that limit.
+    pub(crate) connections_per_ip: crate::per_ip::ConnectionsPerIp,
     /// Open client connections.
     pub(crate) connections: Cell<usize>,
     /// Woken each time a client connection ends (soft stop waits on it).
@@ -241,6 +243,7 @@ impl Server {
             pool: BackendPool::default(),
             max_connection_attempts: Cell::new(max_connection_attempts),
             max_connections_per_ip: Cell::new(max_connections_per_ip),
+            connections_per_ip: Default::default(),
             connections: Cell::new(0),
             connection_closed: Notify::new(),
             stopping,

@@ -64,6 +64,16 @@ pub fn basic_config(http_port: u16, extra: &str) -> String {
     )
 }
 
+/// The configuration the data-plane tests use: `workers` workers, `global`
+/// lines before the listener, and
+/// `listener` lines inside the one HTTP listener's table (which comes last,
+/// so cluster tables may follow in `listener` too).
+pub fn config(http_port: u16, workers: u16, global: &str, listener: &str) -> String {
+    format!(
+        "command_socket = \"sozu.sock\"\nworker_count = {workers}\nworker_timeout = 5\nlog_level = \"warn\"\n{global}\n\n[[listeners]]\nprotocol = \"http\"\naddress = \"127.0.0.1:{http_port}\"\n{listener}\n"
+    )
+}
+
 impl Daemon {
     /// Writes `config` (its `command_socket` should be `sozu.sock`) in a new
     /// folder, starts `sozu start -c` there and waits for the socket.
@@ -216,4 +226,226 @@ impl Drop for Daemon {
 /// `127.0.0.1:port` as a protocol address.
 pub fn local(port: u16) -> sozu_command::proto::command::SocketAddress {
     SocketAddr::from(([127, 0, 0, 1], port)).into()
+}
+
+/// A cluster with every setting at its default.
+pub fn cluster(id: &str) -> sozu_command::proto::command::Cluster {
+    sozu_command::proto::command::Cluster {
+        cluster_id: id.into(),
+        ..Default::default()
+    }
+}
+
+/// A TREE frontend of `cluster` for `host` on the listener at `port`,
+/// any path, any method.
+pub fn frontend(
+    port: u16,
+    host: &str,
+    cluster: Option<&str>,
+) -> sozu_command::proto::command::RequestHttpFrontend {
+    sozu_command::proto::command::RequestHttpFrontend {
+        cluster_id: cluster.map(str::to_owned),
+        address: local(port),
+        hostname: host.into(),
+        path: Default::default(),
+        position: sozu_command::proto::command::RulePosition::Tree as i32,
+        ..Default::default()
+    }
+}
+
+/// A backend of `cluster` at `address`.
+pub fn backend(
+    cluster: &str,
+    id: &str,
+    address: SocketAddr,
+) -> sozu_command::proto::command::AddBackend {
+    sozu_command::proto::command::AddBackend {
+        cluster_id: cluster.into(),
+        backend_id: id.into(),
+        address: address.into(),
+        ..Default::default()
+    }
+}
+
+impl Daemon {
+    pub fn add_cluster(&self, cluster: sozu_command::proto::command::Cluster) {
+        self.ok(RequestType::AddCluster(cluster));
+    }
+
+    pub fn add_frontend(&self, frontend: sozu_command::proto::command::RequestHttpFrontend) {
+        self.ok(RequestType::AddHttpFrontend(frontend));
+    }
+
+    pub fn add_backend(&self, backend: sozu_command::proto::command::AddBackend) {
+        self.ok(RequestType::AddBackend(backend));
+    }
+
+    /// One cluster on one host served by the given backends (ids are the
+    /// backends' names).
+    pub fn serve(&self, port: u16, host: &str, cluster_id: &str, backends: &[&backend::Backend]) {
+        self.add_cluster(cluster(cluster_id));
+        self.add_frontend(frontend(port, host, Some(cluster_id)));
+        for one in backends {
+            self.add_backend(backend(cluster_id, &one.name, one.address));
+        }
+    }
+
+    /// The merged metrics of every worker.
+    pub fn metrics(&self) -> sozu_command::proto::command::AggregatedMetrics {
+        use sozu_command::proto::command::response_content::ContentType;
+        let answer = self.ok(RequestType::QueryMetrics(Default::default()));
+        match answer.content.and_then(|c| c.content_type) {
+            Some(ContentType::Metrics(metrics)) => metrics,
+            other => panic!("unexpected metrics content: {other:?}"),
+        }
+    }
+
+    /// A connection subscribed to events, past its EVENTS_SUBSCRIBED.
+    pub fn subscribe(&self) -> Events {
+        let mut channel = CommandChannel::connect(&self.socket).unwrap();
+        channel
+            .write_message(&RequestType::SubscribeEvents(Default::default()).into())
+            .unwrap();
+        let first = channel
+            .read_message(Some(Duration::from_secs(10)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            first.status,
+            sozu_command::proto::command::ResponseStatus::Processing as i32
+        );
+        Events {
+            channel,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The resident set peak (VmHWM) of a process, in bytes.
+    pub fn peak_rss(pid: i32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kb| kb * 1024)
+            .unwrap()
+    }
+}
+
+/// A count metric from a metrics map, 0 when absent.
+pub fn count(
+    metrics: &std::collections::BTreeMap<String, sozu_command::proto::command::FilteredMetrics>,
+    name: &str,
+) -> i64 {
+    use sozu_command::proto::command::filtered_metrics::Inner;
+    match metrics.get(name).and_then(|metric| metric.inner.as_ref()) {
+        Some(Inner::Count(value)) => *value,
+        Some(Inner::Gauge(value)) => *value as i64,
+        None => 0,
+        Some(other) => panic!("{name} is not a count: {other:?}"),
+    }
+}
+
+/// An event subscription.
+pub struct Events {
+    channel: CommandChannel,
+    /// Every event read so far.
+    pub seen: Vec<sozu_command::proto::command::Event>,
+}
+
+impl Events {
+    /// Reads events until one satisfies `wanted` or `deadline` passes;
+    /// returns it.
+    pub fn wait_for(
+        &mut self,
+        deadline: Duration,
+        mut wanted: impl FnMut(&sozu_command::proto::command::Event) -> bool,
+    ) -> Option<sozu_command::proto::command::Event> {
+        use sozu_command::proto::command::response_content::ContentType;
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            let left = end.saturating_duration_since(Instant::now());
+            let Ok(Some(response)) = self.channel.read_message(Some(left)) else {
+                continue;
+            };
+            if let Some(ContentType::Event(event)) = response.content.and_then(|c| c.content_type) {
+                self.seen.push(event.clone());
+                if wanted(&event) {
+                    return Some(event);
+                }
+            }
+        }
+        None
+    }
+
+    /// Reads whatever arrives within `window`.
+    pub fn drain(&mut self, window: Duration) {
+        let _ = self.wait_for(window, |_| false);
+    }
+
+    /// How many events of `kind` were seen.
+    pub fn seen_of(&self, kind: sozu_command::proto::command::EventKind) -> usize {
+        self.seen
+            .iter()
+            .filter(|event| event.kind == kind as i32)
+            .count()
+    }
+}
+
+/// A daemon with its HTTP port and the backends the test started, each in
+/// a cluster of its own name: the shape most data-plane tests need.
+pub struct Site {
+    pub daemon: Daemon,
+    pub port: u16,
+    pub backends: Vec<backend::Backend>,
+}
+
+impl Site {
+    /// A daemon with `workers` workers and extra `listener` settings.
+    pub fn start(workers: u16, listener: &str) -> Site {
+        let port = free_port();
+        Site {
+            daemon: Daemon::start(&config(port, workers, "", listener)),
+            port,
+            backends: Vec::new(),
+        }
+    }
+
+    /// Adds `frontend` (its address set to the listener) leading to the
+    /// cluster `name`, which is created with one backend answering `name`
+    /// the first time it is named.
+    pub fn route(
+        &mut self,
+        name: &str,
+        mut frontend: sozu_command::proto::command::RequestHttpFrontend,
+    ) {
+        if !self.backends.iter().any(|b| b.name == name) {
+            let started = backend::Backend::start(name);
+            self.daemon.add_cluster(cluster(name));
+            self.daemon
+                .add_backend(backend(name, name, started.address));
+            self.backends.push(started);
+        }
+        frontend.address = local(self.port);
+        frontend.cluster_id = Some(name.to_owned());
+        self.daemon.add_frontend(frontend);
+    }
+
+    /// Who answers `method host path`: the backend's name on a 200, else
+    /// the status as text.
+    pub fn who(&self, method: &str, host: &str, path: &str) -> String {
+        let answer = client::request(self.port, method, host, path, &[]);
+        if answer.status == 200 {
+            answer.text()
+        } else {
+            answer.status.to_string()
+        }
+    }
 }

@@ -14,9 +14,10 @@
 //!   backend id) equals it, else balancing goes on as if none was given;
 //! - then the cluster's [`Policy`] picks among the candidates.
 //!
-//! Failures: a backend whose connection fails waits 1 s; each further
-//! counted failure makes it wait a random whole number of seconds from 1 to
-//! below 2^failures, so up to 63 s. It is down after 6 counted failures and
+//! Failures: a backend whose connection fails waits; after the n-th counted
+//! failure in a row the wait is a random whole number of seconds from 1 to
+//! below 2^(n-1) (so 1 s after the first two), at most 63 s, as in Sozu's
+//! exponential backoff. It is down after 6 counted failures and
 //! still tried again after each wait; one successful connection resets it.
 //! A failure reported while the backend is already waiting (an attempt that
 //! started before the first failure was known) is not counted.
@@ -650,10 +651,12 @@ impl Balancer {
         if entry.waiting(now) {
             return events;
         }
-        entry.failures = (entry.failures + 1).min(MAX_COUNTED_FAILURES);
-        let wait = match entry.failures {
-            1 => 1,
-            failures => self.rng.random_range(1..1u64 << failures),
+        // The exponent is the count before this failure, as in Sozu.
+        let previous = entry.failures;
+        entry.failures = (previous + 1).min(MAX_COUNTED_FAILURES);
+        let wait = match previous {
+            0 => 1,
+            previous => self.rng.random_range(1..1u64 << previous),
         };
         entry.retry_at = Some(now + Duration::from_secs(wait));
         if entry.failures == MAX_COUNTED_FAILURES && !entry.down {

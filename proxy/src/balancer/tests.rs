@@ -491,8 +491,9 @@ fn excluded_backends_are_not_chosen() {
 
 #[test]
 fn backoff_schedule() {
-    // Over many seeds: 1 s after the first failure, then 1 to below 2^n
-    // seconds after the n-th, at most 63 s once failures stop counting.
+    // Over many seeds: 1 s after the first failure, then 1 to below
+    // 2^(n-1) seconds after the n-th, at most 63 s once failures stop
+    // counting (Sozu's ExponentialBackoffPolicy).
     let mut seen: Vec<std::collections::BTreeSet<u64>> = vec![Default::default(); 9];
     for seed in 0..300 {
         let mut b = Balancer::with_seed(CLUSTER, seed);
@@ -505,7 +506,7 @@ fn backoff_schedule() {
             let wait = status.retry_at.unwrap().duration_since(now);
             assert_eq!(wait.subsec_nanos(), 0, "whole seconds");
             let wait = wait.as_secs();
-            let bound = 1u64 << failure.min(6);
+            let bound = 1u64 << (failure - 1).min(6);
             assert!(
                 (1..bound.max(2)).contains(&wait),
                 "failure {failure}: {wait}s"
@@ -518,9 +519,11 @@ fn backoff_schedule() {
         }
     }
     // The waits are random: every allowed value shows up.
-    assert_eq!(seen[2].len(), 3);
-    assert_eq!(seen[3].len(), 7);
-    assert_eq!(*seen[6].iter().max().unwrap(), 63);
+    assert_eq!(seen[2].len(), 1);
+    assert_eq!(seen[3].len(), 3);
+    assert_eq!(seen[4].len(), 7);
+    assert_eq!(*seen[6].iter().max().unwrap(), 31);
+    assert_eq!(*seen[7].iter().max().unwrap(), 63);
     assert_eq!(*seen[8].iter().max().unwrap(), 63);
 }
 
