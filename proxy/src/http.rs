@@ -39,7 +39,7 @@ struct ConnectionContext {
 }
 
 /// Decrements the connection count however the connection task ends.
-struct ConnectionGuard(Rc<Shared>);
+pub(crate) struct ConnectionGuard(pub(crate) Rc<Shared>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {

@@ -27,9 +27,11 @@ pub mod listener;
 pub mod metrics;
 pub mod options;
 mod pool;
+pub mod proxy_protocol;
 pub mod router;
 mod server;
 pub mod support;
+mod tcp;
 
 pub use error::ProxyError;
 pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};

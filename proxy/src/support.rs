@@ -7,8 +7,8 @@
 //! state, so the main process and the workers never disagree.
 
 use sozu_command::proto::command::{
-    Cluster, HttpListenerConfig, LoadBalancingAlgorithms, Request, RequestHttpFrontend,
-    request::RequestType,
+    Cluster, HttpListenerConfig, LoadBalancingAlgorithms, ProxyProtocolConfig, Request,
+    RequestHttpFrontend, RequestTcpFrontend, request::RequestType,
 };
 
 /// Why a request cannot be enforced.
@@ -37,10 +37,13 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
         RequestType::AddHttpsListener(_) | RequestType::UpdateHttpsListener(_) => {
             refuse("HTTPS listeners (not built yet)")
         }
-        RequestType::AddTcpListener(_) | RequestType::UpdateTcpListener(_) => {
-            refuse("TCP listeners (not built yet)")
+        RequestType::AddTcpListener(listener) => {
+            // The SNI preread settings only matter to SNI routing, which
+            // `check_tcp_frontend` refuses: they are accepted and unused.
+            refuse_if_set!(listener.interface, "add_tcp_listener");
+            Ok(())
         }
-        RequestType::AddTcpFrontend(_) => refuse("TCP frontends (not built yet)"),
+        RequestType::AddTcpFrontend(frontend) => check_tcp_frontend(frontend),
         RequestType::AddCertificate(_) | RequestType::ReplaceCertificate(_) => {
             refuse("certificates (HTTPS is not built yet)")
         }
@@ -140,10 +143,22 @@ fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {
     refuse_if_set!(cluster.shard_percent, "cluster");
     refuse_if_set!(cluster.shard_min_backends, "cluster");
     refuse_if_set!(cluster.shard_mode, "cluster");
-    refuse_if_set!(cluster.proxy_protocol, "cluster");
+    if let Some(value) = cluster.proxy_protocol
+        && ProxyProtocolConfig::try_from(value).is_err()
+    {
+        return refuse(format_args!("cluster field 'proxy_protocol' value {value}"));
+    }
     refuse_if_set!(cluster.health_check, "cluster");
     if cluster.http2 == Some(true) {
         return refuse("cluster field 'http2' (HTTP/2 to backends is not built yet)");
+    }
+    Ok(())
+}
+
+fn check_tcp_frontend(frontend: &RequestTcpFrontend) -> Result<(), Unsupported> {
+    refuse_if_set!(frontend.sni, "tcp frontend");
+    if !frontend.alpn.is_empty() {
+        return refuse("tcp frontend field 'alpn'");
     }
     Ok(())
 }
@@ -179,5 +194,42 @@ mod tests {
         assert!(check(&maglev).unwrap_err().contains("MAGLEV"));
         let plain: Request = RequestType::AddCluster(Cluster::default()).into();
         assert!(check(&plain).is_ok());
+        let sends: Request = RequestType::AddCluster(Cluster {
+            proxy_protocol: Some(ProxyProtocolConfig::SendHeader as i32),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&sends).is_ok());
+        let unknown: Request = RequestType::AddCluster(Cluster {
+            proxy_protocol: Some(9),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&unknown).unwrap_err().contains("'proxy_protocol'"));
+    }
+
+    #[test]
+    fn tcp_frontends_are_refused_only_for_sni_routing() {
+        let plain: Request = RequestType::AddTcpFrontend(RequestTcpFrontend::default()).into();
+        assert!(check(&plain).is_ok());
+        let sni: Request = RequestType::AddTcpFrontend(RequestTcpFrontend {
+            sni: Some("example.com".into()),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&sni).unwrap_err().contains("'sni'"));
+        let alpn: Request = RequestType::AddTcpFrontend(RequestTcpFrontend {
+            alpn: vec!["h2".into()],
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&alpn).unwrap_err().contains("'alpn'"));
+        let listener: Request =
+            RequestType::AddTcpListener(sozu_command::proto::command::TcpListenerConfig {
+                interface: Some("eth0".into()),
+                ..Default::default()
+            })
+            .into();
+        assert!(check(&listener).unwrap_err().contains("'interface'"));
     }
 }
