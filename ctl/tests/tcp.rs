@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use harness::backend::{Backend, SeenRequest};
 use harness::{Daemon, free_port, local, wait_until};
+use sozu_command::channel::CommandChannel;
 use sozu_command::proto::command::{
-    ActivateListener, AddBackend, Cluster, DeactivateListener, HttpListenerConfig, ListenerType,
-    PathRule, ProxyProtocolConfig, QueryMetricsOptions, RemoveListener, RequestHttpFrontend,
-    RequestTcpFrontend, RulePosition, TcpListenerConfig, UpdateTcpListenerConfig,
-    filtered_metrics::Inner, request::RequestType, response_content::ContentType,
+    ActivateListener, AddBackend, Cluster, DeactivateListener, EventKind, HttpListenerConfig,
+    ListenerType, PathRule, ProxyProtocolConfig, QueryMetricsOptions, RemoveListener,
+    RequestHttpFrontend, RequestTcpFrontend, RulePosition, TcpListenerConfig,
+    UpdateTcpListenerConfig, filtered_metrics::Inner, request::RequestType,
+    response_content::ContentType,
 };
 
 const CONFIG: &str =
@@ -40,7 +42,15 @@ struct TcpBackend {
 
 impl TcpBackend {
     fn start(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> TcpBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        TcpBackend::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), serve)
+    }
+
+    /// Like [`TcpBackend::start`], on a given address.
+    fn start_at(
+        address: SocketAddr,
+        serve: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> TcpBackend {
+        let listener = TcpListener::bind(address).unwrap();
         let address = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let counted = connections.clone();
@@ -640,4 +650,51 @@ fn sni_routing_on_tcp_frontends_is_refused_by_name() {
         ..tcp_frontend(port, "app")
     }));
     assert!(message.contains("'sni'"), "{message}");
+}
+
+#[test]
+fn sessions_report_balancer_events() {
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (daemon, port) = daemon_with(false, None, &[dead]);
+    let mut events = CommandChannel::connect(&daemon.socket).unwrap();
+    events
+        .write_message(&RequestType::SubscribeEvents(Default::default()).into())
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut saw = |kind: EventKind, seen: &mut Vec<i32>| {
+        wait_until(Duration::from_secs(10), || {
+            if let Ok(Some(response)) = events.read_message(Some(Duration::from_millis(200)))
+                && let Some(ContentType::Event(event)) =
+                    response.content.and_then(|c| c.content_type)
+            {
+                seen.push(event.kind);
+            }
+            seen.contains(&(kind as i32))
+        })
+    };
+
+    // The only backend refuses: the cluster has nothing left.
+    let mut client = connect(port);
+    assert!(is_closed(&mut client));
+    assert!(
+        saw(EventKind::NoAvailableBackends, &mut seen),
+        "events: {seen:?}"
+    );
+
+    // It comes up; once its wait after the failure is over, sessions go
+    // through again and the cluster is reported recovered.
+    let _alive = TcpBackend::start_at(dead, |stream| {
+        let _ = echo(stream);
+    });
+    assert!(wait_until(Duration::from_secs(10), || {
+        let mut stream = connect(port);
+        stream.write_all(b"up?").is_ok() && stream.shutdown(Shutdown::Write).is_ok() && {
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).is_ok() && answer == b"up?"
+        }
+    }));
+    assert!(
+        saw(EventKind::ClusterRecovered, &mut seen),
+        "events: {seen:?}"
+    );
 }

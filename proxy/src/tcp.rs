@@ -41,11 +41,6 @@ use crate::metrics::Piped;
 use crate::proxy_protocol::{self, Header, ReceivedHeader};
 use crate::server::{ClusterRuntime, Shared};
 
-/// Bytes buffered per direction. Larger buffers mean fewer system calls on
-/// bulk transfers; 64 KiB per direction is what a socket moves per wakeup
-/// on a fast link.
-const COPY_BUFFER: usize = 64 * 1024;
-
 /// A TCP listener's settings and the frontend its connections go to.
 pub(crate) struct TcpListener {
     pub(crate) config: RefCell<Rc<TcpListenerConfig>>,
@@ -226,7 +221,9 @@ pub(crate) async fn serve_connection(
 
     // -- 4. bytes both ways
     let activity = Activity::new();
-    let ending = relay(stream, back, front_timeout, back_timeout, &activity).await;
+    let timeouts = (front_timeout, back_timeout);
+    let buffer_size = shared.options.buffer_size;
+    let ending = relay(stream, back, timeouts, buffer_size, &activity).await;
     session.bytes_in = activity.front_read.get();
     session.bytes_out = activity.front_written.get();
     session.finish(ending.describe());
@@ -457,8 +454,8 @@ impl Ending {
 async fn relay(
     front: TcpStream,
     back: TcpStream,
-    front_timeout: Duration,
-    back_timeout: Duration,
+    (front_timeout, back_timeout): (Duration, Duration),
+    buffer_size: usize,
     activity: &Activity,
 ) -> Ending {
     let mut front = Metered {
@@ -474,7 +471,7 @@ async fn relay(
         written: &activity.back_written,
     };
     let copy =
-        tokio::io::copy_bidirectional_with_sizes(&mut front, &mut back, COPY_BUFFER, COPY_BUFFER);
+        tokio::io::copy_bidirectional_with_sizes(&mut front, &mut back, buffer_size, buffer_size);
     tokio::select! {
         copied = copy => match copied {
             Ok(_) => Ending::Closed,
@@ -639,8 +636,8 @@ mod tests {
             let relayed = relay(
                 front,
                 back,
-                Duration::from_secs(5),
-                Duration::from_secs(5),
+                (Duration::from_secs(5), Duration::from_secs(5)),
+                1024,
                 &activity,
             );
             let peers = async {
@@ -667,8 +664,8 @@ mod tests {
             let ending = relay(
                 front,
                 back,
-                Duration::from_millis(300),
-                Duration::from_millis(100),
+                (Duration::from_millis(300), Duration::from_millis(100)),
+                1024,
                 &activity,
             )
             .await;
