@@ -141,14 +141,16 @@ pub(crate) async fn serve_connection(
     };
     let cluster_config = cluster.config.borrow().clone();
     let headers = ProxyHeaders::of(config.expect_proxy, &cluster_config);
-    let front_timeout = seconds(config.front_timeout);
-    let back_timeout = seconds(config.back_timeout);
+    let timeouts = IdleTimeouts {
+        front: seconds(config.front_timeout),
+        back: seconds(config.back_timeout),
+    };
 
     // -- 1. the client's PROXY header
     let mut received: Option<ReceivedHeader> = None;
     let mut client = peer;
     if headers.reads() {
-        match proxy_protocol::accept_header(&mut stream, peer, front_timeout, &shared).await {
+        match proxy_protocol::accept_header(&mut stream, peer, timeouts.front, &shared).await {
             Some((address, header)) => {
                 client = address;
                 received = Some(header);
@@ -206,7 +208,7 @@ pub(crate) async fn serve_connection(
         ProxyHeaders::None | ProxyHeaders::Expect => None,
     };
     if let Some(prefix) = prefix {
-        match tokio::time::timeout(back_timeout, back.write_all(&prefix)).await {
+        match tokio::time::timeout(timeouts.back, back.write_all(&prefix)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 session.finish(&format!("could not send the PROXY header: {error}"));
@@ -221,7 +223,6 @@ pub(crate) async fn serve_connection(
 
     // -- 4. bytes both ways
     let activity = Activity::new();
-    let timeouts = (front_timeout, back_timeout);
     let buffer_size = shared.options.buffer_size;
     let ending = relay(stream, back, timeouts, buffer_size, &activity).await;
     session.bytes_in = activity.front_read.get();
@@ -394,6 +395,15 @@ impl Drop for BackendInUse {
     }
 }
 
+/// How long each side may move no byte before the session is closed.
+#[derive(Debug, Clone, Copy)]
+struct IdleTimeouts {
+    /// The client side (`front_timeout`).
+    front: Duration,
+    /// The backend side (`back_timeout`).
+    back: Duration,
+}
+
 /// When each side last moved a byte, and how many moved.
 struct Activity {
     front: Cell<Instant>,
@@ -454,7 +464,7 @@ impl Ending {
 async fn relay(
     front: TcpStream,
     back: TcpStream,
-    (front_timeout, back_timeout): (Duration, Duration),
+    timeouts: IdleTimeouts,
     buffer_size: usize,
     activity: &Activity,
 ) -> Ending {
@@ -477,22 +487,22 @@ async fn relay(
             Ok(_) => Ending::Closed,
             Err(error) => Ending::Failed(error),
         },
-        idle = idle(activity, front_timeout, back_timeout) => idle,
+        idle = idle(activity, timeouts) => idle,
     }
 }
 
 /// Returns when a side has moved nothing for its timeout. Sleeps until the
 /// earliest deadline, then checks again: activity meanwhile pushes it back.
-async fn idle(activity: &Activity, front_timeout: Duration, back_timeout: Duration) -> Ending {
+async fn idle(activity: &Activity, timeouts: IdleTimeouts) -> Ending {
     loop {
-        let front_deadline = activity.front.get() + front_timeout;
-        let back_deadline = activity.back.get() + back_timeout;
+        let front_deadline = activity.front.get() + timeouts.front;
+        let back_deadline = activity.back.get() + timeouts.back;
         tokio::time::sleep_until(front_deadline.min(back_deadline).into()).await;
         let now = Instant::now();
-        if now >= activity.front.get() + front_timeout {
+        if now >= activity.front.get() + timeouts.front {
             return Ending::FrontIdle;
         }
-        if now >= activity.back.get() + back_timeout {
+        if now >= activity.back.get() + timeouts.back {
             return Ending::BackIdle;
         }
     }
@@ -636,7 +646,10 @@ mod tests {
             let relayed = relay(
                 front,
                 back,
-                (Duration::from_secs(5), Duration::from_secs(5)),
+                IdleTimeouts {
+                    front: Duration::from_secs(5),
+                    back: Duration::from_secs(5),
+                },
                 1024,
                 &activity,
             );
@@ -664,7 +677,10 @@ mod tests {
             let ending = relay(
                 front,
                 back,
-                (Duration::from_millis(300), Duration::from_millis(100)),
+                IdleTimeouts {
+                    front: Duration::from_millis(300),
+                    back: Duration::from_millis(100),
+                },
                 1024,
                 &activity,
             )
