@@ -1,9 +1,9 @@
 //! The command line against this project's own daemon, started as a real
 //! process with `sozu start -c <temporary config>`.
 //!
-//! Ignored until the daemon lands (`sozu_daemon::start` is a stub today);
-//! run with `cargo test -p sozu-ctl --test daemon_e2e -- --ignored`. New
-//! end-to-end tests go here, built on `common::Daemon` and `common::sozu`.
+//! It starts the daemon on the Sōzu fixture configuration (HTTP, HTTPS and
+//! TCP listeners). New end-to-end tests go here, built on `common::Daemon`
+//! and `common::sozu`.
 
 mod common;
 
@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::{Daemon, TestConfig, code, sozu, stdout_json};
 
 #[test]
-#[ignore = "needs the daemon (issue: daemon), run with --ignored"]
 fn status_and_a_cluster_round_trip() {
     let config = TestConfig::from_fixture();
     let _daemon = Daemon::start(&config, Duration::from_secs(20)).expect("the daemon starts");

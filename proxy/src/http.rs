@@ -75,7 +75,7 @@ impl Drop for ConnectionContext {
 }
 
 /// Decrements the connection count however the connection task ends.
-struct ConnectionGuard(Rc<Shared>);
+pub(crate) struct ConnectionGuard(pub(crate) Rc<Shared>);
 
 impl ConnectionGuard {
     fn new(shared: &Rc<Shared>) -> Self {
@@ -821,6 +821,8 @@ async fn proxy(
     let back_timeout = seconds(config.back_timeout);
     let attempts = shared.connection_attempts(&cluster_config);
     let mut tried: Vec<Arc<Backend>> = Vec::new();
+    // Why the last backend that took the request failed to answer it.
+    let mut failed_exchange: Option<String> = None;
     let mut attempt = 0;
     while attempt < attempts {
         let chosen =
@@ -932,13 +934,10 @@ async fn proxy(
                 if let Some(again) = replay {
                     tracing::debug!(backend = %backend.address(), error = %error.error(), reused, "backend connection failed before answering, sending again");
                     if !reused {
-                        // A fresh connection that dies before answering is
-                        // this backend failing: count it, and try another.
-                        let events = cluster
-                            .balancer
-                            .borrow_mut()
-                            .connect_failed(&backend, Instant::now());
-                        shared.report(events);
+                        // A fresh connection that dies before answering:
+                        // try another backend (only connection failures
+                        // count towards marking a backend down, as in Sozu).
+                        failed_exchange = Some(error.into_error().to_string());
                         tried.push(backend);
                     }
                     pending = Some(again);
@@ -967,6 +966,18 @@ async fn proxy(
                 );
             }
         }
+    }
+    if let Some(message) = failed_exchange {
+        // A backend took the request and failed it, and no other one could
+        // take it instead: that is a bad gateway, not an unavailable one.
+        return exchange.answer(
+            502,
+            templates(Some(&cluster_config), &config, 502),
+            AnswerContext {
+                message: &message,
+                ..Default::default()
+            },
+        );
     }
     let retry_after = cluster_config
         .retry_after

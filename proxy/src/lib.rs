@@ -97,11 +97,13 @@ pub mod metrics;
 pub mod options;
 mod per_ip;
 mod pool;
+pub mod proxy_protocol;
 pub mod router;
 mod server;
 pub mod settings;
 mod shared_stream;
 pub mod support;
+mod tcp;
 pub mod tls;
 
 pub use error::ProxyError;

@@ -8,7 +8,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinHandle;
 
 use crate::http;
+use crate::proxy_protocol;
 use crate::server::{HttpListener, Shared};
+use crate::tcp::{self, TcpListener};
 
 /// How many connections the kernel queues while the proxy is busy.
 const BACKLOG: i32 = 1024;
@@ -65,23 +67,83 @@ pub(crate) fn spawn_http_accept(
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            if listener.tls.is_some() {
-                tokio::task::spawn_local(http::serve_tls_connection(
-                    stream,
-                    peer,
-                    address,
-                    listener.clone(),
-                    shared.clone(),
-                ));
-            } else {
-                tokio::task::spawn_local(http::serve_connection(
-                    stream,
-                    peer,
-                    address,
-                    listener.clone(),
-                    shared.clone(),
-                ));
+            let (listener, shared) = (listener.clone(), shared.clone());
+            tokio::task::spawn_local(async move {
+                // With `expect_proxy`, the PROXY header comes before any
+                // HTTP or TLS byte: read it here, and hyper (or rustls)
+                // sees the rest.
+                let mut stream = stream;
+                let (expect_proxy, limit) = {
+                    let settings = listener.settings.borrow();
+                    let limit = u64::from(settings.request_timeout.max(1));
+                    (settings.expect_proxy, std::time::Duration::from_secs(limit))
+                };
+                let client =
+                    proxy_protocol::client_address(&mut stream, peer, expect_proxy, limit, &shared)
+                        .await;
+                let Some(client) = client else { return };
+                if listener.tls.is_some() {
+                    http::serve_tls_connection(stream, client, address, listener, shared).await;
+                } else {
+                    http::serve_connection(stream, client, address, listener, shared).await;
+                }
+            });
+        }
+    }))
+}
+
+/// Starts accepting TCP connections on `socket` (already listening) for a
+/// TCP listener.
+pub(crate) fn spawn_tcp_accept(
+    socket: std::net::TcpListener,
+    address: SocketAddr,
+    listener: Rc<TcpListener>,
+    shared: Rc<Shared>,
+) -> io::Result<JoinHandle<()>> {
+    spawn_accept(socket, address, shared.clone(), move |stream, peer| {
+        tokio::task::spawn_local(tcp::serve_connection(
+            stream,
+            peer,
+            address,
+            listener.clone(),
+            shared.clone(),
+        ));
+    })
+}
+
+/// The accept loop every listener kind shares: accepts, sheds connections
+/// over the server's capacity, sets `TCP_NODELAY`, and hands each stream
+/// with its peer address to `serve`.
+fn spawn_accept(
+    socket: std::net::TcpListener,
+    address: SocketAddr,
+    shared: Rc<Shared>,
+    serve: impl Fn(tokio::net::TcpStream, SocketAddr) + 'static,
+) -> io::Result<JoinHandle<()>> {
+    socket.set_nonblocking(true)?;
+    let socket = tokio::net::TcpListener::from_std(socket)?;
+    Ok(tokio::task::spawn_local(async move {
+        loop {
+            let (stream, peer) = match socket.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // A connection reset while queued, or out of
+                    // descriptors: keep accepting, after a pause when the
+                    // process itself is short of resources.
+                    tracing::warn!(%address, %error, "accept failed");
+                    if is_resource_exhaustion(&error) {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
+            };
+            if shared.connections.get() >= shared.options.max_connections {
+                // Over capacity: close it now rather than hold it unserved.
+                drop(stream);
+                continue;
             }
+            let _ = stream.set_nodelay(true);
+            serve(stream, peer);
         }
     }))
 }

@@ -114,6 +114,8 @@ pub struct Traffic {
     pub service_time: Latency,
     /// Open connections to this backend (backends only).
     pub connections: u64,
+    /// TCP sessions ended.
+    pub sessions: u64,
 }
 
 impl Traffic {
@@ -133,8 +135,25 @@ impl Traffic {
         self.service_time.record(answer.service_time);
     }
 
+    fn record_session(&mut self, piped: &Piped) {
+        self.sessions += 1;
+        self.bytes_in += piped.bytes_in;
+        self.bytes_out += piped.bytes_out;
+        if let Some(connect) = piped.connect_time {
+            self.connect_time.record(connect);
+        }
+    }
+
+    /// Whether anything went through: HTTP answers or TCP sessions.
+    fn has_traffic(&self) -> bool {
+        self.requests > 0 || self.sessions > 0 || !self.statuses.is_empty()
+    }
+
     fn report(&self, into: &mut BTreeMap<String, FilteredMetrics>, requests_name: &str) {
         into.insert(requests_name.into(), count(self.requests));
+        if self.sessions > 0 {
+            into.insert("tcp.sessions".into(), count(self.sessions));
+        }
         let mut classes = [0u64; 6];
         for (status, times) in &self.statuses {
             into.insert(format!("http.status.{status}"), count(*times));
@@ -200,6 +219,17 @@ pub struct Answered {
     pub service_time: Duration,
 }
 
+/// What is known of a TCP session once it is over.
+#[derive(Debug, Clone)]
+pub struct Piped {
+    /// Bytes received from the client (a PROXY header not included).
+    pub bytes_in: u64,
+    /// Bytes sent to the client.
+    pub bytes_out: u64,
+    /// Backend connection time, when a backend was connected.
+    pub connect_time: Option<Duration>,
+}
+
 /// Every metric of one server.
 #[derive(Debug)]
 pub struct Metrics {
@@ -215,6 +245,11 @@ pub struct Metrics {
     pub unrouted: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_failures: u64,
+    /// Connections accepted on TCP listeners.
+    pub tcp_accepted: u64,
+    /// Connections closed for a missing, malformed, oversized or late
+    /// PROXY header.
+    pub proxy_protocol_errors: u64,
 }
 
 impl Metrics {
@@ -228,6 +263,8 @@ impl Metrics {
             accepted: 0,
             unrouted: 0,
             tls_failures: 0,
+            tcp_accepted: 0,
+            proxy_protocol_errors: 0,
         }
     }
 
@@ -262,6 +299,23 @@ impl Metrics {
         }
     }
 
+    /// Records one ended TCP session of `cluster`, on `backend` when one was
+    /// connected.
+    pub fn record_piped(&mut self, cluster: &str, backend: Option<&str>, piped: &Piped) {
+        if !self.enabled {
+            return;
+        }
+        self.proxy.record_session(piped);
+        let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
+        traffic.record_session(piped);
+        if let Some(backend) = backend {
+            backends
+                .entry(backend.to_owned())
+                .or_default()
+                .record_session(piped);
+        }
+    }
+
     /// Adjusts the open-connection gauge of a backend.
     pub fn backend_connection(&mut self, cluster: &str, backend: &str, opened: bool) {
         let (_, backends) = self.clusters.entry(cluster.to_owned()).or_default();
@@ -293,6 +347,11 @@ impl Metrics {
         proxy.insert("listener.accepted.total".into(), count(self.accepted));
         proxy.insert("http.failed_backend_matching".into(), count(self.unrouted));
         proxy.insert("tls.handshake.failures".into(), count(self.tls_failures));
+        proxy.insert("tcp.requests".into(), count(self.tcp_accepted));
+        proxy.insert(
+            "proxy_protocol.errors".into(),
+            count(self.proxy_protocol_errors),
+        );
         proxy.insert(
             "process.uptime_seconds".into(),
             gauge(self.started.elapsed().as_secs()),
@@ -311,7 +370,7 @@ impl Metrics {
                 let mut cluster = BTreeMap::new();
                 let mut backends = Vec::new();
                 if let Some((traffic, by_backend)) = self.clusters.get(cluster_id) {
-                    if !traffic.statuses.is_empty() {
+                    if traffic.has_traffic() {
                         traffic.report(&mut cluster, "requests");
                     }
                     for (backend_id, traffic) in by_backend {
@@ -321,7 +380,7 @@ impl Metrics {
                             continue;
                         }
                         let mut metrics = BTreeMap::new();
-                        if !traffic.statuses.is_empty() {
+                        if traffic.has_traffic() {
                             traffic.report(&mut metrics, "requests");
                         }
                         metrics.insert("connections".into(), gauge(traffic.connections));

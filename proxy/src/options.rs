@@ -30,7 +30,18 @@ pub struct ProxyOptions {
     /// How long a soft stop waits for in-flight work before closing
     /// whatever is left.
     pub soft_stop_deadline: Duration,
+    /// Bytes buffered per direction of a TCP session (Sozu's
+    /// `buffer_size`): what one read moves, and what a session holds in
+    /// memory twice for as long as it lives.
+    pub buffer_size: usize,
 }
+
+/// Sozu's default `buffer_size`.
+const DEFAULT_BUFFER_SIZE: usize = 16_393;
+
+/// Bounds of `buffer_size`: below 1 KiB, copies turn into system call
+/// storms; above 1 MiB, a few thousand sessions take gigabytes.
+const BUFFER_SIZE_RANGE: std::ops::RangeInclusive<usize> = 1024..=1 << 20;
 
 impl Default for ProxyOptions {
     fn default() -> Self {
@@ -42,6 +53,7 @@ impl Default for ProxyOptions {
             retry_after: 60,
             max_header_size: 64 * 1024,
             soft_stop_deadline: Duration::from_secs(60),
+            buffer_size: DEFAULT_BUFFER_SIZE,
         }
     }
 }
@@ -55,7 +67,29 @@ impl ProxyOptions {
             max_connection_attempts: config.max_connection_attempts.unwrap_or(5).max(1),
             max_connections_per_ip: config.max_connections_per_ip.unwrap_or(0),
             retry_after: config.retry_after.unwrap_or(60),
+            buffer_size: usize::try_from(config.buffer_size)
+                .unwrap_or(usize::MAX)
+                .clamp(*BUFFER_SIZE_RANGE.start(), *BUFFER_SIZE_RANGE.end()),
             ..ProxyOptions::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_size_comes_from_the_configuration_within_bounds() {
+        let config = |buffer_size| ServerConfig {
+            buffer_size,
+            ..Default::default()
+        };
+        assert_eq!(ServerConfig::default().buffer_size, 16_393);
+        let options = |buffer_size| ProxyOptions::from_server_config("w", &config(buffer_size));
+        assert_eq!(options(16_393).buffer_size, 16_393);
+        assert_eq!(options(65_536).buffer_size, 65_536);
+        assert_eq!(options(0).buffer_size, 1024);
+        assert_eq!(options(u64::MAX).buffer_size, 1 << 20);
     }
 }

@@ -33,6 +33,7 @@ use crate::pool::BackendPool;
 use crate::router::Router;
 use crate::settings::ListenerSettings;
 use crate::support;
+use crate::tcp::TcpListener;
 use crate::tls::{self, CertificateSet};
 
 /// An HTTP listener's settings and routes, shared with its connections.
@@ -122,6 +123,7 @@ impl Shared {
 struct ListenerRuntime {
     kind: ListenerType,
     http: Option<Rc<HttpListener>>,
+    tcp: Option<Rc<TcpListener>>,
     active: Option<ActiveListener>,
 }
 
@@ -465,6 +467,7 @@ impl Server {
                     ListenerRuntime {
                         kind: ListenerType::Http,
                         http: Some(http),
+                        tcp: None,
                         active: None,
                     },
                 );
@@ -485,6 +488,7 @@ impl Server {
                     ListenerRuntime {
                         kind: ListenerType::Https,
                         http: Some(https),
+                        tcp: None,
                         active: None,
                     },
                 );
@@ -539,6 +543,34 @@ impl Server {
                 let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
                 tls.certificates.borrow_mut().remove(&remove.fingerprint);
                 tls.rebuild()?;
+            }
+            RequestType::AddTcpListener(config) => {
+                let address = config.address.to_socket_addr();
+                self.listeners.insert(
+                    address,
+                    ListenerRuntime {
+                        kind: ListenerType::Tcp,
+                        http: None,
+                        tcp: Some(Rc::new(TcpListener::new(config))),
+                        active: None,
+                    },
+                );
+                if config.active {
+                    self.activate(address, false)?;
+                }
+            }
+            RequestType::UpdateTcpListener(update) => {
+                let address = update.address.to_socket_addr();
+                if let (Some(runtime), Some(config)) = (
+                    self.listeners.get(&address),
+                    self.state.tcp_listeners.get(&address),
+                ) && let Some(tcp) = &runtime.tcp
+                {
+                    *tcp.config.borrow_mut() = Rc::new(config.clone());
+                }
+            }
+            RequestType::AddTcpFrontend(_) | RequestType::RemoveTcpFrontend(_) => {
+                self.sync_tcp_frontends();
             }
             RequestType::RemoveListener(remove) => {
                 let address = remove.address.to_socket_addr();
@@ -596,6 +628,7 @@ impl Server {
             RequestType::RemoveCluster(cluster_id) => {
                 self.shared.clusters.borrow_mut().remove(cluster_id);
                 self.rebuild_routes();
+                self.sync_tcp_frontends();
             }
             RequestType::AddBackend(backend) => {
                 if let Some(cluster) = self.shared.clusters.borrow().get(&backend.cluster_id) {
@@ -724,6 +757,22 @@ impl Server {
         }
     }
 
+    /// Gives every TCP listener the frontend the state has on its address
+    /// (the state allows one per address), or none.
+    fn sync_tcp_frontends(&self) {
+        for (address, runtime) in &self.listeners {
+            let Some(tcp) = &runtime.tcp else { continue };
+            let frontend = self
+                .state
+                .tcp_frontends
+                .values()
+                .flatten()
+                .find(|frontend| frontend.address.to_socket_addr() == *address)
+                .map(|frontend| Rc::new(frontend.clone()));
+            *tcp.frontend.borrow_mut() = frontend;
+        }
+    }
+
     fn activate(&mut self, address: SocketAddr, from_scm: bool) -> Result<(), String> {
         let Some(runtime) = self.listeners.get_mut(&address) else {
             return Err(format!("no listener on {address}"));
@@ -750,6 +799,13 @@ impl Server {
         let accept_task = match (&runtime.http, runtime.kind) {
             (Some(http), ListenerType::Http | ListenerType::Https) => {
                 listener::spawn_http_accept(socket, address, http.clone(), self.shared.clone())
+                    .map_err(|error| format!("could not listen on {address}: {error}"))?
+            }
+            (_, ListenerType::Tcp) => {
+                let Some(tcp) = &runtime.tcp else {
+                    return Err(format!("no TCP listener on {address}"));
+                };
+                listener::spawn_tcp_accept(socket, address, tcp.clone(), self.shared.clone())
                     .map_err(|error| format!("could not listen on {address}: {error}"))?
             }
             _ => return Err(format!("listener kind of {address} cannot be activated")),

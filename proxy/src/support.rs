@@ -7,8 +7,8 @@
 //! state, so the main process and the workers never disagree.
 
 use sozu_command::proto::command::{
-    Cluster, HttpListenerConfig, LoadBalancingAlgorithms, Request, RequestHttpFrontend,
-    request::RequestType,
+    Cluster, HttpListenerConfig, LoadBalancingAlgorithms, ProxyProtocolConfig, Request,
+    RequestHttpFrontend, RequestTcpFrontend, request::RequestType,
 };
 
 /// Why a request cannot be enforced.
@@ -43,10 +43,13 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
             }
             check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
         }
-        RequestType::AddTcpListener(_) | RequestType::UpdateTcpListener(_) => {
-            refuse("TCP listeners (not built yet)")
+        RequestType::AddTcpListener(listener) => {
+            // The SNI preread settings only matter to SNI routing, which
+            // `check_tcp_frontend` refuses: they are accepted and unused.
+            refuse_if_set!(listener.interface, "add_tcp_listener");
+            Ok(())
         }
-        RequestType::AddTcpFrontend(_) => refuse("TCP frontends (not built yet)"),
+        RequestType::AddTcpFrontend(frontend) => check_tcp_frontend(frontend),
         RequestType::UpdateHttpListener(update) => {
             refuse_if_set!(update.public_address, "update_http_listener");
             check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
@@ -182,7 +185,11 @@ fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {
     refuse_if_set!(cluster.shard_percent, "cluster");
     refuse_if_set!(cluster.shard_min_backends, "cluster");
     refuse_if_set!(cluster.shard_mode, "cluster");
-    refuse_if_set!(cluster.proxy_protocol, "cluster");
+    if let Some(value) = cluster.proxy_protocol
+        && ProxyProtocolConfig::try_from(value).is_err()
+    {
+        return refuse(format_args!("cluster field 'proxy_protocol' value {value}"));
+    }
     if let Some(health_check) = &cluster.health_check {
         check_health_check(health_check)?;
     }
@@ -200,6 +207,14 @@ fn check_health_check(
     }
     if sozu_command::proto::command::HealthCheckMode::try_from(config.mode).is_err() {
         return Err(format!("health check mode {} is unknown", config.mode));
+    }
+    Ok(())
+}
+
+fn check_tcp_frontend(frontend: &RequestTcpFrontend) -> Result<(), Unsupported> {
+    refuse_if_set!(frontend.sni, "tcp frontend");
+    if !frontend.alpn.is_empty() {
+        return refuse("tcp frontend field 'alpn'");
     }
     Ok(())
 }
@@ -235,5 +250,42 @@ mod tests {
         assert!(check(&maglev).unwrap_err().contains("MAGLEV"));
         let plain: Request = RequestType::AddCluster(Cluster::default()).into();
         assert!(check(&plain).is_ok());
+        let sends: Request = RequestType::AddCluster(Cluster {
+            proxy_protocol: Some(ProxyProtocolConfig::SendHeader as i32),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&sends).is_ok());
+        let unknown: Request = RequestType::AddCluster(Cluster {
+            proxy_protocol: Some(9),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&unknown).unwrap_err().contains("'proxy_protocol'"));
+    }
+
+    #[test]
+    fn tcp_frontends_are_refused_only_for_sni_routing() {
+        let plain: Request = RequestType::AddTcpFrontend(RequestTcpFrontend::default()).into();
+        assert!(check(&plain).is_ok());
+        let sni: Request = RequestType::AddTcpFrontend(RequestTcpFrontend {
+            sni: Some("example.com".into()),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&sni).unwrap_err().contains("'sni'"));
+        let alpn: Request = RequestType::AddTcpFrontend(RequestTcpFrontend {
+            alpn: vec!["h2".into()],
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&alpn).unwrap_err().contains("'alpn'"));
+        let listener: Request =
+            RequestType::AddTcpListener(sozu_command::proto::command::TcpListenerConfig {
+                interface: Some("eth0".into()),
+                ..Default::default()
+            })
+            .into();
+        assert!(check(&listener).unwrap_err().contains("'interface'"));
     }
 }
