@@ -18,9 +18,9 @@ use harness::backend::{Backend, SeenRequest};
 use harness::{Daemon, free_port, local, wait_until};
 use sozu_command::channel::CommandChannel;
 use sozu_command::proto::command::{
-    ActivateListener, AddBackend, Cluster, DeactivateListener, EventKind, HttpListenerConfig,
-    ListenerType, PathRule, ProxyProtocolConfig, QueryMetricsOptions, RemoveListener,
-    RequestHttpFrontend, RequestTcpFrontend, RulePosition, TcpListenerConfig,
+    ActivateListener, AddBackend, CloseSessions, Cluster, DeactivateListener, EventKind,
+    HttpListenerConfig, ListenerType, PathRule, ProxyProtocolConfig, QueryMetricsOptions,
+    RemoveListener, RequestHttpFrontend, RequestTcpFrontend, RulePosition, TcpListenerConfig,
     UpdateTcpListenerConfig, filtered_metrics::Inner, request::RequestType,
     response_content::ContentType,
 };
@@ -697,4 +697,64 @@ fn sessions_report_balancer_events() {
         saw(EventKind::ClusterRecovered, &mut seen),
         "events: {seen:?}"
     );
+}
+
+#[test]
+fn close_sessions_ends_the_live_sessions_of_a_cluster_or_backend() {
+    let (first, second) = (TcpBackend::echo(), TcpBackend::echo());
+    let (daemon, port) = daemon_with(false, None, &[first.address, second.address]);
+    // Four live sessions, two on each backend (round robin), each proven
+    // alive by an echo.
+    let mut streams: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = connect(port);
+            stream.write_all(b"ping").unwrap();
+            let mut echoed = [0u8; 4];
+            stream.read_exact(&mut echoed).unwrap();
+            assert_eq!(&echoed, b"ping");
+            stream
+        })
+        .collect();
+
+    // One backend's sessions only.
+    let answer = daemon.ok(RequestType::CloseSessions(CloseSessions {
+        cluster_id: "app".into(),
+        backend_id: Some("b0".into()),
+        address: None,
+    }));
+    let Some(ContentType::ClosedSessions(closed)) = answer.content.and_then(|c| c.content_type)
+    else {
+        panic!("no closed sessions count")
+    };
+    assert_eq!(closed.closed, 2);
+    for stream in &streams {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+    }
+    let ended: Vec<bool> = streams.iter_mut().map(is_closed).collect();
+    assert_eq!(
+        ended.iter().filter(|closed| **closed).count(),
+        2,
+        "{ended:?}, backend connections: {} {}",
+        first.connections(),
+        second.connections()
+    );
+
+    // Then the whole cluster: the two others.
+    let answer = daemon.ok(RequestType::CloseSessions(CloseSessions {
+        cluster_id: "app".into(),
+        backend_id: None,
+        address: None,
+    }));
+    assert!(format!("{answer:?}").contains("closed: 2"), "{answer:?}");
+
+    // An unknown cluster is refused by name; new sessions still work.
+    let message = daemon.failure(RequestType::CloseSessions(CloseSessions {
+        cluster_id: "ghost".into(),
+        backend_id: None,
+        address: None,
+    }));
+    assert!(message.contains("ghost"), "{message}");
+    assert_eq!(exchange(connect(port), b"still here"), b"still here");
 }

@@ -106,6 +106,9 @@ pub async fn handle(main: &Rc<Main>, request: Request, peer: &Peer, answers: &An
             merged_query(main, &request, answers).await;
         }
         RequestType::QueryMetrics(_) => metrics(main, &request, answers).await,
+        RequestType::CloseSessions(close) => {
+            close_sessions(main, &request, &close, peer, answers).await
+        }
         RequestType::SoftStop(_) => crate::stop::soft_stop(main, answers).await,
         RequestType::HardStop(_) => crate::stop::hard_stop(main, answers).await,
         _ => {
@@ -374,6 +377,62 @@ async fn metrics(main: &Rc<Main>, request: &Request, answers: &Answers) {
         "Successfully aggregated metrics",
         Some(ContentType::Metrics(aggregated)),
     ));
+}
+
+/// Closes the sessions of a cluster (or of one backend) on every worker and
+/// answers how many were closed in all. An action: never saved or replayed.
+async fn close_sessions(
+    main: &Rc<Main>,
+    request: &Request,
+    close: &sozu_command::proto::command::CloseSessions,
+    peer: &Peer,
+    answers: &Answers,
+) {
+    if !main.state.borrow().clusters.contains_key(&close.cluster_id) {
+        let message = format!("cluster '{}' does not exist", close.cluster_id);
+        audit::record(peer, "CLOSE_SESSIONS", Err(&message));
+        let _ = answers.send(Response::failure(message));
+        return;
+    }
+    let _ = answers.send(Response::processing("Closing sessions on every worker..."));
+    let results = main.fan_out(request, Some(main.worker_timeout)).await;
+    let mut total = sozu_command::proto::command::ClosedSessions::default();
+    let mut failures = Vec::new();
+    for (id, result) in &results {
+        match result {
+            Ok(response) if response.status == ResponseStatus::Ok as i32 => {
+                if let Some(ContentType::ClosedSessions(closed)) = response
+                    .content
+                    .as_ref()
+                    .and_then(|content| content.content_type.clone())
+                {
+                    total.closed += closed.closed;
+                    total.draining += closed.draining;
+                }
+            }
+            other => failures.extend(describe(*id, other)),
+        }
+    }
+    let outcome = if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    };
+    audit::record(
+        peer,
+        "CLOSE_SESSIONS",
+        outcome.as_ref().map(|_| ()).map_err(String::as_str),
+    );
+    let _ = answers.send(match outcome {
+        Ok(()) => Response::ok(
+            format!("Closed {} sessions", total.closed),
+            Some(ContentType::ClosedSessions(total)),
+        ),
+        Err(failures) => Response::failure(format!(
+            "closed {} sessions, but some workers failed: {failures}",
+            total.closed
+        )),
+    });
 }
 
 async fn subscribe(main: &Rc<Main>, answers: &Answers) {

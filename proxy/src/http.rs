@@ -1139,11 +1139,18 @@ async fn connect(
         .metrics
         .borrow_mut()
         .backend_connection(cluster_id, backend.id(), true);
+    let registration = shared
+        .sessions
+        .register(cluster_id, backend.id(), backend.address());
     let shared = shared.clone();
     let backend = backend.clone();
     let cluster_id = cluster_id.to_owned();
     tokio::task::spawn_local(async move {
-        let _ = connection.with_upgrades().await;
+        // Ends with the connection, or when `close_sessions` asks.
+        tokio::select! {
+            _ = connection.with_upgrades() => {}
+            () = registration.closed() => {}
+        }
         shared.report(backend.connection_closed());
         shared
             .metrics

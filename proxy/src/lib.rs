@@ -100,6 +100,7 @@ mod pool;
 pub mod proxy_protocol;
 pub mod router;
 mod server;
+mod sessions;
 pub mod settings;
 mod shared_stream;
 pub mod support;

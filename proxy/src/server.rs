@@ -147,6 +147,8 @@ pub(crate) struct Shared {
     pub(crate) connections: Cell<usize>,
     /// Woken each time a client connection ends (soft stop waits on it).
     pub(crate) connection_closed: Notify,
+    /// Live backend sessions, for `close_sessions`.
+    pub(crate) sessions: Rc<crate::sessions::SessionRegistry>,
     /// Flips to true when the server starts stopping; connection tasks
     /// close their keep-alive connections gracefully when they see it.
     pub(crate) stopping: watch::Sender<bool>,
@@ -248,6 +250,7 @@ impl Server {
             connections_per_ip: Default::default(),
             connections: Cell::new(0),
             connection_closed: Notify::new(),
+            sessions: Rc::default(),
             stopping,
             events: responses.clone(),
         });
@@ -403,6 +406,22 @@ impl Server {
                 Ok(None)
             }
             RequestType::SetMetricDetail(_) => Ok(None),
+            RequestType::CloseSessions(close) => {
+                if !self.state.clusters.contains_key(&close.cluster_id) {
+                    return Err(format!("cluster '{}' does not exist", close.cluster_id));
+                }
+                let closed = self.shared.sessions.close(
+                    &close.cluster_id,
+                    close.backend_id.as_deref(),
+                    close.address.map(|address| address.to_socket_addr()),
+                );
+                Ok(Some(ContentType::ClosedSessions(
+                    sozu_command::proto::command::ClosedSessions {
+                        closed,
+                        draining: 0,
+                    },
+                )))
+            }
             _ => Err(format!(
                 "{} is not handled by a proxy server",
                 request.kind_name()

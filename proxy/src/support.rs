@@ -63,7 +63,6 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
             Ok(())
         }
         RequestType::SetHealthCheck(set) => check_health_check(&set.config),
-        RequestType::CloseSessions(_) => refuse("close_sessions (not built yet)"),
         RequestType::ActivateListener(activate) => {
             refuse_if_set!(activate.interface, "activate_listener");
             Ok(())

@@ -224,7 +224,21 @@ pub(crate) async fn serve_connection(
     // -- 4. bytes both ways
     let activity = Activity::new();
     let buffer_size = shared.options.buffer_size;
-    let ending = relay(stream, back, timeouts, buffer_size, &activity).await;
+    let registration = session.backend.as_ref().map(|backend| {
+        shared
+            .sessions
+            .register(&cluster_config.cluster_id, backend.id(), backend.address())
+    });
+    let closed_on_request = async {
+        match &registration {
+            Some(registration) => registration.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    let ending = tokio::select! {
+        ending = relay(stream, back, timeouts, buffer_size, &activity) => ending,
+        () = closed_on_request => Ending::CloseRequested,
+    };
     session.bytes_in = activity.front_read.get();
     session.bytes_out = activity.front_written.get();
     session.finish(ending.describe());
@@ -441,12 +455,15 @@ enum Ending {
     BackIdle,
     /// A socket failed (a reset, say).
     Failed(io::Error),
+    /// `close_sessions` ended it.
+    CloseRequested,
 }
 
 impl Ending {
     fn describe(&self) -> &'static str {
         match self {
             Ending::Closed => "closed",
+            Ending::CloseRequested => "closed by close_sessions",
             Ending::FrontIdle => "client idle timeout",
             Ending::BackIdle => "backend idle timeout",
             Ending::Failed(error) if error.kind() == io::ErrorKind::ConnectionReset => {
