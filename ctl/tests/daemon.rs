@@ -569,3 +569,29 @@ fn reload_applies_additions_changes_and_removals() {
         "a bad reload changes nothing"
     );
 }
+
+#[test]
+fn every_change_leaves_an_audit_line_naming_who_what_and_the_result() {
+    let daemon = Daemon::start(&basic_config(free_port(), ""));
+    add_cluster(&daemon, "audited");
+    daemon.failure(RequestType::RemoveCluster("never-added".into()));
+    let me = std::process::id();
+    let found = wait_until(Duration::from_secs(10), || {
+        let log = daemon.stderr_text();
+        log.contains(&format!("pid={me}"))
+            && log.contains("request=ADD_CLUSTER result=ok")
+            && log.contains("request=REMOVE_CLUSTER result=failure")
+            && log.contains("never-added")
+    });
+    assert!(found, "{}", daemon.stderr_text());
+    let log = daemon.stderr_text();
+    let line = log
+        .lines()
+        .find(|line| line.contains("request=ADD_CLUSTER"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("uid={}", nix::unistd::getuid())),
+        "{line}"
+    );
+    assert!(line.contains("command="), "{line}");
+}
