@@ -75,6 +75,12 @@ pub fn start(options: StartOptions) -> ExitCode {
         eprintln!("sozu start: {error}");
         return ExitCode::from(EXIT_START_FAILED);
     }
+    run_main_loop(run(config, state, settings))
+}
+
+/// Runs the main process's event loop (one thread, tasks local to it) until
+/// `serve` ends, and turns its outcome into the exit code.
+fn run_main_loop(serve: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,7 +92,7 @@ pub fn start(options: StartOptions) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    match local.block_on(&runtime, run(config, state, settings)) {
+    match local.block_on(&runtime, serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("sozu start: {error}");
@@ -246,24 +252,7 @@ fn resume(record_path: PathBuf) -> ExitCode {
     for error in &report.errors {
         tracing::error!(%error, "state record lost in the upgrade");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("sozu start: could not start the event loop: {error}");
-            return ExitCode::from(EXIT_START_FAILED);
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    match local.block_on(&runtime, resume_serving(config, state, record)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("sozu start: {error}");
-            ExitCode::from(EXIT_START_FAILED)
-        }
-    }
+    run_main_loop(resume_serving(config, state, record))
 }
 
 async fn resume_serving(

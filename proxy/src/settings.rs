@@ -85,50 +85,39 @@ fn id_header(name: Option<&str>) -> HeaderName {
         .unwrap_or_else(|| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER))
 }
 
-impl From<&HttpListenerConfig> for ListenerSettings {
-    fn from(config: &HttpListenerConfig) -> Self {
+/// Both listener configurations carry these fields under the same names.
+macro_rules! settings_from {
+    ($config:ident, secure: $secure:expr, strict_sni: $strict:expr) => {
         ListenerSettings {
-            address: config.address.to_socket_addr(),
-            public_address: config
+            address: $config.address.to_socket_addr(),
+            public_address: $config
                 .public_address
                 .map(|address| address.to_socket_addr()),
-            sticky_name: config.sticky_name.clone(),
-            front_timeout: config.front_timeout,
-            back_timeout: config.back_timeout,
-            connect_timeout: config.connect_timeout,
-            request_timeout: config.request_timeout,
-            answers: answers(config.http_answers.as_ref(), &config.answers),
-            id_header: id_header(config.sozu_id_header.as_deref()),
-            forwarded_headers: config.forwarded_headers.unwrap_or(0),
-            elide_x_real_ip: config.elide_x_real_ip.unwrap_or(false),
-            send_x_real_ip: config.send_x_real_ip.unwrap_or(false),
-            secure: false,
-            strict_sni: false,
-            expect_proxy: config.expect_proxy,
+            sticky_name: $config.sticky_name.clone(),
+            front_timeout: $config.front_timeout,
+            back_timeout: $config.back_timeout,
+            connect_timeout: $config.connect_timeout,
+            request_timeout: $config.request_timeout,
+            answers: answers($config.http_answers.as_ref(), &$config.answers),
+            id_header: id_header($config.sozu_id_header.as_deref()),
+            forwarded_headers: $config.forwarded_headers.unwrap_or(0),
+            elide_x_real_ip: $config.elide_x_real_ip.unwrap_or(false),
+            send_x_real_ip: $config.send_x_real_ip.unwrap_or(false),
+            secure: $secure,
+            strict_sni: $strict,
+            expect_proxy: $config.expect_proxy,
         }
+    };
+}
+
+impl From<&HttpListenerConfig> for ListenerSettings {
+    fn from(config: &HttpListenerConfig) -> Self {
+        settings_from!(config, secure: false, strict_sni: false)
     }
 }
 
 impl From<&HttpsListenerConfig> for ListenerSettings {
     fn from(config: &HttpsListenerConfig) -> Self {
-        ListenerSettings {
-            address: config.address.to_socket_addr(),
-            public_address: config
-                .public_address
-                .map(|address| address.to_socket_addr()),
-            sticky_name: config.sticky_name.clone(),
-            front_timeout: config.front_timeout,
-            back_timeout: config.back_timeout,
-            connect_timeout: config.connect_timeout,
-            request_timeout: config.request_timeout,
-            answers: answers(config.http_answers.as_ref(), &config.answers),
-            id_header: id_header(config.sozu_id_header.as_deref()),
-            forwarded_headers: config.forwarded_headers.unwrap_or(0),
-            elide_x_real_ip: config.elide_x_real_ip.unwrap_or(false),
-            send_x_real_ip: config.send_x_real_ip.unwrap_or(false),
-            secure: true,
-            strict_sni: config.strict_sni_binding.unwrap_or(true),
-            expect_proxy: config.expect_proxy,
-        }
+        settings_from!(config, secure: true, strict_sni: config.strict_sni_binding.unwrap_or(true))
     }
 }
