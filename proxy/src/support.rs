@@ -223,6 +223,20 @@ fn check_frontend(frontend: &RequestHttpFrontend) -> Result<(), Unsupported> {
         return refuse("frontend field 'header_predicates'");
     }
     refuse_if_set!(frontend.hsts, "frontend");
+    // Captures of the matched host or path in rewrites are not substituted
+    // yet: refuse them rather than send the template literally.
+    for (field, value) in [
+        ("rewrite_host", &frontend.rewrite_host),
+        ("rewrite_path", &frontend.rewrite_path),
+    ] {
+        if let Some(value) = value
+            && (value.contains("$HOST[") || value.contains("$PATH["))
+        {
+            return refuse(format_args!(
+                "frontend field '{field}' with captures ($HOST[n], $PATH[n])"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -249,6 +263,12 @@ mod tests {
         assert!(check(&maglev).unwrap_err().contains("MAGLEV"));
         let plain: Request = RequestType::AddCluster(Cluster::default()).into();
         assert!(check(&plain).is_ok());
+        let captures: Request = RequestType::AddHttpFrontend(RequestHttpFrontend {
+            rewrite_host: Some("$HOST[1].example.com".into()),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&captures).unwrap_err().contains("'rewrite_host'"));
         let sends: Request = RequestType::AddCluster(Cluster {
             proxy_protocol: Some(ProxyProtocolConfig::SendHeader as i32),
             ..Default::default()
