@@ -43,6 +43,12 @@ pub struct ListenerSettings {
     pub strict_sni: bool,
     /// Connections start with a PROXY protocol header.
     pub expect_proxy: bool,
+    /// HTTP/2 streams a client may have open at once (the default when
+    /// `None`).
+    pub h2_max_concurrent_streams: Option<u32>,
+    /// Largest HTTP/2 header list accepted, bytes (the proxy's header size
+    /// limit when `None`).
+    pub h2_max_header_list_size: Option<u32>,
 }
 
 fn answers(
@@ -105,6 +111,9 @@ impl From<&HttpListenerConfig> for ListenerSettings {
             secure: false,
             strict_sni: false,
             expect_proxy: config.expect_proxy,
+            // HTTP listeners speak HTTP/1.1 only; these are refused there.
+            h2_max_concurrent_streams: None,
+            h2_max_header_list_size: None,
         }
     }
 }
@@ -129,6 +138,8 @@ impl From<&HttpsListenerConfig> for ListenerSettings {
             secure: true,
             strict_sni: config.strict_sni_binding.unwrap_or(true),
             expect_proxy: config.expect_proxy,
+            h2_max_concurrent_streams: config.h2_max_concurrent_streams,
+            h2_max_header_list_size: config.h2_max_header_list_size,
         }
     }
 }
