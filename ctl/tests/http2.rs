@@ -688,3 +688,57 @@ fn an_h2c_backend_that_resets_streams_or_goes_away_mid_request_is_handled() {
     // first one's.
     assert!(started.elapsed() < Duration::from_millis(4500));
 }
+
+#[test]
+fn soft_stop_lets_the_streams_under_way_finish() {
+    let (seen_sender, seen) = std::sync::mpsc::channel();
+    let backend = Backend::start_with("stop", Duration::from_millis(1500), Some(seen_sender));
+    let mut site = HttpsSite::start(1, |_| {});
+    site.certificate(&["stop.test"]);
+    site.serve("stop.test", "stop", backend.address);
+    let port = site.https_port;
+
+    let (client_ready, ready) = std::sync::mpsc::channel();
+    let streams = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let (client, connection) = h2_client::connect(port, "stop.test").await.unwrap();
+            let tasks: Vec<_> = (0..3)
+                .map(|i| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        h2_client::get(&client, "stop.test", &format!("/{i}")).await
+                    })
+                })
+                .collect();
+            client_ready.send(()).unwrap();
+            let answers = futures_join(tasks).await;
+            drop(client);
+            let ended = tokio::time::timeout(Duration::from_secs(10), connection).await;
+            (answers, ended.is_ok())
+        })
+    });
+    ready.recv_timeout(Duration::from_secs(10)).unwrap();
+    for _ in 0..3 {
+        seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    let (_, stopped) = site
+        .daemon
+        .exchange(RequestType::SoftStop(Default::default()));
+    assert_eq!(
+        stopped.status,
+        sozu_command::proto::command::ResponseStatus::Ok as i32,
+        "{}",
+        stopped.message
+    );
+    let (answers, ended) = streams.join().unwrap();
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!((answer.status, answer.text().as_str()), (200, "stop"));
+    }
+    assert!(ended, "the connection stayed open after the stop");
+    assert!(
+        site.daemon
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|status| status.success())
+    );
+}

@@ -189,7 +189,10 @@ pub(crate) async fn serve_tls_connection(
     let result = serve_http(TokioIo::new(stream), context.clone(), h2).await;
     let Err(error) = result else { return };
     let returned = home.lock().ok().and_then(|mut home| home.take());
-    if error.is_timeout()
+    // (An HTTP/2 client has no place for an HTTP/1.1 answer; its timeouts
+    // are GOAWAYs, see `drive_h2`.)
+    if !h2
+        && error.is_timeout()
         && context.requests.get() == 0
         && let Some(stream) = returned
     {

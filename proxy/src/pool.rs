@@ -237,3 +237,58 @@ impl BackendPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_request_connects_while_the_others_wait_and_learn_of_a_failure() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let pool = Rc::new(BackendPool::default());
+                let Checkout::Connect(Some(ticket)) = pool.checkout(address(), true).await else {
+                    panic!("the first request should connect");
+                };
+                let waiters: Vec<_> = (0..3)
+                    .map(|_| {
+                        let pool = pool.clone();
+                        tokio::task::spawn_local(async move {
+                            matches!(pool.checkout(address(), true).await, Checkout::Failed)
+                        })
+                    })
+                    .collect();
+                tokio::task::yield_now().await;
+                assert!(waiters.iter().all(|waiter| !waiter.is_finished()));
+                // The attempt fails: every waiter hears of it, none connects.
+                drop(ticket);
+                for waiter in waiters {
+                    assert!(waiter.await.unwrap());
+                }
+                // A later request tries again.
+                assert!(matches!(
+                    pool.checkout(address(), true).await,
+                    Checkout::Connect(Some(_))
+                ));
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn http1_requests_connect_without_waiting() {
+        let pool = BackendPool::default();
+        assert!(matches!(
+            pool.checkout(address(), false).await,
+            Checkout::Connect(None)
+        ));
+        assert!(matches!(
+            pool.checkout(address(), false).await,
+            Checkout::Connect(None)
+        ));
+    }
+}

@@ -336,6 +336,80 @@ mod tests {
     }
 
     #[test]
+    fn http2_settings_are_refused_by_name_unless_enforced() {
+        use sozu_command::proto::command::{
+            HttpsListenerConfig, UpdateHttpListenerConfig, UpdateHttpsListenerConfig,
+        };
+        let https = |configure: fn(&mut HttpsListenerConfig)| {
+            let mut listener = HttpsListenerConfig::default();
+            configure(&mut listener);
+            check(&RequestType::AddHttpsListener(listener).into())
+        };
+        assert!(
+            https(|l| {
+                l.h2_max_concurrent_streams = Some(50);
+                l.h2_max_header_list_size = Some(8192);
+            })
+            .is_ok()
+        );
+        let refused = https(|l| l.h2_max_ping_per_window = Some(5)).unwrap_err();
+        assert!(refused.contains("'h2_max_ping_per_window'"), "{refused}");
+        let refused = https(|l| l.h2_max_rst_stream_lifetime = Some(5)).unwrap_err();
+        assert!(
+            refused.contains("'h2_max_rst_stream_lifetime'"),
+            "{refused}"
+        );
+        assert!(https(|l| l.h2_max_concurrent_streams = Some(0)).is_err());
+
+        let update: Request = RequestType::UpdateHttpsListener(UpdateHttpsListenerConfig {
+            h2_max_header_list_size: Some(4096),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&update).is_ok());
+        let update: Request = RequestType::UpdateHttpsListener(UpdateHttpsListenerConfig {
+            h2_max_glitch_count: Some(4),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            check(&update)
+                .unwrap_err()
+                .contains("'h2_max_glitch_count'")
+        );
+
+        // HTTP listeners speak HTTP/1.1 only.
+        let http: Request = RequestType::AddHttpListener(HttpListenerConfig {
+            h2_max_concurrent_streams: Some(10),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            check(&http)
+                .unwrap_err()
+                .contains("'h2_max_concurrent_streams'")
+        );
+        let update: Request = RequestType::UpdateHttpListener(UpdateHttpListenerConfig {
+            h2_max_header_fields: Some(10),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            check(&update)
+                .unwrap_err()
+                .contains("'h2_max_header_fields'")
+        );
+
+        // HTTP/2 to backends is built.
+        let cluster: Request = RequestType::AddCluster(Cluster {
+            http2: Some(true),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&cluster).is_ok());
+    }
+
+    #[test]
     fn tcp_frontends_are_refused_only_for_sni_routing() {
         let plain: Request = RequestType::AddTcpFrontend(RequestTcpFrontend::default()).into();
         assert!(check(&plain).is_ok());
