@@ -319,6 +319,14 @@ fn clusters_with_http2_reach_h2c_backends_on_one_multiplexed_connection() {
     assert!(peak >= 10, "at most {peak} requests at once on the backend");
     let https = backend.requests().pop().unwrap();
     assert_eq!(https.headers["x-forwarded-proto"], "https");
+
+    // Response heads as large as HTTP/1.1 backends may send pass.
+    backend
+        .big_header
+        .store(30_000, std::sync::atomic::Ordering::SeqCst);
+    let answer = client::get(site.http_port, "h2c.test", "/big");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-big").map(str::len), Some(30_000));
 }
 
 #[test]

@@ -147,8 +147,12 @@ pub(crate) async fn connect(
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))??;
     stream.set_nodelay(true)?;
+    // A backend's response heads may be as large as a client's request
+    // heads (hyper's client default is 16 KiB).
+    let max_header_list_size = u32::try_from(shared.options.max_header_size).unwrap_or(u32::MAX);
     let (sender, connection) = hyper::client::conn::http2::Builder::new(LocalExecutor)
         .timer(TokioTimer::new())
+        .max_header_list_size(max_header_list_size)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;

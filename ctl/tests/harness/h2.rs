@@ -149,6 +149,8 @@ pub struct H2Backend {
     /// When set, every stream is reset (INTERNAL_ERROR) instead of
     /// answered.
     pub reset: Arc<AtomicBool>,
+    /// Length of an `x-big` header added to answers (none when 0).
+    pub big_header: Arc<AtomicUsize>,
     /// Bumped to make every open connection go away (GOAWAY, then close).
     go_away: watch::Sender<u64>,
     stop: watch::Sender<bool>,
@@ -176,6 +178,7 @@ impl H2Backend {
         let peak_in_flight = Arc::new(AtomicUsize::new(0));
         let status = Arc::new(AtomicU16::new(200));
         let reset = Arc::new(AtomicBool::new(false));
+        let big_header = Arc::new(AtomicUsize::new(0));
         let (go_away, _) = watch::channel(0u64);
         let (stop, mut stopped) = watch::channel(false);
         let shared = Served {
@@ -186,6 +189,7 @@ impl H2Backend {
             peak_in_flight: peak_in_flight.clone(),
             status: status.clone(),
             reset: reset.clone(),
+            big_header: big_header.clone(),
         };
         let thread_connections = connections.clone();
         let thread_go_away = go_away.subscribe();
@@ -215,6 +219,7 @@ impl H2Backend {
             peak_in_flight,
             status,
             reset,
+            big_header,
             go_away,
             stop,
         }
@@ -247,6 +252,7 @@ struct Served {
     peak_in_flight: Arc<AtomicUsize>,
     status: Arc<AtomicU16>,
     reset: Arc<AtomicBool>,
+    big_header: Arc<AtomicUsize>,
 }
 
 async fn serve_h2(
@@ -311,12 +317,15 @@ async fn answer(
         return;
     }
     let status = StatusCode::from_u16(served.status.load(Ordering::SeqCst)).unwrap();
-    let response = Response::builder()
+    let mut response = Response::builder()
         .status(status)
         .header("content-length", served.name.len())
-        .header("x-backend", served.name.as_ref())
-        .body(())
-        .unwrap();
+        .header("x-backend", served.name.as_ref());
+    let big = served.big_header.load(Ordering::SeqCst);
+    if big > 0 {
+        response = response.header("x-big", "b".repeat(big));
+    }
+    let response = response.body(()).unwrap();
     served.in_flight.fetch_sub(1, Ordering::SeqCst);
     if let Ok(mut stream) = respond.send_response(response, false) {
         let _ = stream.send_data(served.name.clone(), true);
