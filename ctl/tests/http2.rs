@@ -153,6 +153,28 @@ fn the_listener_limits_concurrent_streams_and_header_lists() {
         .load(std::sync::atomic::Ordering::SeqCst);
     assert!(connections <= 10, "{connections} backend connections");
 
+    // What the server tells clients, and how a listener update changes it
+    // for the connections that follow.
+    let advertised =
+        |port: u16| runtime().block_on(h2_client::advertised_max_streams(port, "lim.test"));
+    assert_eq!(advertised(port), 10);
+    site.daemon.ok(RequestType::UpdateHttpsListener(
+        sozu_command::proto::command::UpdateHttpsListenerConfig {
+            address: harness::local(port),
+            h2_max_concurrent_streams: Some(7),
+            ..Default::default()
+        },
+    ));
+    assert_eq!(advertised(port), 7);
+    let default_port = harness::free_port();
+    site.daemon
+        .add_https_listener(harness::tls::https_listener(default_port));
+    site.daemon
+        .add_certificate(default_port, &site.authority.issue(&["lim.test"]));
+    site.daemon
+        .add_https_frontend(harness::frontend(default_port, "lim.test", Some("lim")));
+    assert_eq!(advertised(default_port), 100);
+
     // Limits the proxy cannot enforce are refused by name; zero is refused.
     let mut listener = harness::tls::https_listener(harness::free_port());
     listener.h2_max_ping_per_window = Some(5);
@@ -216,6 +238,12 @@ fn routing_answers_and_headers_are_the_same_over_http2() {
             "other",
             h2_client::get(&client, "moved.test", "/").await.unwrap(),
         );
+        // The proxy's own answers end a stream, not the connection (over
+        // HTTP/1.1 they close it).
+        answers.insert(
+            "after",
+            h2_client::get(&client, "site.test", "/").await.unwrap(),
+        );
         answers
     });
     assert_eq!(answers["api"].text(), "api");
@@ -229,6 +257,7 @@ fn routing_answers_and_headers_are_the_same_over_http2() {
         Some("https://moved.test/a?b")
     );
     assert_eq!(answers["other"].status, 421);
+    assert_eq!(answers["after"].text(), "web");
     for answer in answers.values() {
         // Connection-specific headers have no place in HTTP/2.
         assert!(answer.header("connection").is_none(), "{answer:?}");
@@ -749,4 +778,42 @@ fn soft_stop_lets_the_streams_under_way_finish() {
             .wait_exit(Duration::from_secs(10))
             .is_some_and(|status| status.success())
     );
+}
+
+#[test]
+fn grpc_style_exchanges_reach_h2c_backends_with_te_and_trailers() {
+    let backend = H2Backend::start("grpc", Duration::ZERO);
+    backend
+        .trailers
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let site = HttpsSite::start(1, |_| {});
+    site.certificate(&["grpc.test"]);
+    site.daemon.add_cluster(http2_cluster("grpc"));
+    site.daemon
+        .add_backend(harness::backend("grpc", "grpc", backend.address));
+    site.route("grpc.test", "grpc");
+    let port = site.https_port;
+
+    let answer = runtime().block_on(async move {
+        let (client, _connection) = h2_client::connect(port, "grpc.test").await.unwrap();
+        let request = Request::post("https://grpc.test/helloworld.Greeter/SayHello")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let message = bytes::Bytes::from_static(b"\x00\x00\x00\x00\x05hello");
+        h2_client::send_with_body(&client, request, message)
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "grpc");
+    let trailers = answer.trailers.expect("the trailers were lost");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["grpc-message"], "done");
+    let seen = backend.requests().pop().unwrap();
+    assert_eq!(seen.path, "/helloworld.Greeter/SayHello");
+    assert_eq!(seen.headers["te"], "trailers");
+    assert_eq!(seen.headers["content-type"], "application/grpc");
+    assert_eq!(seen.body, b"\x00\x00\x00\x00\x05hello");
 }

@@ -805,6 +805,8 @@ async fn proxy(
 
     // -- the request as the backend will see it
     let upgrade = request.headers().contains_key(header::UPGRADE);
+    // Read before hop-by-hop headers go: an HTTP/2 backend is told again.
+    let accepts_trailers = crate::http2::accepts_trailers(request.headers());
     let target_authority = request
         .uri()
         .authority()
@@ -870,7 +872,7 @@ async fn proxy(
     *request.version_mut() = http::Version::HTTP_11;
     let http2 = cluster_config.http2 == Some(true);
     if http2 {
-        crate::http2::to_http2(&mut request);
+        crate::http2::to_http2(&mut request, accepts_trailers);
     }
     let (parts, incoming) = request.into_parts();
     let mut pending = Some(Request::from_parts(

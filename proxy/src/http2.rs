@@ -105,11 +105,29 @@ pub(crate) fn server_builder(
     builder
 }
 
+/// Whether a client said it accepts trailers (`TE: trailers`), as gRPC
+/// clients do.
+pub(crate) fn accepts_trailers(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// Makes a request prepared for an HTTP/1.1 backend fit for an HTTP/2
 /// one: its Host header becomes the `:authority` (RFC 9113, 8.3.1), the
 /// target stays the path. Hop-by-hop headers were removed already; hyper
-/// drops whatever HTTP/2 forbids besides.
-pub(crate) fn to_http2<B>(request: &mut Request<B>) {
+/// drops whatever HTTP/2 forbids besides. `TE: trailers`, the one TE that
+/// HTTP/2 allows, is passed on when the client sent it (`accepts_trailers`):
+/// gRPC servers look for it.
+pub(crate) fn to_http2<B>(request: &mut Request<B>, accepts_trailers: bool) {
+    if accepts_trailers {
+        request
+            .headers_mut()
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     let Some(host) = request.headers_mut().remove(header::HOST) else {
         return;
     };
@@ -221,7 +239,7 @@ mod tests {
             .header("x-other", "1")
             .body(())
             .unwrap();
-        to_http2(&mut request);
+        to_http2(&mut request, false);
         assert_eq!(request.uri().to_string(), "http://app.test:8080/a?b=c");
         assert!(request.headers().get(header::HOST).is_none());
         assert_eq!(request.headers()["x-other"], "1");
@@ -231,8 +249,23 @@ mod tests {
             .header(header::HOST, "a b")
             .body(())
             .unwrap();
-        to_http2(&mut odd);
+        to_http2(&mut odd, false);
         assert_eq!(odd.uri(), "/");
         assert_eq!(odd.headers()[header::HOST], "a b");
+    }
+
+    #[test]
+    fn te_trailers_is_passed_on_alone() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::TE, HeaderValue::from_static("gzip, Trailers"));
+        assert!(accepts_trailers(&headers));
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        assert!(!accepts_trailers(&headers));
+        let mut request = Request::get("/")
+            .header(header::HOST, "g.test")
+            .body(())
+            .unwrap();
+        to_http2(&mut request, true);
+        assert_eq!(request.headers()[header::TE], "trailers");
     }
 }

@@ -28,6 +28,7 @@ pub struct H2Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    pub trailers: Option<HeaderMap>,
 }
 
 impl H2Answer {
@@ -72,6 +73,47 @@ pub async fn connect(
     Ok((client, task))
 }
 
+/// Like [`connect`], but the connection is the caller's to drive (to read
+/// the server's settings, for example).
+pub async fn connect_raw(
+    port: u16,
+    name: &str,
+) -> std::io::Result<(
+    H2Client,
+    h2::client::Connection<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Bytes>,
+)> {
+    let config = client_config(&ClientSettings {
+        alpn: vec!["h2"],
+        ..Default::default()
+    });
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(std::io::Error::other)?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(server_name, tcp)
+        .await?;
+    h2::client::handshake(tls)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+/// The server's `SETTINGS_MAX_CONCURRENT_STREAMS`, as a client connecting
+/// to `port` with SNI `name` learns it (after one request).
+pub async fn advertised_max_streams(port: u16, name: &str) -> usize {
+    let (client, mut connection) = connect_raw(port, name).await.unwrap();
+    let request = Request::get(format!("https://{name}/")).body(()).unwrap();
+    let exchange = async {
+        let mut client = client.ready().await.unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        response.await.unwrap()
+    };
+    tokio::select! {
+        _ = exchange => {}
+        result = &mut connection => panic!("the connection ended first: {result:?}"),
+    }
+    connection.max_concurrent_send_streams()
+}
+
 /// Sends `request` (no body) and reads the whole answer.
 pub async fn send(client: &H2Client, request: Request<()>) -> Result<H2Answer, h2::Error> {
     send_with_body(client, request, Bytes::new()).await
@@ -105,10 +147,12 @@ pub async fn send_with_body(
         let _ = body.flow_control().release_capacity(chunk.len());
         bytes.extend_from_slice(&chunk);
     }
+    let trailers = body.trailers().await?;
     Ok(H2Answer {
         status,
         headers,
         body: bytes,
+        trailers,
     })
 }
 
@@ -151,6 +195,9 @@ pub struct H2Backend {
     pub reset: Arc<AtomicBool>,
     /// Length of an `x-big` header added to answers (none when 0).
     pub big_header: Arc<AtomicUsize>,
+    /// When set, answers end with trailers (`grpc-status: 0`), as gRPC
+    /// servers' do.
+    pub trailers: Arc<AtomicBool>,
     /// Bumped to make every open connection go away (GOAWAY, then close).
     go_away: watch::Sender<u64>,
     stop: watch::Sender<bool>,
@@ -179,6 +226,7 @@ impl H2Backend {
         let status = Arc::new(AtomicU16::new(200));
         let reset = Arc::new(AtomicBool::new(false));
         let big_header = Arc::new(AtomicUsize::new(0));
+        let trailers = Arc::new(AtomicBool::new(false));
         let (go_away, _) = watch::channel(0u64);
         let (stop, mut stopped) = watch::channel(false);
         let shared = Served {
@@ -190,6 +238,7 @@ impl H2Backend {
             status: status.clone(),
             reset: reset.clone(),
             big_header: big_header.clone(),
+            trailers: trailers.clone(),
         };
         let thread_connections = connections.clone();
         let thread_go_away = go_away.subscribe();
@@ -220,6 +269,7 @@ impl H2Backend {
             status,
             reset,
             big_header,
+            trailers,
             go_away,
             stop,
         }
@@ -253,6 +303,7 @@ struct Served {
     status: Arc<AtomicU16>,
     reset: Arc<AtomicBool>,
     big_header: Arc<AtomicUsize>,
+    trailers: Arc<AtomicBool>,
 }
 
 async fn serve_h2(
@@ -327,7 +378,14 @@ async fn answer(
     }
     let response = response.body(()).unwrap();
     served.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let with_trailers = served.trailers.load(Ordering::SeqCst);
     if let Ok(mut stream) = respond.send_response(response, false) {
-        let _ = stream.send_data(served.name.clone(), true);
+        let _ = stream.send_data(served.name.clone(), !with_trailers);
+        if with_trailers {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            trailers.insert("grpc-message", http::HeaderValue::from_static("done"));
+            let _ = stream.send_trailers(trailers);
+        }
     }
 }
