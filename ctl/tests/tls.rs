@@ -164,6 +164,19 @@ fn a_replaced_certificate_serves_new_handshakes_while_open_connections_go_on() {
     let listed = format!("{:?}", answer.content);
     assert!(listed.contains(&new.fingerprint()), "{listed}");
     assert!(!listed.contains(&old.fingerprint()), "{listed}");
+
+    // Removed, the listener has no certificate left: new handshakes fail,
+    // open connections still go on.
+    site.daemon.ok(RequestType::RemoveCertificate(
+        sozu_command::proto::command::RemoveCertificate {
+            address: harness::local(port),
+            fingerprint: new.fingerprint(),
+        },
+    ));
+    assert!(TlsConnection::open(port, "live.test", &ClientSettings::default()).is_err());
+    for connection in &mut kept {
+        assert_eq!(connection.get("live.test", "/").unwrap().status, 200);
+    }
 }
 
 #[test]

@@ -805,8 +805,9 @@ async fn proxy(
 
     // -- the request as the backend will see it
     let upgrade = request.headers().contains_key(header::UPGRADE);
+    let http2 = cluster_config.http2 == Some(true);
     // Read before hop-by-hop headers go: an HTTP/2 backend is told again.
-    let accepts_trailers = crate::http2::accepts_trailers(request.headers());
+    let accepts_trailers = http2 && crate::http2::accepts_trailers(request.headers());
     let target_authority = request
         .uri()
         .authority()
@@ -870,7 +871,6 @@ async fn proxy(
     // Backends are spoken to in HTTP/1.1, whatever the client speaks, or
     // in HTTP/2 when their cluster says so.
     *request.version_mut() = http::Version::HTTP_11;
-    let http2 = cluster_config.http2 == Some(true);
     if http2 {
         crate::http2::to_http2(&mut request, accepts_trailers);
     }
