@@ -391,6 +391,16 @@ fn an_h2c_connection_that_goes_away_is_opened_again() {
     assert!(wait_until(Duration::from_secs(10), || {
         client::get(site.http_port, "again.test", "/").status == 503
     }));
+    // Many at once: one of them tries to connect, the others learn of its
+    // failure; every one is answered.
+    let http_port = site.http_port;
+    let statuses: Vec<u16> = (0..20)
+        .map(|_| std::thread::spawn(move || client::get(http_port, "again.test", "/").status))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    assert!(statuses.iter().all(|&status| status == 503), "{statuses:?}");
     let back = H2Backend::start_at(port, "back");
     assert!(wait_until(Duration::from_secs(20), || {
         let answer = client::get(site.http_port, "again.test", "/");

@@ -1208,8 +1208,13 @@ async fn connect_backend(
             .await
             .map(BackendSender::Http1);
     };
-    let sender = crate::http2::connect(shared, cluster_id, backend, timeout).await?;
-    Ok(ticket.connected(sender))
+    match crate::http2::connect(shared, cluster_id, backend, timeout).await {
+        Ok(sender) => Ok(ticket.connected(sender)),
+        Err(error) => {
+            ticket.failed();
+            Err(error)
+        }
+    }
 }
 
 /// Opens a keep-alive HTTP/1.1 connection to a backend.

@@ -82,31 +82,34 @@ struct H2Slot {
     settled: Notify,
 }
 
-/// The right to open a backend's HTTP/2 connection. Dropped without
-/// [`H2Connecting::connected`], it counts as a failed attempt, and the
-/// requests waiting for it learn so.
+/// The right to open a backend's HTTP/2 connection. Its holder says how
+/// the attempt went ([`H2Connecting::connected`], [`H2Connecting::failed`]);
+/// the requests waiting for it then share the connection or learn of the
+/// failure. Dropped without a word (its request was abandoned), it lets
+/// one of the waiting requests connect instead.
 pub(crate) struct H2Connecting {
     slot: Rc<H2Slot>,
-    succeeded: bool,
 }
 
 impl H2Connecting {
     /// Shares the connection that was opened with every later request;
     /// returns the handle the caller uses.
-    pub(crate) fn connected(mut self, sender: http2::SendRequest<ForwardedBody>) -> BackendSender {
+    pub(crate) fn connected(self, sender: http2::SendRequest<ForwardedBody>) -> BackendSender {
         let generation = self.slot.generation.get() + 1;
         self.slot.generation.set(generation);
         *self.slot.sender.borrow_mut() = Some(sender.clone());
-        self.succeeded = true;
         BackendSender::Http2 { sender, generation }
+    }
+
+    /// The backend could not be reached: the requests waiting for this
+    /// attempt give up on it too.
+    pub(crate) fn failed(self) {
+        self.slot.failures.set(self.slot.failures.get() + 1);
     }
 }
 
 impl Drop for H2Connecting {
     fn drop(&mut self) {
-        if !self.succeeded {
-            self.slot.failures.set(self.slot.failures.get() + 1);
-        }
         self.slot.connecting.set(false);
         self.slot.settled.notify_waiters();
     }
@@ -154,10 +157,7 @@ impl BackendPool {
             }
             if !slot.connecting.get() {
                 slot.connecting.set(true);
-                return Checkout::Connect(Some(H2Connecting {
-                    slot: slot.clone(),
-                    succeeded: false,
-                }));
+                return Checkout::Connect(Some(H2Connecting { slot: slot.clone() }));
             }
             // Nothing happens between this check and the wait on this
             // thread, and `notify_waiters` wakes waits created before it.
@@ -266,7 +266,7 @@ mod tests {
                 tokio::task::yield_now().await;
                 assert!(waiters.iter().all(|waiter| !waiter.is_finished()));
                 // The attempt fails: every waiter hears of it, none connects.
-                drop(ticket);
+                ticket.failed();
                 for waiter in waiters {
                     assert!(waiter.await.unwrap());
                 }
@@ -275,6 +275,32 @@ mod tests {
                     pool.checkout(address(), true).await,
                     Checkout::Connect(Some(_))
                 ));
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_abandoned_attempt_hands_the_connection_to_a_waiting_request() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let pool = Rc::new(BackendPool::default());
+                let Checkout::Connect(Some(ticket)) = pool.checkout(address(), true).await else {
+                    panic!("the first request should connect");
+                };
+                let waiter = {
+                    let pool = pool.clone();
+                    tokio::task::spawn_local(async move {
+                        matches!(
+                            pool.checkout(address(), true).await,
+                            Checkout::Connect(Some(_))
+                        )
+                    })
+                };
+                tokio::task::yield_now().await;
+                // The client of the first request went away mid-connect.
+                drop(ticket);
+                assert!(waiter.await.unwrap());
             })
             .await;
     }
