@@ -379,6 +379,10 @@ fn an_h2c_connection_that_goes_away_is_opened_again() {
     backend.go_away();
     // Every request is answered, on a new connection once the proxy saw
     // the old one go.
+    assert!(wait_until(Duration::from_secs(10), || {
+        assert_eq!(client::get(site.http_port, "again.test", "/").status, 200);
+        connections() == 2
+    }));
     for _ in 0..5 {
         assert_eq!(client::get(site.http_port, "again.test", "/").status, 200);
     }
@@ -652,11 +656,11 @@ fn an_http2_connection_without_new_requests_is_asked_to_go_away() {
     let port = site.https_port;
     runtime().block_on(async move {
         let (client, connection) = h2_client::connect(port, "quiet.test").await.unwrap();
-        // A request a second keeps it open past the idle timeout.
-        for _ in 0..4 {
+        // A request every half second keeps it open past the idle timeout.
+        for _ in 0..7 {
             let answer = h2_client::get(&client, "quiet.test", "/").await.unwrap();
             assert_eq!(answer.status, 200);
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         // Then silence: GOAWAY, and the connection ends (the client's own
         // last write may find the socket closed already).
@@ -704,15 +708,16 @@ fn an_h2c_backend_that_resets_streams_or_goes_away_mid_request_is_handled() {
     assert_eq!(client::get(site.http_port, "flaky.test", "/").status, 200);
 
     // A slow request is under way when the backend says GOAWAY: it
-    // finishes there, and a request arriving meanwhile goes to a new
-    // connection at once instead of waiting for the old one to close.
+    // finishes there, and the requests that follow go to a new connection
+    // at once instead of waiting for the old one to close.
     let slow_backend = H2Backend::start("slow", Duration::from_secs(3));
+    *slow_backend.delayed_prefix.lock().unwrap() = Some("/slow".into());
     site.daemon.add_cluster(http2_cluster("slow"));
     site.daemon
         .add_backend(harness::backend("slow", "slow", slow_backend.address));
     site.route("slow.test", "slow");
     let http_port = site.http_port;
-    let slow = std::thread::spawn(move || client::get(http_port, "slow.test", "/first"));
+    let slow = std::thread::spawn(move || client::get(http_port, "slow.test", "/slow"));
     assert!(wait_until(Duration::from_secs(10), || {
         slow_backend
             .in_flight
@@ -720,20 +725,25 @@ fn an_h2c_backend_that_resets_streams_or_goes_away_mid_request_is_handled() {
             == 1
     }));
     slow_backend.go_away();
-    let started = Instant::now();
-    let second = client::get(site.http_port, "slow.test", "/second");
-    assert_eq!(second.status, 200);
-    let first = slow.join().unwrap();
-    assert_eq!(first.status, 200);
-    assert_eq!(
+    let connections = || {
         slow_backend
             .connections
-            .load(std::sync::atomic::Ordering::SeqCst),
-        2
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    // Requests sent before the proxy saw the GOAWAY may still be taken by
+    // the old connection; the ones after go to a new one.
+    let moved_on = wait_until(Duration::from_secs(10), || {
+        assert_eq!(client::get(http_port, "slow.test", "/fast").status, 200);
+        connections() == 2
+    });
+    assert!(moved_on);
+    assert!(
+        !slow.is_finished(),
+        "the new connection waited for the old one to finish"
     );
-    // The second one took its own 3 seconds, not also the rest of the
-    // first one's.
-    assert!(started.elapsed() < Duration::from_millis(4500));
+    let first = slow.join().unwrap();
+    assert_eq!((first.status, first.text().as_str()), (200, "slow"));
+    assert_eq!(connections(), 2);
 }
 
 #[test]

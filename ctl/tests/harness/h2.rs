@@ -198,6 +198,9 @@ pub struct H2Backend {
     /// When set, answers end with trailers (`grpc-status: 0`), as gRPC
     /// servers' do.
     pub trailers: Arc<AtomicBool>,
+    /// When set, only requests whose path starts with it wait for the
+    /// delay; the others are answered at once.
+    pub delayed_prefix: Arc<Mutex<Option<String>>>,
     /// Bumped to make every open connection go away (GOAWAY, then close).
     go_away: watch::Sender<u64>,
     stop: watch::Sender<bool>,
@@ -227,6 +230,7 @@ impl H2Backend {
         let reset = Arc::new(AtomicBool::new(false));
         let big_header = Arc::new(AtomicUsize::new(0));
         let trailers = Arc::new(AtomicBool::new(false));
+        let delayed_prefix = Arc::new(Mutex::new(None));
         let (go_away, _) = watch::channel(0u64);
         let (stop, mut stopped) = watch::channel(false);
         let shared = Served {
@@ -239,6 +243,7 @@ impl H2Backend {
             reset: reset.clone(),
             big_header: big_header.clone(),
             trailers: trailers.clone(),
+            delayed_prefix: delayed_prefix.clone(),
         };
         let thread_connections = connections.clone();
         let thread_go_away = go_away.subscribe();
@@ -270,6 +275,7 @@ impl H2Backend {
             reset,
             big_header,
             trailers,
+            delayed_prefix,
             go_away,
             stop,
         }
@@ -304,6 +310,7 @@ struct Served {
     reset: Arc<AtomicBool>,
     big_header: Arc<AtomicUsize>,
     trailers: Arc<AtomicBool>,
+    delayed_prefix: Arc<Mutex<Option<String>>>,
 }
 
 async fn serve_h2(
@@ -342,6 +349,12 @@ async fn answer(
     let now = served.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     served.peak_in_flight.fetch_max(now, Ordering::SeqCst);
     let (parts, mut body) = request.into_parts();
+    let delayed = served
+        .delayed_prefix
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_none_or(|prefix| parts.uri.path().starts_with(prefix.as_str()));
     let mut bytes = Vec::new();
     while let Some(Ok(chunk)) = body.data().await {
         let _ = body.flow_control().release_capacity(chunk.len());
@@ -359,7 +372,7 @@ async fn answer(
         headers: parts.headers,
         body: bytes,
     });
-    if !served.delay.is_zero() {
+    if delayed && !served.delay.is_zero() {
         tokio::time::sleep(served.delay).await;
     }
     if served.reset.load(Ordering::SeqCst) {
