@@ -166,7 +166,7 @@ impl BackendPool {
     }
 
     /// An idle HTTP/1.1 connection to `address` that is still open, if any.
-    pub(crate) fn take(&self, address: SocketAddr) -> Option<http1::SendRequest<ForwardedBody>> {
+    fn take(&self, address: SocketAddr) -> Option<http1::SendRequest<ForwardedBody>> {
         let mut idle = self.idle.borrow_mut();
         let connections = idle.get_mut(&address)?;
         while let Some(sender) = connections.pop() {
