@@ -4,7 +4,9 @@
 //!
 //! A probe is one connection per backend: HTTP mode sends
 //! `GET <uri> HTTP/1.1` with `Host: <ip:port>` and `Connection: close` and
-//! reads the status line; TCP mode only connects. `healthy_threshold`
+//! reads the status line, or, for a cluster whose backends speak HTTP/2
+//! (`http2`), the same `GET` in HTTP/2 cleartext with `:authority
+//! <ip:port>`; TCP mode only connects. `healthy_threshold`
 //! consecutive successes make a backend healthy, `unhealthy_threshold`
 //! consecutive failures unhealthy; each change is reported as a
 //! HEALTH_CHECK_HEALTHY or HEALTH_CHECK_UNHEALTHY event. When every backend
@@ -38,13 +40,21 @@ pub fn status_passes(config: &HealthCheckConfig, status: u16) -> bool {
     }
 }
 
-/// One probe of one backend: `true` when it passes.
-pub async fn probe(config: &HealthCheckConfig, address: SocketAddr) -> bool {
+/// One probe of one backend: `true` when it passes. `http2`: the backend
+/// speaks HTTP/2 cleartext only (its cluster's `http2`).
+pub async fn probe(config: &HealthCheckConfig, address: SocketAddr, http2: bool) -> bool {
     let timeout = Duration::from_secs(u64::from(config.timeout.max(1)));
     let target = match config.port {
         Some(port) => SocketAddr::new(address.ip(), port as u16),
         None => address,
     };
+    if http2 && config.mode != HealthCheckMode::Tcp as i32 {
+        let attempt = crate::http2::probe_status(target, &config.uri);
+        return matches!(
+            tokio::time::timeout(timeout, attempt).await,
+            Ok(Some(status)) if status_passes(config, status)
+        );
+    }
     let attempt = async {
         let mut stream = TcpStream::connect(target).await.ok()?;
         if config.mode == HealthCheckMode::Tcp as i32 {
@@ -100,9 +110,10 @@ pub(crate) fn spawn(
                 return;
             };
             let backends: Vec<_> = cluster.balancer.borrow().backends().cloned().collect();
+            let http2 = cluster.config.borrow().http2 == Some(true);
             let probes = backends
                 .iter()
-                .map(|backend| probe(&config, backend.address()));
+                .map(|backend| probe(&config, backend.address(), http2));
             let results = futures::future::join_all(probes).await;
             for (backend, passed) in backends.iter().zip(results) {
                 let key = (backend.id().to_owned(), backend.address());

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sozu_command::proto::command::{Cluster, RedirectPolicy, RedirectScheme};
@@ -27,6 +26,7 @@ use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
 use crate::forwarding::{self, Origin};
 use crate::metrics::Answered;
 use crate::per_ip::ClientSlots;
+use crate::pool::{BackendSender, Checkout};
 use crate::server::{ClusterRuntime, HttpListener, Shared};
 use crate::settings::ListenerSettings;
 use crate::shared_stream::SharedStream;
@@ -97,16 +97,6 @@ impl Drop for ConnectionGuard {
 
 fn seconds(value: u32) -> Duration {
     Duration::from_secs(u64::from(value.max(1)))
-}
-
-/// Runs tasks that hyper's HTTP/2 server spawns on the current thread.
-#[derive(Clone, Copy)]
-struct LocalExecutor;
-
-impl<F: std::future::Future + 'static> hyper::rt::Executor<F> for LocalExecutor {
-    fn execute(&self, future: F) {
-        tokio::task::spawn_local(future);
-    }
 }
 
 /// Serves one plain-text client connection until it closes.
@@ -185,6 +175,7 @@ pub(crate) async fn serve_tls_connection(
     let (_, session) = stream.get_ref();
     let server_name = session.server_name().map(str::to_ascii_lowercase);
     let h2 = session.alpn_protocol() == Some(b"h2");
+    let config = listener.settings.borrow().clone();
     let context = Rc::new(ConnectionContext::new(
         peer,
         listener_address,
@@ -192,7 +183,21 @@ pub(crate) async fn serve_tls_connection(
         shared.clone(),
         server_name,
     ));
-    if let Err(error) = serve_http(TokioIo::new(stream), context, h2).await {
+    // As in plain text, a first request head that does not arrive in time
+    // gets a 408, written through the TLS session hyper hands back.
+    let (stream, home) = crate::shared_stream::Lent::new(stream);
+    let result = serve_http(TokioIo::new(stream), context.clone(), h2).await;
+    let Err(error) = result else { return };
+    let returned = home.lock().ok().and_then(|mut home| home.take());
+    // (An HTTP/2 client has no place for an HTTP/1.1 answer; its timeouts
+    // are GOAWAYs, see `drive_h2`.)
+    if !h2
+        && error.is_timeout()
+        && context.requests.get() == 0
+        && let Some(stream) = returned
+    {
+        answer_request_timeout(stream, &config, seconds(config.request_timeout), &shared).await;
+    } else {
         record_parse_refusal(&shared, peer, &error);
     }
 }
@@ -231,18 +236,16 @@ where
     let service_context = context.clone();
     let service = service_fn(move |request| handle(service_context.clone(), request));
     if h2 {
-        let mut builder = hyper::server::conn::http2::Builder::new(LocalExecutor);
-        builder.timer(TokioTimer::new()).max_header_list_size(
-            u32::try_from(shared.options.max_header_size).unwrap_or(u32::MAX),
-        );
+        let builder = crate::http2::server_builder(&config, &shared.options);
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
-        return drive(
+        return drive_h2(
             connection,
             |c| c.graceful_shutdown(),
             stopping,
             &context,
             request_timeout,
+            seconds(config.front_timeout),
         )
         .await;
     }
@@ -312,6 +315,60 @@ where
     }
 }
 
+/// Polls an HTTP/2 connection to its end and returns its result.
+///
+/// hyper has no timeouts of its own for HTTP/2 clients that say nothing:
+/// the first request must come within `request_timeout` of the handshake,
+/// and a connection that brings no new request for `idle_timeout` is asked
+/// to go away (GOAWAY; the streams under way finish). When the server
+/// stops, the connection is asked to go away at once: hyper's two-step
+/// GOAWAY still takes the requests the client had already sent.
+async fn drive_h2<C, T>(
+    mut connection: std::pin::Pin<&mut C>,
+    shutdown: impl Fn(std::pin::Pin<&mut C>),
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    context: &ConnectionContext,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+) -> T
+where
+    C: std::future::Future<Output = T>,
+{
+    let mut requests = context.requests.get();
+    let mut deadline = tokio::time::Instant::now() + request_timeout;
+    let mut shut = false;
+    loop {
+        if !shut && *stopping.borrow_and_update() {
+            shutdown(connection.as_mut());
+            shut = true;
+        }
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            changed = stopping.changed(), if !shut => {
+                if changed.is_err() {
+                    shutdown(connection.as_mut());
+                    shut = true;
+                }
+            }
+            () = context.request_arrived.notified(), if !shut => {
+                requests = context.requests.get();
+                deadline = tokio::time::Instant::now() + idle_timeout;
+            }
+            _ = tokio::time::sleep_until(deadline), if !shut => {
+                let now = context.requests.get();
+                if now == requests {
+                    tracing::debug!(peer = %context.peer, requests, "idle HTTP/2 connection asked to go away");
+                    shutdown(connection.as_mut());
+                    shut = true;
+                } else {
+                    requests = now;
+                    deadline = tokio::time::Instant::now() + idle_timeout;
+                }
+            }
+        }
+    }
+}
+
 /// Counts an answer given before any request could be routed.
 fn record_refusal(shared: &Shared, status: u16, bytes_out: u64, service_time: Duration) {
     shared.metrics.borrow_mut().record(
@@ -331,7 +388,7 @@ fn record_refusal(shared: &Shared, status: u16, bytes_out: u64, service_time: Du
 /// Writes a 408 on a connection whose first request did not arrive within
 /// `timeout`, counts it, and closes.
 async fn answer_request_timeout(
-    mut stream: TcpStream,
+    mut stream: impl tokio::io::AsyncWrite + Unpin,
     config: &ListenerSettings,
     timeout: Duration,
     shared: &Shared,
@@ -499,7 +556,7 @@ impl Exchange {
 struct ResponseEnd {
     exchange: Exchange,
     status: u16,
-    sender: Option<SendRequest<ForwardedBody>>,
+    sender: Option<BackendSender>,
     cluster: Rc<ClusterRuntime>,
 }
 
@@ -748,6 +805,9 @@ async fn proxy(
 
     // -- the request as the backend will see it
     let upgrade = request.headers().contains_key(header::UPGRADE);
+    let http2 = cluster_config.http2 == Some(true);
+    // Read before hop-by-hop headers go: an HTTP/2 backend is told again.
+    let accepts_trailers = http2 && crate::http2::accepts_trailers(request.headers());
     let target_authority = request
         .uri()
         .authority()
@@ -808,8 +868,12 @@ async fn proxy(
         .parse::<Uri>()
         .unwrap_or_else(|_| Uri::from_static("/"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    // Backends are spoken to in HTTP/1.1, whatever the client speaks.
+    // Backends are spoken to in HTTP/1.1, whatever the client speaks, or
+    // in HTTP/2 when their cluster says so.
     *request.version_mut() = http::Version::HTTP_11;
+    if http2 {
+        crate::http2::to_http2(&mut request, accepts_trailers);
+    }
     let (parts, incoming) = request.into_parts();
     let mut pending = Some(Request::from_parts(
         parts,
@@ -832,7 +896,16 @@ async fn proxy(
                 .choose(Instant::now(), sticky.as_deref(), &tried);
         let Some(backend) = chosen else { break };
         exchange.backend = Some(backend.clone());
-        let pooled = shared.pool.take(backend.address());
+        let (pooled, h2_ticket) = match shared.pool.checkout(backend.address(), http2).await {
+            Checkout::Open(sender) => (Some(sender), None),
+            Checkout::Connect(ticket) => (None, ticket),
+            // Another request just failed to connect to it: count it as
+            // tried, that request reported the failure.
+            Checkout::Failed => {
+                tried.push(backend);
+                continue;
+            }
+        };
         let reused = pooled.is_some();
         let mut sender = match pooled {
             // An idle connection becomes ready once hyper has seen the end
@@ -845,11 +918,12 @@ async fn proxy(
             None => {
                 attempt += 1;
                 let connect_started = Instant::now();
-                match connect(
+                match connect_backend(
                     &shared,
                     &cluster_config.cluster_id,
                     &backend,
                     connect_timeout,
+                    h2_ticket,
                 )
                 .await
                 {
@@ -912,6 +986,7 @@ async fn proxy(
             }
             Ok(Err(mut error)) => {
                 backend.request_finished();
+                shared.pool.retire(backend.address(), &sender);
                 if let Some(unsent) = error.take_message() {
                     // The connection died before the request left: try again
                     // on another connection, this does not count as an attempt.
@@ -1005,7 +1080,7 @@ fn relay_response(
     response: Response<Incoming>,
     client_version: http::Version,
     exchange: Exchange,
-    sender: SendRequest<ForwardedBody>,
+    sender: BackendSender,
     cluster: Rc<ClusterRuntime>,
     edits: &[crate::router::HeaderEdit],
     backend: &Arc<Backend>,
@@ -1119,13 +1194,36 @@ fn redirect_location(scheme: &str, host: &str, port: Option<u32>, path: &str) ->
     format!("{scheme}://{host}{port}{path}")
 }
 
+/// Opens a connection to a backend: HTTP/2 when given the ticket to open
+/// the backend's shared one (which then gets it), else HTTP/1.1.
+async fn connect_backend(
+    shared: &Rc<Shared>,
+    cluster_id: &str,
+    backend: &Arc<Backend>,
+    timeout: Duration,
+    h2_ticket: Option<crate::pool::H2Connecting>,
+) -> std::io::Result<BackendSender> {
+    let Some(ticket) = h2_ticket else {
+        return connect(shared, cluster_id, backend, timeout)
+            .await
+            .map(BackendSender::Http1);
+    };
+    match crate::http2::connect(shared, cluster_id, backend, timeout).await {
+        Ok(sender) => Ok(ticket.connected(sender)),
+        Err(error) => {
+            ticket.failed();
+            Err(error)
+        }
+    }
+}
+
 /// Opens a keep-alive HTTP/1.1 connection to a backend.
 async fn connect(
     shared: &Rc<Shared>,
     cluster_id: &str,
     backend: &Arc<Backend>,
     timeout: Duration,
-) -> std::io::Result<SendRequest<ForwardedBody>> {
+) -> std::io::Result<hyper::client::conn::http1::SendRequest<ForwardedBody>> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(backend.address()))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))??;

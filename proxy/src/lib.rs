@@ -92,6 +92,7 @@ pub mod forwarding;
 pub mod handle;
 pub mod health;
 mod http;
+mod http2;
 pub mod listener;
 pub mod metrics;
 pub mod options;

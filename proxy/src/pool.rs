@@ -1,25 +1,172 @@
-//! Idle keep-alive connections to backends, owned by one server.
+//! Connections to backends, owned by one server: idle HTTP/1.1 keep-alive
+//! connections waiting for their next request, and one shared HTTP/2
+//! cleartext (h2c) connection per backend of the clusters that speak
+//! HTTP/2, which carries every request to that backend at once.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
-use hyper::client::conn::http1::SendRequest;
+use futures::future::Either;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
+use tokio::sync::Notify;
 
 use crate::body::ForwardedBody;
 
 /// Idle connections kept per backend address; more are closed.
 const MAX_IDLE_PER_BACKEND: usize = 256;
 
-/// Keep-alive connections to backends waiting for their next request.
+/// A connection to a backend, able to carry a request.
+pub(crate) enum BackendSender {
+    /// One exchange at a time; back to the pool after each.
+    Http1(http1::SendRequest<ForwardedBody>),
+    /// A handle on the backend's shared HTTP/2 connection, and which of
+    /// the backend's successive connections it is.
+    Http2 {
+        sender: http2::SendRequest<ForwardedBody>,
+        generation: u64,
+    },
+}
+
+impl BackendSender {
+    /// Waits until the connection can take a request; fails when it closed.
+    pub(crate) async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            BackendSender::Http1(sender) => sender.ready().await,
+            BackendSender::Http2 { sender, .. } => sender.ready().await,
+        }
+    }
+
+    /// Sends a request; a request that never left is handed back in the
+    /// error. The future does not borrow the sender.
+    pub(crate) fn try_send_request(
+        &mut self,
+        request: Request<ForwardedBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<ForwardedBody>>>> + use<>
+    {
+        match self {
+            BackendSender::Http1(sender) => Either::Left(sender.try_send_request(request)),
+            BackendSender::Http2 { sender, .. } => Either::Right(sender.try_send_request(request)),
+        }
+    }
+}
+
+/// What a request gets from the pool for a backend.
+pub(crate) enum Checkout {
+    /// A connection that is open (it may still turn out closed when used).
+    Open(BackendSender),
+    /// Nothing to reuse: the caller opens a connection. For HTTP/2, the
+    /// ticket makes the caller the only one connecting; the others wait
+    /// for its result.
+    Connect(Option<H2Connecting>),
+    /// Another request was opening the HTTP/2 connection this one waited
+    /// for, and failed: the backend is not reachable right now.
+    Failed,
+}
+
+/// The HTTP/2 connection of one backend: the live one, or the one being
+/// opened.
+#[derive(Default)]
+struct H2Slot {
+    sender: RefCell<Option<http2::SendRequest<ForwardedBody>>>,
+    connecting: Cell<bool>,
+    /// Counts the connections opened, to tell the current one.
+    generation: Cell<u64>,
+    /// Counts failed connection attempts, so that a waiter can tell.
+    failures: Cell<u64>,
+    /// Woken when an attempt ends, whichever way.
+    settled: Notify,
+}
+
+/// The right to open a backend's HTTP/2 connection. Its holder says how
+/// the attempt went ([`H2Connecting::connected`], [`H2Connecting::failed`]);
+/// the requests waiting for it then share the connection or learn of the
+/// failure. Dropped without a word (its request was abandoned), it lets
+/// one of the waiting requests connect instead.
+pub(crate) struct H2Connecting {
+    slot: Rc<H2Slot>,
+}
+
+impl H2Connecting {
+    /// Shares the connection that was opened with every later request;
+    /// returns the handle the caller uses.
+    pub(crate) fn connected(self, sender: http2::SendRequest<ForwardedBody>) -> BackendSender {
+        let generation = self.slot.generation.get() + 1;
+        self.slot.generation.set(generation);
+        *self.slot.sender.borrow_mut() = Some(sender.clone());
+        BackendSender::Http2 { sender, generation }
+    }
+
+    /// The backend could not be reached: the requests waiting for this
+    /// attempt give up on it too.
+    pub(crate) fn failed(self) {
+        self.slot.failures.set(self.slot.failures.get() + 1);
+    }
+}
+
+impl Drop for H2Connecting {
+    fn drop(&mut self) {
+        self.slot.connecting.set(false);
+        self.slot.settled.notify_waiters();
+    }
+}
+
+/// Connections to backends of one server.
 #[derive(Default)]
 pub(crate) struct BackendPool {
-    idle: RefCell<HashMap<SocketAddr, Vec<SendRequest<ForwardedBody>>>>,
+    idle: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<ForwardedBody>>>>,
+    h2: RefCell<HashMap<SocketAddr, Rc<H2Slot>>>,
 }
 
 impl BackendPool {
-    /// An idle connection to `address` that is still open, if any.
-    pub(crate) fn take(&self, address: SocketAddr) -> Option<SendRequest<ForwardedBody>> {
+    /// A connection to `address` for one request: an idle HTTP/1.1 one, or
+    /// the shared HTTP/2 one when `http2`, else the word to connect. When
+    /// another request is already opening the HTTP/2 connection, waits for
+    /// it rather than opening a second one.
+    pub(crate) async fn checkout(&self, address: SocketAddr, http2: bool) -> Checkout {
+        if !http2 {
+            return match self.take(address) {
+                Some(sender) => Checkout::Open(BackendSender::Http1(sender)),
+                None => Checkout::Connect(None),
+            };
+        }
+        let slot = self.h2.borrow_mut().entry(address).or_default().clone();
+        let failures_before = slot.failures.get();
+        loop {
+            {
+                let mut sender = slot.sender.borrow_mut();
+                match sender.as_ref() {
+                    Some(open) if !open.is_closed() => {
+                        return Checkout::Open(BackendSender::Http2 {
+                            sender: open.clone(),
+                            generation: slot.generation.get(),
+                        });
+                    }
+                    // Closed by the backend, by a GOAWAY or an error: the
+                    // next request reconnects.
+                    Some(_) => *sender = None,
+                    None => {}
+                }
+            }
+            if slot.failures.get() != failures_before {
+                return Checkout::Failed;
+            }
+            if !slot.connecting.get() {
+                slot.connecting.set(true);
+                return Checkout::Connect(Some(H2Connecting { slot: slot.clone() }));
+            }
+            // Nothing happens between this check and the wait on this
+            // thread, and `notify_waiters` wakes waits created before it.
+            slot.settled.notified().await;
+        }
+    }
+
+    /// An idle HTTP/1.1 connection to `address` that is still open, if any.
+    fn take(&self, address: SocketAddr) -> Option<http1::SendRequest<ForwardedBody>> {
         let mut idle = self.idle.borrow_mut();
         let connections = idle.get_mut(&address)?;
         while let Some(sender) = connections.pop() {
@@ -30,8 +177,29 @@ impl BackendPool {
         None
     }
 
-    /// Puts a connection back after a complete exchange.
-    pub(crate) fn give(&self, address: SocketAddr, sender: SendRequest<ForwardedBody>) {
+    /// Stops handing out the HTTP/2 connection `sender` belongs to, after a
+    /// request failed on it (a GOAWAY, a reset, a broken connection): the
+    /// next request opens a new one, and this one closes once the requests
+    /// it still carries are over. Without this, a connection that refuses
+    /// new streams while finishing old ones would be offered again and
+    /// again.
+    pub(crate) fn retire(&self, address: SocketAddr, sender: &BackendSender) {
+        let BackendSender::Http2 { generation, .. } = sender else {
+            return;
+        };
+        if let Some(slot) = self.h2.borrow().get(&address)
+            && slot.generation.get() == *generation
+        {
+            slot.sender.borrow_mut().take();
+        }
+    }
+
+    /// Puts a connection back after a complete exchange. An HTTP/2 handle
+    /// is just dropped: the pool keeps its own.
+    pub(crate) fn give(&self, address: SocketAddr, sender: BackendSender) {
+        let BackendSender::Http1(sender) = sender else {
+            return;
+        };
         if sender.is_closed() {
             return;
         }
@@ -42,13 +210,111 @@ impl BackendPool {
         }
     }
 
-    /// Idle connections held, all backends together.
+    /// Idle connections held, all backends together (a shared HTTP/2
+    /// connection counts as one).
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
+        let http1: usize = self.idle.borrow().values().map(Vec::len).sum();
+        let http2 = self
+            .h2
+            .borrow()
+            .values()
+            .filter(|slot| {
+                slot.sender
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|s| !s.is_closed())
+            })
+            .count();
+        http1 + http2
     }
 
-    /// Closes the idle connections of a backend that is gone.
+    /// Closes the idle connections of a backend that is gone; its HTTP/2
+    /// connection closes once the requests it carries are over.
     pub(crate) fn forget(&self, address: SocketAddr) {
         self.idle.borrow_mut().remove(&address);
+        if let Some(slot) = self.h2.borrow_mut().remove(&address) {
+            slot.sender.borrow_mut().take();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_request_connects_while_the_others_wait_and_learn_of_a_failure() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let pool = Rc::new(BackendPool::default());
+                let Checkout::Connect(Some(ticket)) = pool.checkout(address(), true).await else {
+                    panic!("the first request should connect");
+                };
+                let waiters: Vec<_> = (0..3)
+                    .map(|_| {
+                        let pool = pool.clone();
+                        tokio::task::spawn_local(async move {
+                            matches!(pool.checkout(address(), true).await, Checkout::Failed)
+                        })
+                    })
+                    .collect();
+                tokio::task::yield_now().await;
+                assert!(waiters.iter().all(|waiter| !waiter.is_finished()));
+                // The attempt fails: every waiter hears of it, none connects.
+                ticket.failed();
+                for waiter in waiters {
+                    assert!(waiter.await.unwrap());
+                }
+                // A later request tries again.
+                assert!(matches!(
+                    pool.checkout(address(), true).await,
+                    Checkout::Connect(Some(_))
+                ));
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_abandoned_attempt_hands_the_connection_to_a_waiting_request() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let pool = Rc::new(BackendPool::default());
+                let Checkout::Connect(Some(ticket)) = pool.checkout(address(), true).await else {
+                    panic!("the first request should connect");
+                };
+                let waiter = {
+                    let pool = pool.clone();
+                    tokio::task::spawn_local(async move {
+                        matches!(
+                            pool.checkout(address(), true).await,
+                            Checkout::Connect(Some(_))
+                        )
+                    })
+                };
+                tokio::task::yield_now().await;
+                // The client of the first request went away mid-connect.
+                drop(ticket);
+                assert!(waiter.await.unwrap());
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn http1_requests_connect_without_waiting() {
+        let pool = BackendPool::default();
+        assert!(matches!(
+            pool.checkout(address(), false).await,
+            Checkout::Connect(None)
+        ));
+        assert!(matches!(
+            pool.checkout(address(), false).await,
+            Checkout::Connect(None)
+        ));
     }
 }

@@ -43,6 +43,12 @@ pub struct ListenerSettings {
     pub strict_sni: bool,
     /// Connections start with a PROXY protocol header.
     pub expect_proxy: bool,
+    /// HTTP/2 streams a client may have open at once (the default when
+    /// `None`).
+    pub h2_max_concurrent_streams: Option<u32>,
+    /// Largest HTTP/2 header list accepted, bytes (the proxy's header size
+    /// limit when `None`).
+    pub h2_max_header_list_size: Option<u32>,
 }
 
 fn answers(
@@ -87,7 +93,7 @@ fn id_header(name: Option<&str>) -> HeaderName {
 
 /// Both listener configurations carry these fields under the same names.
 macro_rules! settings_from {
-    ($config:ident, secure: $secure:expr, strict_sni: $strict:expr) => {
+    ($config:ident, secure: $secure:expr, strict_sni: $strict:expr, h2_streams: $h2_streams:expr, h2_headers: $h2_headers:expr) => {
         ListenerSettings {
             address: $config.address.to_socket_addr(),
             public_address: $config
@@ -106,18 +112,28 @@ macro_rules! settings_from {
             secure: $secure,
             strict_sni: $strict,
             expect_proxy: $config.expect_proxy,
+            h2_max_concurrent_streams: $h2_streams,
+            h2_max_header_list_size: $h2_headers,
         }
     };
 }
 
 impl From<&HttpListenerConfig> for ListenerSettings {
     fn from(config: &HttpListenerConfig) -> Self {
-        settings_from!(config, secure: false, strict_sni: false)
+        // HTTP listeners speak HTTP/1.1 only; the HTTP/2 limits are
+        // refused there.
+        settings_from!(config, secure: false, strict_sni: false, h2_streams: None, h2_headers: None)
     }
 }
 
 impl From<&HttpsListenerConfig> for ListenerSettings {
     fn from(config: &HttpsListenerConfig) -> Self {
-        settings_from!(config, secure: true, strict_sni: config.strict_sni_binding.unwrap_or(true))
+        settings_from!(
+            config,
+            secure: true,
+            strict_sni: config.strict_sni_binding.unwrap_or(true),
+            h2_streams: config.h2_max_concurrent_streams,
+            h2_headers: config.h2_max_header_list_size
+        )
     }
 }

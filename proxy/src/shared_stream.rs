@@ -89,3 +89,92 @@ impl AsyncWrite for SharedStream {
         }
     }
 }
+
+/// An I/O object lent to hyper that comes back to the connection task when
+/// hyper drops it.
+///
+/// A TLS session cannot be shared the way a socket is (its state moves
+/// with every record), so for HTTPS the task lends the whole stream and,
+/// once hyper gave up on a slow first request head, takes it back from
+/// `home` to write the 408 through the same session. Nothing is locked
+/// while hyper reads and writes: `home` is only touched when the stream
+/// comes back.
+pub(crate) struct Lent<S> {
+    inner: Option<S>,
+    home: Arc<std::sync::Mutex<Option<S>>>,
+}
+
+impl<S> Lent<S> {
+    /// Lends `stream`; the returned slot holds it again once the loan is
+    /// dropped.
+    pub(crate) fn new(stream: S) -> (Self, Arc<std::sync::Mutex<Option<S>>>) {
+        let home = Arc::new(std::sync::Mutex::new(None));
+        (
+            Lent {
+                inner: Some(stream),
+                home: home.clone(),
+            },
+            home,
+        )
+    }
+
+    fn stream(&mut self) -> Pin<&mut S>
+    where
+        S: Unpin,
+    {
+        // Only `drop` takes the stream out.
+        Pin::new(
+            self.inner
+                .as_mut()
+                .expect("a lent stream is there until dropped"),
+        )
+    }
+}
+
+impl<S> Drop for Lent<S> {
+    fn drop(&mut self) {
+        if let (Some(stream), Ok(mut home)) = (self.inner.take(), self.home.lock()) {
+            *home = Some(stream);
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Lent<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().stream().poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Lent<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().stream().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().stream().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.as_ref().is_some_and(S::is_write_vectored)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().stream().poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().stream().poll_shutdown(cx)
+    }
+}

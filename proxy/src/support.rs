@@ -27,6 +27,91 @@ macro_rules! refuse_if_set {
     };
 }
 
+/// Every HTTP/2 setting of a listener message, by name, and whether it is
+/// set: the same fields in the four listener messages.
+macro_rules! h2_settings {
+    ($message:ident) => {
+        [
+            (
+                "h2_max_rst_stream_per_window",
+                $message.h2_max_rst_stream_per_window.is_some(),
+            ),
+            (
+                "h2_max_ping_per_window",
+                $message.h2_max_ping_per_window.is_some(),
+            ),
+            (
+                "h2_max_settings_per_window",
+                $message.h2_max_settings_per_window.is_some(),
+            ),
+            (
+                "h2_max_empty_data_per_window",
+                $message.h2_max_empty_data_per_window.is_some(),
+            ),
+            (
+                "h2_max_continuation_frames",
+                $message.h2_max_continuation_frames.is_some(),
+            ),
+            (
+                "h2_max_glitch_count",
+                $message.h2_max_glitch_count.is_some(),
+            ),
+            (
+                "h2_initial_connection_window",
+                $message.h2_initial_connection_window.is_some(),
+            ),
+            (
+                "h2_max_concurrent_streams",
+                $message.h2_max_concurrent_streams.is_some(),
+            ),
+            (
+                "h2_stream_shrink_ratio",
+                $message.h2_stream_shrink_ratio.is_some(),
+            ),
+            (
+                "h2_max_rst_stream_lifetime",
+                $message.h2_max_rst_stream_lifetime.is_some(),
+            ),
+            (
+                "h2_max_rst_stream_abusive_lifetime",
+                $message.h2_max_rst_stream_abusive_lifetime.is_some(),
+            ),
+            (
+                "h2_max_rst_stream_emitted_lifetime",
+                $message.h2_max_rst_stream_emitted_lifetime.is_some(),
+            ),
+            (
+                "h2_max_header_list_size",
+                $message.h2_max_header_list_size.is_some(),
+            ),
+            (
+                "h2_stream_idle_timeout_seconds",
+                $message.h2_stream_idle_timeout_seconds.is_some(),
+            ),
+            (
+                "h2_max_header_table_size",
+                $message.h2_max_header_table_size.is_some(),
+            ),
+            (
+                "h2_graceful_shutdown_deadline_seconds",
+                $message.h2_graceful_shutdown_deadline_seconds.is_some(),
+            ),
+            (
+                "h2_max_window_update_stream0_per_window",
+                $message.h2_max_window_update_stream0_per_window.is_some(),
+            ),
+            (
+                "h2_max_header_fields",
+                $message.h2_max_header_fields.is_some(),
+            ),
+            (
+                "h2_stream_refusal_percent",
+                $message.h2_stream_refusal_percent.is_some(),
+            ),
+        ]
+    };
+}
+
 /// Checks that the proxy can enforce `request`.
 pub fn check(request: &Request) -> Result<(), Unsupported> {
     let Some(request_type) = &request.request_type else {
@@ -41,7 +126,11 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
             if update.client_auth_policy.is_some() {
                 return refuse("mutual TLS (client certificates)");
             }
-            check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
+            check_unenforced_h2(&h2_settings!(update), "update_https_listener")?;
+            check_h2_limits(
+                update.h2_max_concurrent_streams,
+                update.h2_max_header_list_size,
+            )
         }
         RequestType::AddTcpListener(listener) => {
             // The SNI preread settings only matter to SNI routing, which
@@ -52,7 +141,7 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
         RequestType::AddTcpFrontend(frontend) => check_tcp_frontend(frontend),
         RequestType::UpdateHttpListener(update) => {
             refuse_if_set!(update.public_address, "update_http_listener");
-            check_h2_fields_absent(update.h2_max_concurrent_streams.is_some())
+            check_http_listener_h2(&h2_settings!(update), "update_http_listener")
         }
         RequestType::AddCluster(cluster) => check_cluster(cluster),
         RequestType::AddHttpFrontend(frontend) | RequestType::AddHttpsFrontend(frontend) => {
@@ -93,41 +182,47 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
     }
 }
 
-fn check_h2_fields_absent(any_set: bool) -> Result<(), Unsupported> {
-    if any_set {
-        return refuse("HTTP/2 tuning on HTTP listeners");
+/// The HTTP/2 settings HTTPS listeners enforce (through hyper's server).
+const ENFORCED_H2_SETTINGS: [&str; 2] = ["h2_max_concurrent_streams", "h2_max_header_list_size"];
+
+/// Refuses, by name, the HTTP/2 settings an HTTPS listener cannot enforce.
+fn check_unenforced_h2(settings: &[(&str, bool)], context: &str) -> Result<(), Unsupported> {
+    match settings
+        .iter()
+        .find(|(name, set)| *set && !ENFORCED_H2_SETTINGS.contains(name))
+    {
+        Some((name, _)) => refuse(format_args!("{context} field '{name}'")),
+        None => Ok(()),
+    }
+}
+
+/// HTTP listeners speak HTTP/1.1 only: every HTTP/2 setting is refused.
+fn check_http_listener_h2(settings: &[(&str, bool)], context: &str) -> Result<(), Unsupported> {
+    match settings.iter().find(|(_, set)| *set) {
+        Some((name, _)) => refuse(format_args!(
+            "{context} field '{name}' (HTTP listeners speak HTTP/1.1 only)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The enforced HTTP/2 limits must leave room for a request.
+fn check_h2_limits(
+    max_concurrent_streams: Option<u32>,
+    max_header_list_size: Option<u32>,
+) -> Result<(), Unsupported> {
+    if max_concurrent_streams == Some(0) {
+        return Err("h2_max_concurrent_streams must be at least 1".into());
+    }
+    if max_header_list_size == Some(0) {
+        return Err("h2_max_header_list_size must be at least 1".into());
     }
     Ok(())
 }
 
 fn check_http_listener(listener: &HttpListenerConfig) -> Result<(), Unsupported> {
     refuse_if_set!(listener.interface, "add_http_listener");
-    let h2_tuning = [
-        listener.h2_max_rst_stream_per_window,
-        listener.h2_max_ping_per_window,
-        listener.h2_max_settings_per_window,
-        listener.h2_max_empty_data_per_window,
-        listener.h2_max_continuation_frames,
-        listener.h2_max_glitch_count,
-        listener.h2_initial_connection_window,
-        listener.h2_max_concurrent_streams,
-        listener.h2_stream_shrink_ratio,
-        listener.h2_max_header_list_size,
-        listener.h2_stream_idle_timeout_seconds,
-        listener.h2_max_header_table_size,
-        listener.h2_graceful_shutdown_deadline_seconds,
-        listener.h2_max_window_update_stream0_per_window,
-        listener.h2_max_header_fields,
-        listener.h2_stream_refusal_percent,
-    ];
-    let h2_lifetimes = [
-        listener.h2_max_rst_stream_lifetime,
-        listener.h2_max_rst_stream_abusive_lifetime,
-        listener.h2_max_rst_stream_emitted_lifetime,
-    ];
-    check_h2_fields_absent(
-        h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some),
-    )
+    check_http_listener_h2(&h2_settings!(listener), "add_http_listener")
 }
 
 fn check_https_listener(
@@ -140,31 +235,10 @@ fn check_https_listener(
     {
         return refuse("mutual TLS (client certificates)");
     }
-    let h2_tuning = [
-        listener.h2_max_rst_stream_per_window,
-        listener.h2_max_ping_per_window,
-        listener.h2_max_settings_per_window,
-        listener.h2_max_empty_data_per_window,
-        listener.h2_max_continuation_frames,
-        listener.h2_max_glitch_count,
-        listener.h2_initial_connection_window,
+    check_unenforced_h2(&h2_settings!(listener), "add_https_listener")?;
+    check_h2_limits(
         listener.h2_max_concurrent_streams,
-        listener.h2_stream_shrink_ratio,
         listener.h2_max_header_list_size,
-        listener.h2_stream_idle_timeout_seconds,
-        listener.h2_max_header_table_size,
-        listener.h2_graceful_shutdown_deadline_seconds,
-        listener.h2_max_window_update_stream0_per_window,
-        listener.h2_max_header_fields,
-        listener.h2_stream_refusal_percent,
-    ];
-    let h2_lifetimes = [
-        listener.h2_max_rst_stream_lifetime,
-        listener.h2_max_rst_stream_abusive_lifetime,
-        listener.h2_max_rst_stream_emitted_lifetime,
-    ];
-    check_h2_fields_absent(
-        h2_tuning.iter().any(Option::is_some) || h2_lifetimes.iter().any(Option::is_some),
     )?;
     // Versions, ciphers, groups and ALPN are checked against what rustls
     // offers, with the names that are missing.
@@ -191,9 +265,6 @@ fn check_cluster(cluster: &Cluster) -> Result<(), Unsupported> {
     }
     if let Some(health_check) = &cluster.health_check {
         check_health_check(health_check)?;
-    }
-    if cluster.http2 == Some(true) {
-        return refuse("cluster field 'http2' (HTTP/2 to backends is not built yet)");
     }
     Ok(())
 }
@@ -281,6 +352,80 @@ mod tests {
         })
         .into();
         assert!(check(&unknown).unwrap_err().contains("'proxy_protocol'"));
+    }
+
+    #[test]
+    fn http2_settings_are_refused_by_name_unless_enforced() {
+        use sozu_command::proto::command::{
+            HttpsListenerConfig, UpdateHttpListenerConfig, UpdateHttpsListenerConfig,
+        };
+        let https = |configure: fn(&mut HttpsListenerConfig)| {
+            let mut listener = HttpsListenerConfig::default();
+            configure(&mut listener);
+            check(&RequestType::AddHttpsListener(listener).into())
+        };
+        assert!(
+            https(|l| {
+                l.h2_max_concurrent_streams = Some(50);
+                l.h2_max_header_list_size = Some(8192);
+            })
+            .is_ok()
+        );
+        let refused = https(|l| l.h2_max_ping_per_window = Some(5)).unwrap_err();
+        assert!(refused.contains("'h2_max_ping_per_window'"), "{refused}");
+        let refused = https(|l| l.h2_max_rst_stream_lifetime = Some(5)).unwrap_err();
+        assert!(
+            refused.contains("'h2_max_rst_stream_lifetime'"),
+            "{refused}"
+        );
+        assert!(https(|l| l.h2_max_concurrent_streams = Some(0)).is_err());
+
+        let update: Request = RequestType::UpdateHttpsListener(UpdateHttpsListenerConfig {
+            h2_max_header_list_size: Some(4096),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&update).is_ok());
+        let update: Request = RequestType::UpdateHttpsListener(UpdateHttpsListenerConfig {
+            h2_max_glitch_count: Some(4),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            check(&update)
+                .unwrap_err()
+                .contains("'h2_max_glitch_count'")
+        );
+
+        // HTTP listeners speak HTTP/1.1 only.
+        let http: Request = RequestType::AddHttpListener(HttpListenerConfig {
+            h2_max_concurrent_streams: Some(10),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            check(&http)
+                .unwrap_err()
+                .contains("'h2_max_concurrent_streams'")
+        );
+        let update: Request = RequestType::UpdateHttpListener(UpdateHttpListenerConfig {
+            h2_max_header_fields: Some(10),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            check(&update)
+                .unwrap_err()
+                .contains("'h2_max_header_fields'")
+        );
+
+        // HTTP/2 to backends is built.
+        let cluster: Request = RequestType::AddCluster(Cluster {
+            http2: Some(true),
+            ..Default::default()
+        })
+        .into();
+        assert!(check(&cluster).is_ok());
     }
 
     #[test]

@@ -8,6 +8,10 @@
 
 pub mod backend;
 pub mod client;
+pub mod curl;
+pub mod h2;
+pub mod tls;
+pub mod websocket;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
