@@ -80,7 +80,7 @@ fn the_command_socket_is_private() {
 #[test]
 fn the_built_in_default_runs_or_names_the_busy_address() {
     let folder = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(harness::sozu_binary())
+    let mut child = harness::sozu_command()
         .arg("start")
         .current_dir(folder.path())
         .stdout(std::process::Stdio::piped())
@@ -135,7 +135,7 @@ fn bad_starts_exit_with_a_clear_message() {
     let folder = tempfile::tempdir().unwrap();
     let config = folder.path().join("config.toml");
     std::fs::write(&config, "worker_count = \"two\"\n").unwrap();
-    let output = std::process::Command::new(harness::sozu_binary())
+    let output = harness::sozu_command()
         .args(["start", "-c"])
         .arg(&config)
         .output()
@@ -148,7 +148,7 @@ fn bad_starts_exit_with_a_clear_message() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     std::fs::write(&config, basic_config(port, "")).unwrap();
-    let output = std::process::Command::new(harness::sozu_binary())
+    let output = harness::sozu_command()
         .args(["start", "-c"])
         .arg(&config)
         .current_dir(folder.path())
@@ -165,7 +165,7 @@ fn a_live_socket_is_kept_and_a_stale_one_replaced() {
     // A second daemon on the same socket refuses to start.
     let second_config = daemon.path().join("second.toml");
     std::fs::write(&second_config, basic_config(free_port(), "")).unwrap();
-    let output = std::process::Command::new(harness::sozu_binary())
+    let output = harness::sozu_command()
         .args(["start", "-c"])
         .arg(&second_config)
         .current_dir(daemon.path())
