@@ -495,6 +495,64 @@ fn soft_stop_lets_an_in_flight_request_finish() {
     assert!(!daemon.socket.exists());
 }
 
+/// Ctrl-C in a terminal, or a service manager stopping the group, signals
+/// the main process and its workers at once. Workers that die before the
+/// main process asks them to stop must not make it wait: the soft stop has
+/// no deadline, and a request sent to a worker whose channel had already
+/// closed used to wait forever (the daemon never exited).
+#[test]
+fn a_signal_to_the_whole_process_group_stops_the_daemon() {
+    use std::os::unix::process::CommandExt;
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ]
+    .iter()
+    .cycle()
+    .take(10)
+    {
+        let folder = tempfile::tempdir().unwrap();
+        let config = folder.path().join("config.toml");
+        std::fs::write(&config, basic_config(free_port(), "")).unwrap();
+        let mut child = harness::sozu_command()
+            .arg("start")
+            .arg("-c")
+            .arg(&config)
+            .current_dir(folder.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let socket = folder.path().join("sozu.sock");
+        assert!(wait_until(Duration::from_secs(20), || {
+            UnixStream::connect(&socket).is_ok()
+        }));
+        // Workers up and answering.
+        let mut channel = CommandChannel::connect(&socket).unwrap();
+        channel
+            .exchange(
+                &RequestType::Status(Default::default()).into(),
+                Some(Duration::from_secs(10)),
+                |_| {},
+            )
+            .unwrap();
+        let group = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::killpg(group, *signal).unwrap();
+        let exited = wait_until(Duration::from_secs(8), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !exited {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+        }
+        assert!(
+            exited,
+            "{signal} to the process group: the daemon is still running"
+        );
+    }
+}
+
 #[test]
 fn events_reach_every_subscriber() {
     let daemon = Daemon::start(&basic_config(free_port(), ""));
