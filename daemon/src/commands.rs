@@ -370,10 +370,19 @@ async fn metrics(main: &Rc<Main>, request: &Request, answers: &Answers) {
         )));
         return;
     }
-    let _ = answers.send(Response::ok(
-        "Successfully aggregated metrics",
-        Some(ContentType::Metrics(aggregated)),
-    ));
+    let _ = answers.send(if options.list {
+        Response::ok(
+            "Successfully listed available metrics",
+            Some(ContentType::AvailableMetrics(crate::metrics::available(
+                &aggregated,
+            ))),
+        )
+    } else {
+        Response::ok(
+            "Successfully aggregated metrics",
+            Some(ContentType::Metrics(aggregated)),
+        )
+    });
 }
 
 async fn subscribe(main: &Rc<Main>, answers: &Answers) {
