@@ -187,6 +187,22 @@ impl Daemon {
         }
     }
 
+    /// The addresses of the configuration's `[[listeners]]` tables, in file
+    /// order (for the fixture: HTTP, HTTPS, TCP).
+    pub fn listener_addresses(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut in_listener = false;
+        let mut addresses = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_listener = line == "[[listeners]]";
+            } else if in_listener && let Some(value) = line.strip_prefix("address = ") {
+                addresses.push(value.trim_matches('"').to_owned());
+            }
+        }
+        addresses
+    }
+
     /// Runs `sozu -c CONFIG ARGUMENTS…` in the daemon's folder: the command
     /// line as a script on the daemon's machine runs it.
     pub fn sozu(&self, arguments: &[&str]) -> Output {
