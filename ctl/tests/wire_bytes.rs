@@ -171,6 +171,17 @@ fn recorded_json_answers_match_the_sozu_json_fixtures() {
 }
 
 #[test]
+fn json_documents_are_byte_for_byte_sozus() {
+    // Fields in their declaration order, Sozu's indentation: the very text
+    // Sozu's command line printed for the same answer.
+    let daemon = FakeDaemon::start(Behaviour::Answer(wire("listener-list.server.bin")));
+    let output = daemon.sozu(&["--json", "listener", "list"]);
+    let ours = String::from_utf8(output.stdout).unwrap();
+    let theirs = std::fs::read_to_string(fixtures().join("listener-list.json")).unwrap();
+    assert_eq!(ours.trim_end(), theirs.trim_end());
+}
+
+#[test]
 fn a_missing_daemon_is_a_connect_error() {
     let folder = tempfile::tempdir().unwrap();
     let output = sozu(
