@@ -3,10 +3,12 @@
 # `sozu --json cluster list` and `sozu cluster list` with OUR command line
 # and with SOZU 2.3.3's, both against the same daemon (ours, release build)
 # holding 5,000 clusters, each with an HTTP frontend and two backends
-# (15,000 records loaded from a generated state file).
+# (20,000 records loaded from a generated state file).
 #
-# Measured with hyperfine (installed with apt-get when missing), else with
-# a loop of RUNS runs reporting medians. Prints a Markdown table.
+# Measured with hyperfine (installed with apt-get when missing), or with
+# MEASURE=loop (also the fallback without hyperfine) by RUNS runs that
+# alternate between the two command lines, reporting medians. Prints a
+# Markdown table.
 #
 # Environment: CLUSTERS (default 5000), RUNS (default 30), SOZU_OURS (our
 # binary; default: `cargo build --release`), SOZU_REFERENCE (Sozu's binary;
@@ -123,7 +125,7 @@ COMMANDS=(
     "cluster list"
 )
 
-if command -v hyperfine >/dev/null 2>&1; then
+if [ "${MEASURE:-hyperfine}" == hyperfine ] && command -v hyperfine >/dev/null 2>&1; then
     arguments=()
     for command in "${COMMANDS[@]}"; do
         arguments+=(-n "ours: sozu $command" "$OURS -c $CONFIG $command")
@@ -133,20 +135,28 @@ if command -v hyperfine >/dev/null 2>&1; then
         "${arguments[@]}" >&2
     cat "$WORK/results.md"
 else
-    # median NAME BINARY ARGS…: median wall time of RUNS runs, in ms.
-    median() {
-        local binary="$1"; shift
-        local times=() start
-        for ((run = 0; run < RUNS; run++)); do
-            start=$(date +%s%N)
-            "$binary" -c "$CONFIG" "$@" >/dev/null 2>&1
-            times+=($(( ($(date +%s%N) - start) / 1000 )))
-        done
-        printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR + 1) / 2)] / 1000 }'
+    # Runs alternate between the two command lines, so both meet the same
+    # load on the machine; medians of RUNS runs each.
+    elapsed_us() {
+        local start
+        start=$(date +%s%N)
+        "$@" >/dev/null 2>&1
+        echo $(( ($(date +%s%N) - start) / 1000 ))
     }
-    printf '| command | ours, median ms | Sozu 2.3.3, median ms |\n|---|---|---|\n'
+    median_ms() {
+        sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR + 1) / 2)] / 1000 }'
+    }
+    printf '| command | ours, median ms | Sozu 2.3.3, median ms |\n|---|---:|---:|\n'
     for command in "${COMMANDS[@]}"; do
-        # shellcheck disable=SC2086
-        printf '| `sozu %s` | %s | %s |\n' "$command" "$(median "$OURS" $command)" "$(median "$REF" $command)"
+        ours_times=(); theirs_times=()
+        for ((run = 0; run < RUNS; run++)); do
+            # shellcheck disable=SC2086
+            ours_times+=("$(elapsed_us "$OURS" -c "$CONFIG" $command)")
+            # shellcheck disable=SC2086
+            theirs_times+=("$(elapsed_us "$REF" -c "$CONFIG" $command)")
+        done
+        printf '| `sozu %s` | %s | %s |\n' "$command" \
+            "$(printf '%s\n' "${ours_times[@]}" | median_ms)" \
+            "$(printf '%s\n' "${theirs_times[@]}" | median_ms)"
     done
 fi
