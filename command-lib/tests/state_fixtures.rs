@@ -172,3 +172,25 @@ fn the_state_file_equals_the_state_built_from_the_config() {
     }
     assert_eq!(built, load_fixture_state("sozu-2.3"));
 }
+
+#[test]
+fn cluster_hashes_hash_each_clusters_whole_view() {
+    use prost::Message;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    let mut state = load_fixture_state("sozu-2.3");
+    let hashes = state.cluster_hashes();
+    assert_eq!(hashes.keys().collect::<Vec<_>>(), ["db", "web"]);
+    for (cluster_id, hash) in &hashes {
+        let information = state.cluster_information(cluster_id).unwrap();
+        let mut hasher = DefaultHasher::new();
+        information.encode_to_vec().hash(&mut hasher);
+        assert_eq!(*hash, hasher.finish(), "{cluster_id}");
+    }
+    // A frontend of `web` changes: only `web`'s hash moves.
+    let front = state.http_frontends.values_mut().next().unwrap();
+    front.tags.insert("changed".into(), "yes".into());
+    let after = state.cluster_hashes();
+    assert_ne!(after["web"], hashes["web"]);
+    assert_eq!(after["db"], hashes["db"]);
+}

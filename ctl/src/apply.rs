@@ -245,6 +245,32 @@ pub fn steps(requests: &[Request]) -> Vec<Step> {
     steps
 }
 
+/// Marks as changes the additions of what `live` holds already: a
+/// cluster's new settings, a backend's new weight or stickiness.
+fn changes_of(live: &ConfigState, mut steps: Vec<Step>) -> Vec<Step> {
+    for step in &mut steps {
+        let exists = match &step.request.request_type {
+            Some(RequestType::AddCluster(cluster)) => {
+                live.clusters.contains_key(&cluster.cluster_id)
+            }
+            Some(RequestType::AddBackend(backend)) => live
+                .backends
+                .get(&backend.cluster_id)
+                .is_some_and(|backends| {
+                    backends.contains_key(&(
+                        backend.backend_id.clone(),
+                        backend.address.to_socket_addr(),
+                    ))
+                }),
+            _ => false,
+        };
+        if exists && step.action == Action::Add {
+            step.action = Action::Change;
+        }
+    }
+    steps
+}
+
 /// The state a configuration file describes.
 pub fn desired_state(config: &Config) -> Result<ConfigState, CliError> {
     let mut state = ConfigState::new();
@@ -359,14 +385,14 @@ pub struct Plan {
 impl Plan {
     /// The plan from `live` to `desired`.
     pub fn new(live: &ConfigState, desired: &ConfigState, prune: bool) -> Self {
-        let full = steps(&diff(live, desired));
+        let full = changes_of(live, steps(&diff(live, desired)));
         if prune {
             return Plan {
                 steps: full,
                 kept: Vec::new(),
             };
         }
-        let steps = steps(&diff(live, &keep_unmentioned(live, desired)));
+        let steps = changes_of(live, steps(&diff(live, &keep_unmentioned(live, desired))));
         let kept = full
             .into_iter()
             .filter(|step| step.action == Action::Remove && !steps.contains(step))
@@ -834,6 +860,37 @@ backends = [{ address = "127.0.0.1:9001" }]
         let frontend = after.http_frontends.values().next().unwrap();
         assert_eq!(frontend.cluster_id.as_deref(), Some("other"));
         assert!(Plan::new(&after, &desired, false).steps.is_empty());
+    }
+
+    #[test]
+    fn new_settings_of_what_exists_are_changes() {
+        let live = config(BASE);
+        let desired = config(
+            &BASE
+                .replace(
+                    "[clusters.app]\nprotocol = \"http\"",
+                    "[clusters.app]\nprotocol = \"http\"\nload_balancing = \"RANDOM\"",
+                )
+                .replace(
+                    "{ address = \"127.0.0.1:9001\" }",
+                    "{ address = \"127.0.0.1:9001\", weight = 10 }",
+                ),
+        );
+        let plan = Plan::new(&live, &desired, true);
+        let actions: Vec<(Action, String)> = plan
+            .steps
+            .iter()
+            .map(|step| (step.action, step.request.kind_name()))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                (Action::Change, "ADD_CLUSTER".to_owned()),
+                (Action::Change, "ADD_BACKEND".to_owned())
+            ],
+            "{plan:#?}"
+        );
+        assert_eq!(plan.summary(), "0 to add, 2 to change, 0 to remove");
     }
 
     #[test]

@@ -183,12 +183,13 @@ fn http_settings(
 }
 
 fn describe(route: &HttpRoute, target: &Target) -> String {
-    let path = route
-        .path_prefix
-        .as_deref()
-        .or(route.path_regex.as_deref())
-        .or(route.path_equals.as_deref())
-        .unwrap_or("");
+    // As `frontend list` shows paths: a prefix as is, `~ REGEX`, `= PATH`.
+    let path = match (&route.path_prefix, &route.path_regex, &route.path_equals) {
+        (Some(prefix), _, _) => prefix.clone(),
+        (None, Some(regex), _) => format!(" ~ {regex}"),
+        (None, None, Some(exact)) => format!(" = {exact}"),
+        (None, None, None) => String::new(),
+    };
     let target = match target {
         Target::Id { id } => format!("cluster {id}"),
         Target::Deny => "deny".to_owned(),

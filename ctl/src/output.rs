@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prettytable::Table;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::CliError;
@@ -101,15 +102,24 @@ impl Output {
 
     /// The JSON document of a command.
     pub fn json(&self, value: &Value) {
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_owned());
-        write_stdout(&format!("{text}\n"));
+        self.document(value);
+    }
+
+    /// The JSON document of a command, serialized straight from `value`:
+    /// no intermediate `Value` tree, and the fields in their declaration
+    /// order, as Sozu's command line prints them.
+    pub fn document(&self, value: &impl Serialize) {
+        let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
+        bytes.push(b'\n');
+        write_stdout_bytes(&bytes);
     }
 
     /// One JSON object on its own line, flushed at once (streams). False
     /// when stdout is gone (the reader quit), so a stream can stop.
     pub fn json_line(&self, value: &Value) -> bool {
-        let text = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
-        write_stdout(&format!("{text}\n"))
+        let mut bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+        bytes.push(b'\n');
+        write_stdout_bytes(&bytes)
     }
 
     /// A line of human output flushed at once (streams). False when stdout
@@ -181,8 +191,12 @@ impl Output {
 /// Writes and flushes stdout. A closed stdout (`sozu … | head`) is not an
 /// error worth a panic: the write is dropped and `false` returned.
 fn write_stdout(text: &str) -> bool {
+    write_stdout_bytes(text.as_bytes())
+}
+
+fn write_stdout_bytes(bytes: &[u8]) -> bool {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).is_ok() && stdout.flush().is_ok()
+    stdout.write_all(bytes).is_ok() && stdout.flush().is_ok()
 }
 
 /// Progress shown while waiting for a final answer; invisible when the

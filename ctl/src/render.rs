@@ -76,6 +76,11 @@ pub fn content(content: &ContentType) -> Vec<Block> {
             by_worker.insert("main".to_owned(), hashes);
             vec![Block::Table(cluster_hashes(&by_worker))]
         }
+        ContentType::CertificatesWithFingerprints(certificates)
+            if certificates.certs.is_empty() =>
+        {
+            vec![Block::Text("no certificates".to_owned())]
+        }
         ContentType::CertificatesWithFingerprints(certificates) => {
             vec![Block::Table(certificates_table(certificates))]
         }
@@ -86,6 +91,9 @@ pub fn content(content: &ContentType) -> Vec<Block> {
         ContentType::Metrics(metrics) => aggregated_metrics(metrics),
         ContentType::AvailableMetrics(available) => {
             vec![Block::Table(available_metrics(available))]
+        }
+        ContentType::HealthChecksList(list) if list.map.is_empty() => {
+            vec![Block::Text("no health checks".to_owned())]
         }
         ContentType::HealthChecksList(list) => vec![Block::Table(health_checks(list))],
         ContentType::MaxConnectionsPerIpLimit(limit) => vec![Block::Text(match limit.limit {
@@ -387,6 +395,9 @@ pub fn cluster_information(information: &ClusterInformation, workers: Option<&st
         let codes: Vec<&str> = cluster.answers.keys().map(String::as_str).collect();
         setting("answers", codes.join(", "));
     }
+    if let Some(attempts) = cluster.max_connection_attempts {
+        setting("max connection attempts", attempts.to_string());
+    }
     if let Some(check) = &cluster.health_check {
         setting("health check", health_check_text(check));
     }
@@ -493,7 +504,13 @@ pub fn worker_responses(responses: &WorkerResponses) -> Vec<Block> {
         }
     }
     if blocks.is_empty() {
-        blocks.push(Block::Text("no answer from any worker".to_owned()));
+        // Every worker answered, with no cluster: the query matched nothing.
+        let text = if responses.map.is_empty() {
+            "no answer from any worker"
+        } else {
+            "no cluster matches"
+        };
+        blocks.push(Block::Text(text.to_owned()));
     }
     blocks
 }

@@ -263,7 +263,10 @@ impl Session {
     pub fn print_answer(&self, answer: &Response, summary: &str) {
         let content = content_of(answer);
         if self.out.is_json() {
-            self.out.json(&content_json(content));
+            match content {
+                Some(content) => self.out.document(content),
+                None => self.out.document(&json!({})),
+            }
             return;
         }
         self.out.result_line(&result_line(summary, &answer.message));

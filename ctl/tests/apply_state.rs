@@ -3,12 +3,12 @@
 //! Sozu's main process does: the live state is rebuilt, the plan is sent
 //! step by step, and a second apply sends nothing.
 
-mod common;
+mod harness;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use common::{TestConfig, code, sozu, stdout_json};
+use harness::{Daemon, code, stdout_json};
 use serde_json::Value;
 use sozu_command::config::Config;
 use sozu_command::proto::command::{
@@ -80,7 +80,7 @@ fn answer(state: &mut ConfigState, request: &Request) -> Response {
 
 /// A daemon on `socket` serving `state` until the test ends.
 fn serve(socket: &Path, state: Arc<Mutex<ConfigState>>) {
-    common::serve(socket, move |request| {
+    harness::fake::serve(socket, move |request| {
         vec![answer(&mut state.lock().unwrap(), request)]
     });
 }
@@ -104,15 +104,15 @@ fn plan_size(value: &Value) -> u64 {
 
 #[test]
 fn apply_converges_and_is_idempotent() {
-    let config = TestConfig::from_fixture();
-    let state = Arc::new(Mutex::new(state_of(&config.path)));
-    serve(&config.socket, Arc::clone(&state));
+    let daemon = Daemon::prepare_fixture();
+    let state = Arc::new(Mutex::new(state_of(&daemon.config)));
+    serve(&daemon.socket, Arc::clone(&state));
     let run = |arguments: &[&str]| {
-        let mut all = vec!["-c", config.path.to_str().unwrap(), "--json"];
+        let mut all = vec!["--json"];
         all.extend_from_slice(arguments);
-        sozu(config.folder.path(), &all)
+        daemon.sozu(&all)
     };
-    let config_file = config.path.to_str().unwrap();
+    let config_file = daemon.config.to_str().unwrap();
 
     // The daemon runs this very file: nothing to do.
     let output = run(&["diff", "-f", config_file]);
@@ -130,13 +130,13 @@ fn apply_converges_and_is_idempotent() {
     );
 
     // A new cluster with a frontend and a backend: three additions, sent.
-    let desired = config.folder.path().join("desired.toml");
+    let desired = daemon.path().join("desired.toml");
     let http_port = {
-        let text = std::fs::read_to_string(&config.path).unwrap();
+        let text = std::fs::read_to_string(&daemon.config).unwrap();
         let start = text.find("address = \"127.0.0.1:").unwrap() + "address = \"127.0.0.1:".len();
         text[start..start + 5].to_owned()
     };
-    let mut text = std::fs::read_to_string(&config.path).unwrap();
+    let mut text = std::fs::read_to_string(&daemon.config).unwrap();
     text.push_str(&format!(
         "\n[clusters.extra]\nprotocol = \"http\"\nfrontends = [ {{ address = \"127.0.0.1:{http_port}\", hostname = \"extra.example.com\" }} ]\nbackends = [ {{ address = \"127.0.0.1:9201\" }} ]\n"
     ));
@@ -171,37 +171,19 @@ fn apply_converges_and_is_idempotent() {
     assert!(state.lock().unwrap().clusters.contains_key("extra"));
     let pruned = stdout_json(&run(&["apply", "--prune", "-f", config_file]));
     assert!(plan_size(&pruned) >= 1, "{pruned}");
-    assert_eq!(*state.lock().unwrap(), state_of(&config.path));
+    assert_eq!(*state.lock().unwrap(), state_of(&daemon.config));
 
     // A desired file that does not load is a usage error.
-    let output = sozu(
-        config.folder.path(),
-        &[
-            "-c",
-            config.path.to_str().unwrap(),
-            "apply",
-            "-f",
-            "/nonexistent.toml",
-        ],
-    );
+    let output = daemon.sozu(&["apply", "-f", "/nonexistent.toml"]);
     assert_eq!(code(&output), 2);
 }
 
 #[test]
 fn human_plans_are_tables() {
-    let config = TestConfig::from_fixture();
+    let daemon = Daemon::prepare_fixture();
     let state = Arc::new(Mutex::new(ConfigState::new()));
-    serve(&config.socket, state);
-    let output = sozu(
-        config.folder.path(),
-        &[
-            "-c",
-            config.path.to_str().unwrap(),
-            "diff",
-            "-f",
-            config.path.to_str().unwrap(),
-        ],
-    );
+    serve(&daemon.socket, state);
+    let output = daemon.sozu(&["diff", "-f", daemon.config.to_str().unwrap()]);
     assert_eq!(
         code(&output),
         0,

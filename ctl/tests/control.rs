@@ -1,13 +1,14 @@
 //! Multi-request commands (`upgrade`, `metrics get -r`) with the real binary
 //! against a scripted daemon.
 
-mod common;
+mod harness;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{code, serve, sozu};
+use harness::fake::serve;
+use harness::{code, sozu};
 use serde_json::Value;
 use sozu_command::proto::command::{
     AggregatedMetrics, Response, RunState, WorkerInfo, WorkerInfos, request::RequestType,
@@ -94,7 +95,7 @@ fn metrics_refresh_prints_one_json_document_per_line() {
             Some(ContentType::Metrics(AggregatedMetrics::default())),
         )]
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sozu"))
+    let mut child = harness::sozu_command()
         .args([
             "--socket",
             socket.to_str().unwrap(),
@@ -104,7 +105,6 @@ fn metrics_refresh_prints_one_json_document_per_line() {
             "-r",
             "1",
         ])
-        .env_remove("SOZU_CONFIG")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

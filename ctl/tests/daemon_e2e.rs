@@ -1,24 +1,19 @@
 //! The command line against this project's own daemon, started as a real
-//! process with `sozu start -c <temporary config>`.
-//!
-//! It starts the daemon on the Sōzu fixture configuration (HTTP, HTTPS and
-//! TCP listeners). New end-to-end tests go here, built on `common::Daemon`
-//! and `common::sozu`.
+//! process with `sozu start -c <temporary config>` on the Sōzu fixture
+//! configuration (HTTP, HTTPS and TCP listeners). The command families are
+//! covered one by one in `cli_e2e.rs`; this is the short round trip.
 
-mod common;
+mod harness;
 
-use std::time::Duration;
-
-use common::{Daemon, TestConfig, code, sozu, stdout_json};
+use harness::{Daemon, code, stdout_json};
 
 #[test]
 fn status_and_a_cluster_round_trip() {
-    let config = TestConfig::from_fixture();
-    let _daemon = Daemon::start(&config, Duration::from_secs(20)).expect("the daemon starts");
+    let daemon = Daemon::fixture();
     let run = |arguments: &[&str]| {
-        let mut all = vec!["-c", config.path.to_str().unwrap(), "--json"];
+        let mut all = vec!["--json"];
         all.extend_from_slice(arguments);
-        sozu(config.folder.path(), &all)
+        daemon.sozu(&all)
     };
     let status = run(&["status"]);
     assert_eq!(code(&status), 0);
@@ -52,7 +47,7 @@ fn status_and_a_cluster_round_trip() {
         "diff",
         "--prune",
         "-f",
-        config.path.to_str().unwrap(),
+        daemon.config.to_str().unwrap(),
     ]));
     assert_eq!(plan["summary"]["remove"], 1, "{plan}");
 }

@@ -3,13 +3,12 @@
 //! bytes, and it prints and exits as promised for the recorded answers and
 //! for dead, stuck and broken daemons.
 
-mod common;
+mod harness;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    Behaviour, FakeDaemon, code, encode, fixtures, frames, sozu, sozu_at, stdout_json, wire,
-};
+use harness::fake::{Behaviour, FakeDaemon, encode, frames, wire};
+use harness::{Daemon, code, fixtures, sozu, stdout_json};
 use serde_json::{Value, json};
 use sozu_command::proto::command::{Response, request::RequestType};
 
@@ -94,7 +93,7 @@ fn requests_equal_the_recorded_bytes_for_every_recorded_command() {
             if json {
                 all.insert(0, "--json");
             }
-            let output = sozu_at(&daemon, &all);
+            let output = daemon.sozu(&all);
             assert_eq!(
                 daemon.request_bytes(),
                 wire(&format!("{name}.client.bin")),
@@ -147,7 +146,7 @@ fn recorded_json_answers_match_the_sozu_json_fixtures() {
     // `status.json` was printed by Sozu's own `--json` for a daemon like the
     // one recorded in `status.server.bin`: same shape, other pids.
     let daemon = FakeDaemon::start(Behaviour::Answer(wire("status.server.bin")));
-    let ours = stdout_json(&sozu_at(&daemon, &["status", "-j"]));
+    let ours = stdout_json(&daemon.sozu(&["status", "-j"]));
     let theirs: Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("status.json")).unwrap())
             .unwrap();
@@ -163,12 +162,23 @@ fn recorded_json_answers_match_the_sozu_json_fixtures() {
     };
     assert_eq!(shape(&ours), shape(&theirs));
     let daemon = FakeDaemon::start(Behaviour::Answer(wire("listener-list.server.bin")));
-    let ours = stdout_json(&sozu_at(&daemon, &["listener", "list", "--json"]));
+    let ours = stdout_json(&daemon.sozu(&["listener", "list", "--json"]));
     let theirs: Value = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("listener-list.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(ours, theirs);
+}
+
+#[test]
+fn json_documents_are_byte_for_byte_sozus() {
+    // Fields in their declaration order, Sozu's indentation: the very text
+    // Sozu's command line printed for the same answer.
+    let daemon = FakeDaemon::start(Behaviour::Answer(wire("listener-list.server.bin")));
+    let output = daemon.sozu(&["--json", "listener", "list"]);
+    let ours = String::from_utf8(output.stdout).unwrap();
+    let theirs = std::fs::read_to_string(fixtures().join("listener-list.json")).unwrap();
+    assert_eq!(ours.trim_end(), theirs.trim_end());
 }
 
 #[test]
@@ -202,7 +212,7 @@ fn a_missing_daemon_is_a_connect_error() {
 fn a_silent_daemon_is_a_timeout() {
     let daemon = FakeDaemon::start(Behaviour::Silent(Duration::from_secs(10)));
     let started = Instant::now();
-    let output = sozu_at(&daemon, &["-t", "300", "status", "--json"]);
+    let output = daemon.sozu(&["-t", "300", "status", "--json"]);
     assert_eq!(code(&output), 4);
     assert_eq!(stdout_json(&output)["error"]["kind"], "timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -219,7 +229,7 @@ fn progress_answers_restart_the_wait_and_zero_waits_forever() {
         .collect();
     chunks.push((Duration::from_millis(150), done.clone()));
     let daemon = FakeDaemon::start(Behaviour::Paced(chunks));
-    let output = sozu_at(&daemon, &["-t", "400", "status", "--json"]);
+    let output = daemon.sozu(&["-t", "400", "status", "--json"]);
     assert_eq!(
         code(&output),
         0,
@@ -231,9 +241,9 @@ fn progress_answers_restart_the_wait_and_zero_waits_forever() {
     // One slow answer: over the default 1000 ms, fine with -t 0.
     let slow = vec![(Duration::from_millis(1500), done.clone())];
     let daemon = FakeDaemon::start(Behaviour::Paced(slow.clone()));
-    assert_eq!(code(&sozu_at(&daemon, &["status"])), 4);
+    assert_eq!(code(&daemon.sozu(&["status"])), 4);
     let daemon = FakeDaemon::start(Behaviour::Paced(slow));
-    assert_eq!(code(&sozu_at(&daemon, &["-t", "0", "status"])), 0);
+    assert_eq!(code(&daemon.sozu(&["-t", "0", "status"])), 0);
 }
 
 #[test]
@@ -241,7 +251,7 @@ fn garbage_and_hang_ups_are_protocol_and_io_errors() {
     let daemon = FakeDaemon::start(Behaviour::Answer(
         b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
     ));
-    let output = sozu_at(&daemon, &["status", "--json"]);
+    let output = daemon.sozu(&["status", "--json"]);
     assert_eq!(code(&output), 5);
     assert_eq!(stdout_json(&output)["error"]["kind"], "protocol");
 
@@ -249,12 +259,12 @@ fn garbage_and_hang_ups_are_protocol_and_io_errors() {
     let mut frame = 12u64.to_le_bytes().to_vec();
     frame.extend([0xff, 0xff, 0xff, 0xff]);
     let daemon = FakeDaemon::start(Behaviour::Answer(frame));
-    let output = sozu_at(&daemon, &["status", "--json"]);
+    let output = daemon.sozu(&["status", "--json"]);
     assert_eq!(code(&output), 5);
     assert_eq!(stdout_json(&output)["error"]["kind"], "protocol");
 
     let daemon = FakeDaemon::start(Behaviour::Answer(Vec::new()));
-    let output = sozu_at(&daemon, &["status", "--json"]);
+    let output = daemon.sozu(&["status", "--json"]);
     assert_eq!(code(&output), 5);
     assert_eq!(stdout_json(&output)["error"]["kind"], "io");
 }
@@ -310,7 +320,7 @@ fn usage_errors_send_nothing() {
         let daemon = FakeDaemon::start(Behaviour::Answer(encode(&Response::ok("", None))));
         let mut all = vec!["--json"];
         all.extend_from_slice(arguments);
-        let output = sozu_at(&daemon, &all);
+        let output = daemon.sozu(&all);
         assert_eq!(code(&output), 2, "{arguments:?}");
         let error = stdout_json(&output);
         assert_eq!(error["error"]["kind"], "usage", "{arguments:?}");
@@ -378,7 +388,7 @@ fn bad_certificate_files_name_their_flag() {
 fn state_paths_are_made_absolute_against_the_working_directory() {
     let ok = encode(&Response::ok("saved", None));
     let daemon = FakeDaemon::start(Behaviour::Answer(ok.clone()));
-    let output = sozu_at(&daemon, &["state", "save", "-f", "saved.state"]);
+    let output = daemon.sozu(&["state", "save", "-f", "saved.state"]);
     assert_eq!(code(&output), 0);
     let expected = daemon.folder.path().join("saved.state");
     assert_eq!(
@@ -394,7 +404,7 @@ fn state_paths_are_made_absolute_against_the_working_directory() {
         daemon.folder.path().join("in.state"),
     )
     .unwrap();
-    let output = sozu_at(&daemon, &["state", "load", "-f", "in.state", "--json"]);
+    let output = daemon.sozu(&["state", "load", "-f", "in.state", "--json"]);
     assert_eq!(code(&output), 0);
     let expected = daemon.folder.path().join("in.state");
     assert_eq!(
@@ -405,40 +415,28 @@ fn state_paths_are_made_absolute_against_the_working_directory() {
     );
     // A file that does not exist is refused before sending.
     let daemon = FakeDaemon::start(Behaviour::Answer(Vec::new()));
-    let output = sozu_at(&daemon, &["state", "load", "-f", "missing.state"]);
+    let output = daemon.sozu(&["state", "load", "-f", "missing.state"]);
     assert_eq!(code(&output), 2);
     assert!(!daemon.got_request());
 }
 
 #[test]
 fn configuration_gives_socket_and_timeout() {
-    let config = common::TestConfig::from_fixture();
+    let daemon = Daemon::prepare_fixture();
     // No daemon: the error names the configured socket.
-    let output = sozu(
-        config.folder.path(),
-        &["-c", config.path.to_str().unwrap(), "status", "--json"],
-    );
+    let output = daemon.sozu(&["status", "--json"]);
     assert_eq!(code(&output), 3);
     let message = stdout_json(&output)["error"]["message"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(
-        message.contains(config.socket.to_str().unwrap()),
+        message.contains(daemon.socket.to_str().unwrap()),
         "{message}"
     );
 
     // `config check` loads everything and lists the requests.
-    let output = sozu(
-        config.folder.path(),
-        &[
-            "-c",
-            config.path.to_str().unwrap(),
-            "config",
-            "check",
-            "--json",
-        ],
-    );
+    let output = daemon.sozu(&["config", "check", "--json"]);
     assert_eq!(
         code(&output),
         0,
@@ -448,10 +446,10 @@ fn configuration_gives_socket_and_timeout() {
     let report = stdout_json(&output);
     assert_eq!(report["valid"], true);
     assert!(report["requests"].as_array().unwrap().len() > 10);
-    std::fs::write(config.folder.path().join("bad.toml"), "worker_count = [").unwrap();
-    let output = sozu(config.folder.path(), &["-c", "bad.toml", "config", "check"]);
+    std::fs::write(daemon.path().join("bad.toml"), "worker_count = [").unwrap();
+    let output = sozu(daemon.path(), &["-c", "bad.toml", "config", "check"]);
     assert_eq!(code(&output), 2);
-    let output = sozu(config.folder.path(), &["config", "check", "-j"]);
+    let output = sozu(daemon.path(), &["config", "check", "-j"]);
     assert_eq!(code(&output), 2);
 }
 

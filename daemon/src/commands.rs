@@ -373,10 +373,19 @@ async fn metrics(main: &Rc<Main>, request: &Request, answers: &Answers) {
         )));
         return;
     }
-    let _ = answers.send(Response::ok(
-        "Successfully aggregated metrics",
-        Some(ContentType::Metrics(aggregated)),
-    ));
+    let _ = answers.send(if options.list {
+        Response::ok(
+            "Successfully listed available metrics",
+            Some(ContentType::AvailableMetrics(crate::metrics::available(
+                &aggregated,
+            ))),
+        )
+    } else {
+        Response::ok(
+            "Successfully aggregated metrics",
+            Some(ContentType::Metrics(aggregated)),
+        )
+    });
 }
 
 /// Closes the sessions of a cluster (or of one backend) on every worker and

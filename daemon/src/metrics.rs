@@ -5,11 +5,11 @@
 //! highest among workers (an upper bound), samples and sums add up, and
 //! histogram buckets add up bucket by bucket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sozu_command::proto::command::{
-    AggregatedMetrics, BackendMetrics, ClusterMetrics, FilteredMetrics, WorkerMetrics,
-    filtered_metrics::Inner,
+    AggregatedMetrics, AvailableMetrics, BackendMetrics, ClusterMetrics, FilteredMetrics,
+    WorkerMetrics, filtered_metrics::Inner,
 };
 use sozu_command::state::ConfigState;
 
@@ -121,4 +121,22 @@ pub fn add_main(aggregated: &mut AggregatedMetrics, state: &ConfigState) {
         "configuration.backends".into(),
         gauge(state.backend_count()),
     );
+}
+
+/// The answer to `metrics get --list`, as Sozu gives it: the names of the
+/// metrics the workers report, proxy-wide ones apart from those of clusters
+/// and backends, each list sorted.
+pub fn available(aggregated: &AggregatedMetrics) -> AvailableMetrics {
+    let proxy_metrics: BTreeSet<&String> = aggregated.proxying.keys().collect();
+    let mut cluster_metrics = BTreeSet::new();
+    for cluster in aggregated.clusters.values() {
+        cluster_metrics.extend(cluster.cluster.keys());
+        for backend in &cluster.backends {
+            cluster_metrics.extend(backend.metrics.keys());
+        }
+    }
+    AvailableMetrics {
+        proxy_metrics: proxy_metrics.into_iter().cloned().collect(),
+        cluster_metrics: cluster_metrics.into_iter().cloned().collect(),
+    }
 }

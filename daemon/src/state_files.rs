@@ -24,7 +24,8 @@ pub fn save(main: &Rc<Main>, path: &str, answers: &UnboundedSender<Response>) {
         Ok(records) => {
             main.event(events::event(EventKind::StateSaved));
             Response::ok(
-                format!("Saved {records} requests to {}", path.display()),
+                // Sozu's wording: scripts may look for it.
+                format!("Saved {records} config messages to {}", path.display()),
                 None,
             )
         }

@@ -58,6 +58,8 @@ pub struct Worker {
     state: Cell<RunState>,
     requests: mpsc::UnboundedSender<WorkerRequest>,
     pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>>,
+    /// Set once the channel broke (either way): no answer will ever come.
+    gone: Rc<Cell<bool>>,
     scm: StdUnixStream,
     /// The descriptor of the main process's end of the command channel,
     /// kept to hand the channel over during a main process upgrade.
@@ -79,6 +81,12 @@ impl Worker {
     /// id. The receiver errors if the worker goes away first.
     pub fn send(&self, request: WorkerRequest) -> oneshot::Receiver<WorkerResponse> {
         let (reply, answer) = oneshot::channel();
+        if self.gone.get() {
+            // The channel's tasks have ended and cleared what waited; a
+            // request left pending now would wait forever (a soft stop has
+            // no deadline). Dropping `reply` fails the receiver at once.
+            return answer;
+        }
         self.pending.borrow_mut().insert(request.id.clone(), reply);
         if self.requests.send(request).is_err() {
             // The writer is gone: the receiver sees a closed channel.
@@ -228,16 +236,21 @@ impl WorkerLauncher {
         .split();
         let (requests, mut outgoing) = mpsc::unbounded_channel::<WorkerRequest>();
         let pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>> = Rc::default();
+        let gone = Rc::new(Cell::new(false));
 
+        let (writer_pending, writer_gone) = (pending.clone(), gone.clone());
         tokio::task::spawn_local(async move {
             while let Some(request) = outgoing.recv().await {
                 if let Err(error) = sink.send(request).await {
                     tracing::warn!(worker = id, %error, "could not write to the worker");
+                    // What was sent will never be answered.
+                    writer_gone.set(true);
+                    writer_pending.borrow_mut().clear();
                     break;
                 }
             }
         });
-        let reader_pending = pending.clone();
+        let (reader_pending, reader_gone) = (pending.clone(), gone.clone());
         let news = self.news.clone();
         tokio::task::spawn_local(async move {
             while let Some(frame) = stream.next().await {
@@ -259,7 +272,9 @@ impl WorkerLauncher {
                     }
                 }
             }
-            // No more answers will come: fail whatever waits.
+            // No more answers will come: fail whatever waits, and whatever
+            // is sent from now on.
+            reader_gone.set(true);
             reader_pending.borrow_mut().clear();
         });
         let news = self.news.clone();
@@ -290,6 +305,7 @@ impl WorkerLauncher {
             state: Cell::new(RunState::Running),
             requests,
             pending,
+            gone,
             scm: main_scm,
             channel_fd,
         }))
@@ -302,4 +318,49 @@ enum Exit {
     Child(tokio::process::Child),
     /// A child started before an exec of the main process.
     Pid(i32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose channel closed (it died) before the main process
+    /// sent it a request: the request fails at once instead of waiting for
+    /// an answer that cannot come (a soft stop waits without a deadline).
+    #[test]
+    fn a_request_to_a_worker_whose_channel_closed_fails_at_once() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let (news, _news) = mpsc::unbounded_channel();
+            let launcher = WorkerLauncher {
+                config: ServerConfig::default(),
+                max_frame_size: 1 << 20,
+                news,
+            };
+            let (channel, worker_end) = StdUnixStream::pair().unwrap();
+            let (scm, _worker_scm) = StdUnixStream::pair().unwrap();
+            // No such process: waiting for it ends at once, which is fine.
+            let worker = launcher.adopt(0, 0, i32::MAX, channel, scm).unwrap();
+            drop(worker_end);
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while !worker.gone.get() {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the closed channel is noticed");
+            let request = WorkerRequest {
+                id: "REQ-1".into(),
+                content: Default::default(),
+            };
+            let answer = tokio::time::timeout(Duration::from_secs(5), worker.ask(request, None))
+                .await
+                .expect("no wait for a worker that is gone");
+            assert_eq!(answer, Err(NoAnswer::Gone));
+            assert_eq!(worker.pending_count(), 0);
+        });
+    }
 }

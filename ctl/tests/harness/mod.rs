@@ -1,5 +1,8 @@
-//! Shared pieces of the end-to-end tests: a real daemon in a temporary
-//! folder, real backends on 127.0.0.1, and a small HTTP client.
+//! Shared pieces of the tests that run the real `sozu` binary: a real
+//! daemon in a temporary folder ([`Daemon`]), the one way to run the binary
+//! ([`sozu`], [`sozu_command`]), fake daemons for the command line alone
+//! ([`fake`]), real backends on 127.0.0.1 ([`backend`]) and a small HTTP
+//! client ([`client`]).
 //!
 //! Nothing here sleeps to wait for readiness: every wait polls a condition
 //! with a deadline.
@@ -9,21 +12,80 @@
 pub mod backend;
 pub mod client;
 pub mod curl;
+pub mod fake;
 pub mod h2;
 pub mod tls;
 pub mod websocket;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sozu_command::channel::CommandChannel;
 use sozu_command::proto::command::{Request, Response, ResponseStatus, request::RequestType};
 
-/// The `sozu` binary under test.
-pub fn sozu_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sozu"))
+/// A `sozu` command (the binary under test) with a clean environment: no
+/// configuration or socket inherited from the caller, no colour.
+pub fn sozu_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sozu"));
+    command
+        .env_remove("SOZU_CONFIG")
+        .env_remove("SOZU_SOCKET")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `sozu ARGUMENTS…` in `folder` and waits for it.
+pub fn sozu(folder: &Path, arguments: &[&str]) -> Output {
+    sozu_command()
+        .args(arguments)
+        .current_dir(folder)
+        .output()
+        .unwrap()
+}
+
+/// The single JSON document a command printed on stdout.
+pub fn stdout_json(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not one JSON document ({error}):\n{text}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The exit code.
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed")
+}
+
+/// The folder of the Sozu 2.3.3 fixtures.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
+}
+
+/// The Sozu fixture configuration (HTTP, HTTPS and TCP listeners, clusters
+/// `web` and `db`) for a daemon in `folder`: `cert.pem` and `key.pem` are
+/// copied there, every listener port is replaced by a free one and the
+/// command socket is `folder/sozu.sock`.
+pub fn fixture_config(folder: &Path) -> String {
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(fixtures().join(file), folder.join(file)).unwrap();
+    }
+    let mut text = std::fs::read_to_string(fixtures().join("config.toml")).unwrap();
+    for port in ["28080", "28443", "28081"] {
+        text = text.replace(port, &free_port().to_string());
+    }
+    text.replace(
+        "command_socket = \"sozu.sock\"",
+        &format!(
+            "command_socket = {:?}",
+            folder.join("sozu.sock").to_str().unwrap()
+        ),
+    )
 }
 
 /// A port nobody listens on right now.
@@ -50,7 +112,9 @@ pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
     }
 }
 
-/// A daemon started from a configuration text, in its own folder.
+/// A daemon started from a configuration text, in its own folder. A
+/// prepared one ([`Daemon::prepare`]) has its folder and configuration but
+/// no process until [`Daemon::spawn`] (a fake daemon may serve its socket).
 pub struct Daemon {
     pub folder: tempfile::TempDir,
     pub socket: PathBuf,
@@ -88,29 +152,77 @@ impl Daemon {
 
     /// Like [`Daemon::start`] in a given folder (files may be there already).
     pub fn start_in(folder: tempfile::TempDir, config: &str) -> Daemon {
+        let mut daemon = Self::prepare_in(folder, config);
+        daemon.spawn();
+        daemon
+    }
+
+    /// A daemon on the Sozu fixture configuration (see [`fixture_config`]).
+    pub fn fixture() -> Daemon {
+        let mut daemon = Self::prepare_fixture();
+        daemon.spawn();
+        daemon
+    }
+
+    /// The folder and configuration of [`Daemon::fixture`], not started.
+    pub fn prepare_fixture() -> Daemon {
+        let folder = tempfile::tempdir().unwrap();
+        let config = fixture_config(folder.path());
+        Self::prepare_in(folder, &config)
+    }
+
+    /// Writes `config` in a new folder without starting anything.
+    pub fn prepare(config: &str) -> Daemon {
+        Self::prepare_in(tempfile::tempdir().unwrap(), config)
+    }
+
+    /// Writes `config` as `config.toml` in `folder` without starting
+    /// anything.
+    pub fn prepare_in(folder: tempfile::TempDir, config: &str) -> Daemon {
         let config_path = folder.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut daemon = Daemon {
+        Daemon {
             socket: folder.path().join("sozu.sock"),
             config: config_path,
             stdout: folder.path().join("stdout.log"),
             stderr: folder.path().join("stderr.log"),
             folder,
             child: None,
-        };
-        daemon.spawn();
-        daemon
+        }
+    }
+
+    /// The addresses of the configuration's `[[listeners]]` tables, in file
+    /// order (for the fixture: HTTP, HTTPS, TCP).
+    pub fn listener_addresses(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut in_listener = false;
+        let mut addresses = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_listener = line == "[[listeners]]";
+            } else if in_listener && let Some(value) = line.strip_prefix("address = ") {
+                addresses.push(value.trim_matches('"').to_owned());
+            }
+        }
+        addresses
+    }
+
+    /// Runs `sozu -c CONFIG ARGUMENTS…` in the daemon's folder: the command
+    /// line as a script on the daemon's machine runs it.
+    pub fn sozu(&self, arguments: &[&str]) -> Output {
+        let mut all = vec!["-c", self.config.to_str().unwrap()];
+        all.extend_from_slice(arguments);
+        sozu(self.folder.path(), &all)
     }
 
     /// Starts the process (again) with the same configuration and waits
     /// until the command socket answers.
     pub fn spawn(&mut self) {
-        let child = Command::new(sozu_binary())
+        let child = sozu_command()
             .arg("start")
             .arg("-c")
             .arg(&self.config)
             .current_dir(self.folder.path())
-            .stdin(Stdio::null())
             .stdout(std::fs::File::create(&self.stdout).unwrap())
             .stderr(std::fs::File::create(&self.stderr).unwrap())
             .spawn()

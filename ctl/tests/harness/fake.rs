@@ -1,15 +1,12 @@
-//! Helpers shared by the tests that run the real `sozu` binary: a fake
-//! daemon on a temporary unix socket that records what the command line
-//! sends and answers with chosen bytes, the recorded Sozu 2.3.3 fixtures,
-//! and (for end-to-end tests against this project's daemon) a helper that
-//! starts `sozu start` and waits for its socket.
-
-#![allow(dead_code)]
+//! Fake daemons on a temporary unix socket, for tests of the command line
+//! alone: [`FakeDaemon`] serves one client with chosen bytes (recorded Sozu
+//! answers, silence, garbage) and records the request; [`serve`] answers
+//! every request of any number of clients with a function of the request.
+//! Also the recorded Sozu 2.3.3 exchanges and frame helpers.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,10 +14,7 @@ use std::time::{Duration, Instant};
 use sozu_command::channel::{DEFAULT_MAX_BUFFER_SIZE, frame};
 use sozu_command::proto::command::{Request, Response};
 
-/// The folder of the Sozu 2.3.3 fixtures.
-pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
-}
+use super::fixtures;
 
 /// The bytes of a recorded exchange file, e.g. `status.client.bin`.
 pub fn wire(name: &str) -> Vec<u8> {
@@ -71,7 +65,18 @@ impl FakeDaemon {
     pub fn start(behaviour: Behaviour) -> Self {
         let folder = tempfile::tempdir().unwrap();
         let socket = folder.path().join("sozu.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
+        let received = Self::serve_one(&socket, behaviour);
+        FakeDaemon {
+            folder,
+            socket,
+            received,
+        }
+    }
+
+    /// Listens on `socket` and serves one client with `behaviour`; the
+    /// receiver gets the request's bytes.
+    pub fn serve_one(socket: &Path, behaviour: Behaviour) -> mpsc::Receiver<Vec<u8>> {
+        let listener = UnixListener::bind(socket).unwrap();
         listener.set_nonblocking(true).unwrap();
         let (sender, received) = mpsc::channel();
         thread::spawn(move || {
@@ -105,11 +110,7 @@ impl FakeDaemon {
             }
             // Closing: the client sees the end of the stream after the answer.
         });
-        FakeDaemon {
-            folder,
-            socket,
-            received,
-        }
+        received
     }
 
     /// The bytes of the request the client sent (one frame).
@@ -130,6 +131,14 @@ impl FakeDaemon {
             .recv_timeout(Duration::from_millis(200))
             .is_ok()
     }
+
+    /// Runs `sozu --socket SOCKET ARGUMENTS…` in the fake daemon's folder.
+    pub fn sozu(&self, arguments: &[&str]) -> std::process::Output {
+        let socket = self.socket.to_str().unwrap().to_owned();
+        let mut all = vec!["--socket", socket.as_str()];
+        all.extend_from_slice(arguments);
+        super::sozu(self.folder.path(), &all)
+    }
 }
 
 fn read_frame(stream: &mut UnixStream) -> Vec<u8> {
@@ -143,131 +152,6 @@ fn read_frame(stream: &mut UnixStream) -> Vec<u8> {
     let mut frame = prefix.to_vec();
     frame.extend(rest);
     frame
-}
-
-/// Runs the `sozu` binary with `arguments`, in `folder`, with a clean
-/// environment (no configuration or socket from the caller, no colour).
-pub fn sozu(folder: &Path, arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sozu"))
-        .args(arguments)
-        .current_dir(folder)
-        .env_remove("SOZU_CONFIG")
-        .env_remove("SOZU_SOCKET")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// Runs `sozu --socket SOCKET ARGUMENTS…`.
-pub fn sozu_at(daemon: &FakeDaemon, arguments: &[&str]) -> Output {
-    let socket = daemon.socket.to_str().unwrap().to_owned();
-    let mut all = vec!["--socket", socket.as_str()];
-    all.extend_from_slice(arguments);
-    sozu(daemon.folder.path(), &all)
-}
-
-/// The single JSON document a command printed on stdout.
-pub fn stdout_json(output: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&text).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not one JSON document ({error}):\n{text}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-/// The exit code.
-pub fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited, not killed")
-}
-
-/// A copy of the fixture configuration in a fresh folder, with its socket
-/// in that folder and every listener port replaced by a free one.
-pub struct TestConfig {
-    /// Holds the folder alive.
-    pub folder: tempfile::TempDir,
-    /// The configuration file.
-    pub path: PathBuf,
-    /// The command socket it names.
-    pub socket: PathBuf,
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl TestConfig {
-    /// Copies `config.toml`, `cert.pem` and `key.pem` and rewrites ports.
-    pub fn from_fixture() -> Self {
-        let folder = tempfile::tempdir().unwrap();
-        for file in ["cert.pem", "key.pem"] {
-            std::fs::copy(fixtures().join(file), folder.path().join(file)).unwrap();
-        }
-        let mut text = std::fs::read_to_string(fixtures().join("config.toml")).unwrap();
-        for port in ["28080", "28443", "28081"] {
-            text = text.replace(port, &free_port().to_string());
-        }
-        let socket = folder.path().join("sozu.sock");
-        text = text.replace(
-            "command_socket = \"sozu.sock\"",
-            &format!("command_socket = {:?}", socket.to_str().unwrap()),
-        );
-        let path = folder.path().join("config.toml");
-        std::fs::write(&path, text).unwrap();
-        TestConfig {
-            folder,
-            path,
-            socket,
-        }
-    }
-}
-
-/// A daemon started with `sozu start -c CONFIG`, stopped when dropped.
-pub struct Daemon {
-    child: Child,
-}
-
-impl Daemon {
-    /// Starts the daemon and waits (at most `deadline`) for its socket to
-    /// accept connections.
-    pub fn start(config: &TestConfig, deadline: Duration) -> Result<Self, String> {
-        let child = Command::new(env!("CARGO_BIN_EXE_sozu"))
-            .args(["start", "-c", config.path.to_str().unwrap()])
-            .current_dir(config.folder.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| error.to_string())?;
-        let mut daemon = Daemon { child };
-        let until = Instant::now() + deadline;
-        while Instant::now() < until {
-            if UnixStream::connect(&config.socket).is_ok() {
-                return Ok(daemon);
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                return Err(format!("the daemon exited early: {status}"));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!(
-            "no socket at {} after {deadline:?}",
-            config.socket.display()
-        ))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
 }
 
 /// The requests a [`serve`]d daemon received, in order.
