@@ -398,7 +398,11 @@ impl Metrics {
                         });
                     }
                 }
-                let total = state.backends.get(cluster_id).map_or(0, BTreeMap::len) as u64;
+                let total = state
+                    .backends
+                    .get(cluster_id)
+                    .map_or(0, sozu_command::state::ClusterBackends::len)
+                    as u64;
                 let available = shared
                     .clusters
                     .borrow()
