@@ -157,6 +157,15 @@ measure() {
     echo "$daemon: $(echo "$output" | grep -i 'loaded' | tail -1)" >"$dir/answer.txt"
     kill "$main"
     wait "$main" 2>/dev/null || true
+    # The next daemon binds the same address: wait for every worker to go.
+    tries=0
+    for worker in $workers; do
+        while [ -e "/proc/$worker" ] && [ "$tries" -lt 100 ]; do
+            tries=$((tries + 1))
+            sleep 0.1
+        done
+        kill -9 "$worker" 2>/dev/null || true
+    done
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
