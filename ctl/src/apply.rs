@@ -324,10 +324,9 @@ pub fn keep_unmentioned(live: &ConfigState, desired: &ConfigState) -> ConfigStat
                 .backends
                 .get(&backend.cluster_id)
                 .is_some_and(|backends| {
-                    backends.contains_key(&(
-                        backend.backend_id.clone(),
-                        backend.address.to_socket_addr(),
-                    ))
+                    backends
+                        .get(&backend.backend_id, backend.address.to_socket_addr())
+                        .is_some()
                 }),
             RequestType::AddCertificate(AddCertificate {
                 address,

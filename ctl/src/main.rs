@@ -34,6 +34,13 @@ use crate::error::CliError;
 use crate::output::Output;
 use crate::session::{Globals, Session};
 
+/// mimalloc instead of the system allocator: the proxy's request path
+/// allocates and frees many small blocks (headers, bodies' bookkeeping,
+/// hyper's per-request state), which glibc's malloc serves more slowly
+/// (bench/http.sh, doc/benchmark.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let arguments: Vec<String> = std::env::args_os()
         .map(|argument| argument.to_string_lossy().into_owned())

@@ -1,11 +1,14 @@
 //! `save_state`, `load_state` and the automatic save after every change.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
 
-use sozu_command::proto::command::{EventKind, Response, ResponseStatus, WorkerRequest};
+use sozu_command::proto::command::{
+    EventKind, Response, ResponseStatus, WorkerRequest, WorkerResponse,
+};
 use sozu_command::state::{ConfigState, file};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 
 use crate::audit::{self, Peer};
 use crate::events;
@@ -15,6 +18,8 @@ use crate::main_process::{Main, resolve};
 const PROGRESS_EVERY: usize = 1000;
 /// Most refused records listed in the final answer.
 const LISTED_ERRORS: usize = 20;
+/// Most worker answers a state load waits for at once.
+const ANSWERS_IN_FLIGHT: usize = 2048;
 
 /// Writes the state to `path` (relative to the daemon's working directory).
 pub fn save(main: &Rc<Main>, path: &str, answers: &UnboundedSender<Response>) {
@@ -52,24 +57,34 @@ pub fn save_automatically(main: &Rc<Main>) {
 
 /// Applies every record of the state file at `path`, reporting progress,
 /// and answers with what was applied and every record that was refused.
+///
+/// Records are decoded one at a time and sent to the workers as they are
+/// applied; at most [`ANSWERS_IN_FLIGHT`] worker answers are awaited at
+/// once, so memory stays bounded whatever the file's size and the workers
+/// apply while the main process reads on.
 pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
     let path = resolve(path);
-    let records = match file::read_records(&path) {
-        Ok(records) => records,
-        Err(error) => {
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(source) => {
+            let error = file::StateFileError::Io {
+                action: "could not read",
+                path,
+                source,
+            };
             let _ = answers.send(Response::failure(error.to_string()));
             return;
         }
     };
-    let total = records.len();
+    let total = file::record_count(&bytes);
     let _ = answers.send(Response::processing(format!(
         "Loading {total} records from {}",
         path.display()
     )));
     let mut errors: Vec<String> = Vec::new();
-    let mut waiting = Vec::new();
+    let mut waiting = VecDeque::new();
     let mut applied = 0usize;
-    for (index, record) in records.into_iter().enumerate() {
+    for (index, record) in file::records(&bytes).enumerate() {
         let record = match record {
             Ok(record) => record,
             Err(error) => {
@@ -94,12 +109,24 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             Ok(()) => {
                 applied += 1;
                 let workers: Vec<_> = main.workers.borrow().values().cloned().collect();
-                for worker in workers {
+                let mut request = Some(*record.request);
+                for (position, worker) in workers.iter().enumerate() {
+                    // The last worker gets the request itself, the others copies.
+                    let content = if position + 1 == workers.len() {
+                        request.take().unwrap_or_default()
+                    } else {
+                        request.clone().unwrap_or_default()
+                    };
                     let answer = worker.send(WorkerRequest {
                         id: main.request_id("LOAD"),
-                        content: (*record.request).clone(),
+                        content,
                     });
-                    waiting.push((record.number, worker.id, answer));
+                    waiting.push_back((record.number, worker.id, answer));
+                }
+                while waiting.len() > ANSWERS_IN_FLIGHT {
+                    if let Some((number, worker, answer)) = waiting.pop_front() {
+                        check_answer(main, number, worker, answer, &mut errors).await;
+                    }
                 }
             }
             Err(reason) => errors.push(format!(
@@ -114,22 +141,8 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             )));
         }
     }
-    // Workers apply in order; allow for the volume of work.
-    let deadline = tokio::time::Instant::now()
-        + main.worker_timeout
-        + Duration::from_millis(waiting.len() as u64);
     for (number, worker, answer) in waiting {
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(response)) if response.status == ResponseStatus::Ok as i32 => {}
-            Ok(Ok(response)) => errors.push(format!(
-                "record {number}: worker {worker}: {}",
-                response.message
-            )),
-            Ok(Err(_)) => errors.push(format!("record {number}: worker {worker} is not running")),
-            Err(_) => errors.push(format!(
-                "record {number}: worker {worker} did not answer in time"
-            )),
-        }
+        check_answer(main, number, worker, answer, &mut errors).await;
     }
     let summary = format!(
         "{applied} of {total} records from {} applied",
@@ -167,4 +180,26 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         }
         Response::failure(message)
     });
+}
+
+/// Waits for a worker's answer to a loaded record (at most the worker
+/// timeout) and notes a refusal or a missing answer.
+async fn check_answer(
+    main: &Main,
+    number: usize,
+    worker: u32,
+    answer: oneshot::Receiver<WorkerResponse>,
+    errors: &mut Vec<String>,
+) {
+    match tokio::time::timeout(main.worker_timeout, answer).await {
+        Ok(Ok(response)) if response.status == ResponseStatus::Ok as i32 => {}
+        Ok(Ok(response)) => errors.push(format!(
+            "record {number}: worker {worker}: {}",
+            response.message
+        )),
+        Ok(Err(_)) => errors.push(format!("record {number}: worker {worker} is not running")),
+        Err(_) => errors.push(format!(
+            "record {number}: worker {worker} did not answer in time"
+        )),
+    }
 }

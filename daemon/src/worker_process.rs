@@ -132,7 +132,16 @@ async fn serve(
                 Some(response) = local_rx.recv() => Some(response),
             };
             let Some(response) = response else { break };
-            if sink.send(response).await.is_err() {
+            // Answers ready meanwhile go out with this one, in as few
+            // writes as the codec's buffer allows (a state load brings
+            // thousands of requests at once).
+            let mut result = sink.feed(response).await;
+            while result.is_ok()
+                && let Some(response) = receiver.try_recv().or_else(|| local_rx.try_recv().ok())
+            {
+                result = sink.feed(response).await;
+            }
+            if result.and(sink.flush().await).is_err() {
                 break;
             }
         }

@@ -240,8 +240,17 @@ impl WorkerLauncher {
 
         let (writer_pending, writer_gone) = (pending.clone(), gone.clone());
         tokio::task::spawn_local(async move {
+            // Every request queued meanwhile goes out with this one, in as
+            // few writes as the codec's buffer allows, rather than one
+            // write per request (a state load sends thousands at once).
             while let Some(request) = outgoing.recv().await {
-                if let Err(error) = sink.send(request).await {
+                let mut result = sink.feed(request).await;
+                while result.is_ok()
+                    && let Ok(request) = outgoing.try_recv()
+                {
+                    result = sink.feed(request).await;
+                }
+                if let Err(error) = result.and(sink.flush().await) {
                     tracing::warn!(worker = id, %error, "could not write to the worker");
                     // What was sent will never be answered.
                     writer_gone.set(true);

@@ -25,6 +25,11 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 /// names. When `keep_upgrade` is set (a protocol upgrade such as WebSocket
 /// is being relayed), `Connection: upgrade` and `Upgrade` are kept.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over their names is cheaper than
+    // seven lookups (and a `Connection` header is one of them).
+    if !keep_upgrade && !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -50,7 +55,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// Where a request came from and on which listener it arrived.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin {
     /// The client's address.
     pub peer: SocketAddr,
@@ -69,12 +74,66 @@ fn quoted_node(address: SocketAddr) -> String {
     }
 }
 
-fn append(headers: &mut HeaderMap, name: HeaderName, addition: &str, separator: &str) {
-    let combined = match headers.get(&name).and_then(|value| value.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}{separator}{addition}"),
-        _ => addition.to_owned(),
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The values of the forwarding headers for one origin, written once per
+/// client connection rather than formatted again for each request.
+#[derive(Debug, Clone)]
+pub struct ForwardingValues {
+    origin: Origin,
+    /// The client's IP address (`X-Forwarded-For`, `X-Real-IP`).
+    client_ip: HeaderValue,
+    /// `http` or `https`.
+    proto: HeaderValue,
+    /// The listener's port (`X-Forwarded-Port`).
+    port: HeaderValue,
+    /// `proto=…;for="…";by="…"` (`Forwarded`).
+    forwarded: HeaderValue,
+}
+
+impl ForwardingValues {
+    /// The values for requests from `origin`.
+    pub fn new(origin: &Origin) -> Self {
+        let proto = if origin.secure { "https" } else { "http" };
+        let forwarded = format!(
+            "proto={proto};for={};by={}",
+            quoted_node(origin.peer),
+            quoted_node(origin.listener)
+        );
+        let value = |text: &str| {
+            HeaderValue::from_str(text).expect("addresses and ports make valid header values")
+        };
+        ForwardingValues {
+            origin: *origin,
+            client_ip: value(&origin.peer.ip().to_string()),
+            proto: HeaderValue::from_static(proto),
+            port: HeaderValue::from(origin.listener.port()),
+            forwarded: value(&forwarded),
+        }
+    }
+
+    /// The origin these values were written for.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+}
+
+/// Appends `addition` to the header's value after `separator`, or sets it.
+fn append(headers: &mut HeaderMap, name: HeaderName, addition: &HeaderValue, separator: &str) {
+    let existing = headers.get(&name).map(HeaderValue::as_bytes);
+    let Some(existing) = existing.filter(|existing| !existing.is_empty()) else {
+        headers.insert(name, addition.clone());
+        return;
     };
-    if let Ok(value) = HeaderValue::from_str(&combined) {
+    let mut combined =
+        Vec::with_capacity(existing.len() + separator.len() + addition.as_bytes().len());
+    combined.extend_from_slice(existing);
+    combined.extend_from_slice(separator.as_bytes());
+    combined.extend_from_slice(addition.as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&combined) {
         headers.insert(name, value);
     }
 }
@@ -82,43 +141,29 @@ fn append(headers: &mut HeaderMap, name: HeaderName, addition: &str, separator: 
 /// Adds the forwarding headers the listener asks for: `X-Forwarded-For`
 /// (appended), `Forwarded` (appended), `X-Forwarded-Proto` and
 /// `X-Forwarded-Port` (added only when absent).
-pub fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin, mode: i32) {
+pub fn add_forwarding_headers(headers: &mut HeaderMap, values: &ForwardingValues, mode: i32) {
     let mode = ForwardedHeaders::try_from(mode).unwrap_or(ForwardedHeaders::Both);
-    let proto = if origin.secure { "https" } else { "http" };
     if matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::XForwarded) {
-        append(
-            headers,
-            HeaderName::from_static("x-forwarded-for"),
-            &origin.peer.ip().to_string(),
-            ", ",
-        );
-        if !headers.contains_key("x-forwarded-proto") {
-            headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+        append(headers, X_FORWARDED_FOR, &values.client_ip, ", ");
+        if !headers.contains_key(X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO, values.proto.clone());
         }
-        if !headers.contains_key("x-forwarded-port")
-            && let Ok(port) = HeaderValue::from_str(&origin.listener.port().to_string())
-        {
-            headers.insert("x-forwarded-port", port);
+        if !headers.contains_key(X_FORWARDED_PORT) {
+            headers.insert(X_FORWARDED_PORT, values.port.clone());
         }
     }
     if matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::Rfc7239) {
-        let element = format!(
-            "proto={proto};for={};by={}",
-            quoted_node(origin.peer),
-            quoted_node(origin.listener)
-        );
-        append(headers, header::FORWARDED, &element, ", ");
+        append(headers, header::FORWARDED, &values.forwarded, ", ");
     }
 }
 
 /// Sets or removes `X-Real-IP` as the listener asks.
-pub fn apply_real_ip(headers: &mut HeaderMap, peer: SocketAddr, elide: bool, send: bool) {
-    let name = HeaderName::from_static("x-real-ip");
+pub fn apply_real_ip(headers: &mut HeaderMap, values: &ForwardingValues, elide: bool, send: bool) {
     if elide {
-        headers.remove(&name);
+        headers.remove(X_REAL_IP);
     }
-    if send && let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
-        headers.insert(name, value);
+    if send {
+        headers.insert(X_REAL_IP, values.client_ip.clone());
     }
 }
 
@@ -201,7 +246,7 @@ mod tests {
             listener: "127.0.0.1:8080".parse().unwrap(),
             secure: false,
         };
-        add_forwarding_headers(&mut headers, &origin, 0);
+        add_forwarding_headers(&mut headers, &ForwardingValues::new(&origin), 0);
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert_eq!(headers["x-forwarded-port"], "8080");

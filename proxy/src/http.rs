@@ -23,7 +23,7 @@ use crate::answers::{self, AnswerContext};
 
 use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
-use crate::forwarding::{self, Origin};
+use crate::forwarding::{self, ForwardingValues, Origin};
 use crate::metrics::Answered;
 use crate::per_ip::ClientSlots;
 use crate::pool::{BackendSender, Checkout};
@@ -45,6 +45,9 @@ struct ConnectionContext {
     request_arrived: tokio::sync::Notify,
     /// Its slots under the per-IP connection limits.
     slots: ClientSlots,
+    /// The forwarding header values of the last request, reused while the
+    /// listener's public address stays the same.
+    forwarding: std::cell::RefCell<Option<Rc<ForwardingValues>>>,
 }
 
 impl ConnectionContext {
@@ -64,6 +67,18 @@ impl ConnectionContext {
             requests: Cell::new(0),
             request_arrived: tokio::sync::Notify::new(),
             slots: ClientSlots::new(peer.ip()),
+            forwarding: std::cell::RefCell::default(),
+        }
+    }
+
+    /// The forwarding header values for requests from `origin`.
+    fn forwarding(&self, origin: &Origin) -> Rc<ForwardingValues> {
+        let mut cached = self.forwarding.borrow_mut();
+        match cached.as_ref() {
+            Some(values) if values.origin() == origin => values.clone(),
+            _ => cached
+                .insert(Rc::new(ForwardingValues::new(origin)))
+                .clone(),
         }
     }
 }
@@ -478,11 +493,13 @@ fn strip_port(authority: &str) -> &str {
 /// the access log and the metrics.
 struct Exchange {
     started: Instant,
-    request_id: String,
+    /// The request id, a ULID, ready to be sent as a header.
+    request_id: HeaderValue,
     id_header: HeaderName,
-    method: String,
+    method: http::Method,
     route: String,
-    cluster_id: Option<String>,
+    /// The frontend that matched, once routed.
+    frontend: Option<Arc<crate::router::Route>>,
     backend: Option<Arc<Backend>>,
     connect_time: Option<Duration>,
     response_time: Option<Duration>,
@@ -492,6 +509,14 @@ struct Exchange {
 }
 
 impl Exchange {
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
+
+    fn cluster_id(&self) -> Option<&str> {
+        self.frontend.as_ref()?.cluster_id()
+    }
+
     /// Records metrics and writes the access log line.
     fn finish(&self, status: u16, bytes_out: u64) {
         let service_time = self.started.elapsed();
@@ -507,12 +532,12 @@ impl Exchange {
         self.shared
             .metrics
             .borrow_mut()
-            .record(self.cluster_id.as_deref(), backend_id, &answered);
+            .record(self.cluster_id(), backend_id, &answered);
         tracing::info!(
             target: "access",
-            request_id = %self.request_id,
+            request_id = self.request_id(),
             client = %self.peer,
-            cluster = self.cluster_id.as_deref().unwrap_or("-"),
+            cluster = self.cluster_id().unwrap_or("-"),
             backend = backend_id.unwrap_or("-"),
             backend_address = %self.backend.as_ref().map(|b| b.address().to_string()).unwrap_or_else(|| "-".into()),
             method = %self.method,
@@ -536,8 +561,8 @@ impl Exchange {
         let template = templates.into_iter().flatten().next();
         let context = AnswerContext {
             route: &self.route,
-            request_id: &self.request_id,
-            cluster_id: self.cluster_id.as_deref().unwrap_or_default(),
+            request_id: self.request_id(),
+            cluster_id: self.cluster_id().unwrap_or_default(),
             backend_id: self.backend.as_ref().map_or("", |b| b.id()),
             ..extra
         };
@@ -599,7 +624,6 @@ async fn proxy(
 ) -> Response<ProxyBody> {
     let shared = context.shared.clone();
     let config = context.listener.settings.borrow().clone();
-    let request_id = ulid::Ulid::new().to_string();
     let client_version = request.version();
     let authority = request.uri().authority().map(|a| a.as_str().to_owned());
     let path_and_query = request
@@ -608,13 +632,17 @@ async fn proxy(
         .map_or("/", |p| p.as_str())
         .to_owned();
     let host = request_host(&request);
+    let route_host = host.as_deref().unwrap_or("-");
+    let mut route = String::with_capacity(route_host.len() + path_and_query.len());
+    route.push_str(route_host);
+    route.push_str(&path_and_query);
     let mut exchange = Exchange {
         started: Instant::now(),
-        request_id,
+        request_id: new_request_id(),
         id_header: config.id_header.clone(),
-        method: request.method().as_str().to_owned(),
-        route: format!("{}{}", host.as_deref().unwrap_or("-"), path_and_query),
-        cluster_id: None,
+        method: request.method().clone(),
+        route,
+        frontend: None,
         backend: None,
         connect_time: None,
         response_time: None,
@@ -664,7 +692,7 @@ async fn proxy(
             AnswerContext::default(),
         );
     };
-    exchange.cluster_id = route.cluster_id().map(str::to_owned);
+    exchange.frontend = Some(route.clone());
     let cluster = route
         .cluster_id()
         .and_then(|id| shared.clusters.borrow().get(id).cloned());
@@ -812,33 +840,30 @@ async fn proxy(
         .uri()
         .authority()
         .map(|authority| authority.as_str().to_owned());
-    let sticky_name = config.sticky_name.clone();
     let sticky = if cluster_config.sticky_session {
-        forwarding::take_sticky_cookie(request.headers_mut(), &sticky_name)
+        forwarding::take_sticky_cookie(request.headers_mut(), &config.sticky_name)
     } else {
         None
     };
     {
         let headers = request.headers_mut();
         forwarding::remove_hop_by_hop(headers, upgrade);
-        let origin = Origin {
+        let forwarding = context.forwarding(&Origin {
             peer: context.peer,
             listener: config.public_address.unwrap_or(context.listener_address),
             secure: config.secure,
-        };
-        forwarding::add_forwarding_headers(headers, &origin, config.forwarded_headers);
+        });
+        forwarding::add_forwarding_headers(headers, &forwarding, config.forwarded_headers);
         forwarding::apply_real_ip(
             headers,
-            context.peer,
+            &forwarding,
             config.elide_x_real_ip,
             config.send_x_real_ip,
         );
-        if let Ok(id) = HeaderValue::from_str(&exchange.request_id) {
-            if !headers.contains_key("x-request-id") {
-                headers.insert("x-request-id", id.clone());
-            }
-            headers.insert(exchange.id_header.clone(), id);
+        if !headers.contains_key(X_REQUEST_ID) {
+            headers.insert(X_REQUEST_ID, exchange.request_id.clone());
         }
+        headers.insert(exchange.id_header.clone(), exchange.request_id.clone());
         // An absolute-form target names the host: a proxy must send that,
         // not the Host header it received (RFC 9112, 3.2.2).
         if let Some(authority) = &target_authority
@@ -861,12 +886,16 @@ async fn proxy(
             headers.insert(header::HOST, value);
         }
     }
-    let target_path = route
-        .rewrite_path()
-        .map_or_else(|| path_and_query.clone(), str::to_owned);
-    *request.uri_mut() = target_path
-        .parse::<Uri>()
-        .unwrap_or_else(|_| Uri::from_static("/"));
+    // The backend gets the origin form (path and query) or the rewritten
+    // path; a request already in origin form keeps its URI as it is.
+    let rewrite_path = route.rewrite_path();
+    let origin_form = request.uri().scheme().is_none() && request.uri().authority().is_none();
+    if rewrite_path.is_some() || !origin_form {
+        *request.uri_mut() = rewrite_path
+            .unwrap_or(&path_and_query)
+            .parse::<Uri>()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+    }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     // Backends are spoken to in HTTP/1.1, whatever the client speaks, or
     // in HTTP/2 when their cluster says so.
@@ -979,7 +1008,7 @@ async fn proxy(
                     route.response_headers(),
                     &backend,
                     sticky.as_deref(),
-                    &sticky_name,
+                    &config.sticky_name,
                     client_upgrade,
                     back_timeout,
                 );
@@ -1095,15 +1124,18 @@ fn relay_response(
     parts.version = client_version;
     forwarding::remove_hop_by_hop(&mut parts.headers, switching);
     forwarding::apply_edits(&mut parts.headers, edits);
-    if let Ok(id) = HeaderValue::from_str(&exchange.request_id) {
-        parts.headers.insert(exchange.id_header.clone(), id);
-    }
+    parts
+        .headers
+        .insert(exchange.id_header.clone(), exchange.request_id.clone());
     let sticky_session = cluster.config.borrow().sticky_session;
-    let sticky_value = backend.settings().sticky_value.clone();
-    if sticky_session && sticky != Some(sticky_value.as_str()) {
-        let cookie = format!("{sticky_name}={sticky_value}; Path=/");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            parts.headers.append(header::SET_COOKIE, value);
+    if sticky_session {
+        let settings = backend.settings();
+        let sticky_value = settings.sticky_value.as_str();
+        if sticky != Some(sticky_value) {
+            let cookie = format!("{sticky_name}={sticky_value}; Path=/");
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                parts.headers.append(header::SET_COOKIE, value);
+            }
         }
     }
     if switching {
@@ -1158,6 +1190,15 @@ async fn answer_within<F: std::future::Future>(
             }
         }
     }
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A new request id: a ULID, as a header value.
+fn new_request_id() -> HeaderValue {
+    let mut text = [0; ulid::ULID_LEN];
+    let text = ulid::Ulid::new().array_to_str(&mut text);
+    HeaderValue::from_str(text).expect("a ULID is a valid header value")
 }
 
 /// A copy of a request that may be sent again after a failure on a reused

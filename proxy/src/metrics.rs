@@ -288,13 +288,21 @@ impl Metrics {
         }
         self.proxy.record_answer(answer, true);
         if let Some(cluster) = cluster {
-            let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
+            // Names are copied only the first time they are seen.
+            if !self.clusters.contains_key(cluster) {
+                self.clusters.insert(cluster.to_owned(), Default::default());
+            }
+            let Some((traffic, backends)) = self.clusters.get_mut(cluster) else {
+                return;
+            };
             traffic.record_answer(answer, backend.is_some());
             if let Some(backend) = backend {
-                backends
-                    .entry(backend.to_owned())
-                    .or_default()
-                    .record_answer(answer, true);
+                if !backends.contains_key(backend) {
+                    backends.insert(backend.to_owned(), Traffic::default());
+                }
+                if let Some(traffic) = backends.get_mut(backend) {
+                    traffic.record_answer(answer, true);
+                }
             }
         }
     }
@@ -390,7 +398,11 @@ impl Metrics {
                         });
                     }
                 }
-                let total = state.backends.get(cluster_id).map_or(0, BTreeMap::len) as u64;
+                let total = state
+                    .backends
+                    .get(cluster_id)
+                    .map_or(0, sozu_command::state::ClusterBackends::len)
+                    as u64;
                 let available = shared
                     .clusters
                     .borrow()

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use super::{BackendKey, ConfigState, FrontendKey};
+use super::{ClusterBackends, ConfigState, FrontendKey};
 use crate::proto::command::{
     ActivateListener, AddCertificate, AlpnProtocols, ClientAuthPolicy, DeactivateListener,
     HttpListenerConfig, HttpsListenerConfig, ListenerType, RemoveBackend, RemoveCertificate,
@@ -380,11 +380,12 @@ pub fn diff(old: &ConfigState, new: &ConfigState) -> Vec<Request> {
     }
 
     // -- backends (an add on an existing id and address replaces it)
-    let no_backends = BTreeMap::new();
+    let no_backends = ClusterBackends::default();
     for (cluster_id, new_backends) in &new.backends {
         let old_backends = old.backends.get(cluster_id).unwrap_or(&no_backends);
-        for (key, backend) in new_backends {
-            if old_backends.get(key) != Some(backend) {
+        for backend in new_backends {
+            let address = backend.address.to_socket_addr();
+            if old_backends.get(&backend.backend_id, address) != Some(backend) {
                 additions.push(RequestType::AddBackend(backend.clone()).into());
             }
         }
@@ -394,14 +395,14 @@ pub fn diff(old: &ConfigState, new: &ConfigState) -> Vec<Request> {
             continue;
         }
         let new_backends = new.backends.get(cluster_id).unwrap_or(&no_backends);
-        for (backend_id, address) in old_backends.keys() {
-            let key: BackendKey = (backend_id.clone(), *address);
-            if !new_backends.contains_key(&key) {
+        for backend in old_backends {
+            let address = backend.address.to_socket_addr();
+            if new_backends.get(&backend.backend_id, address).is_none() {
                 removals.push(
                     RequestType::RemoveBackend(RemoveBackend {
                         cluster_id: cluster_id.clone(),
-                        backend_id: backend_id.clone(),
-                        address: (*address).into(),
+                        backend_id: backend.backend_id.clone(),
+                        address: address.into(),
                     })
                     .into(),
                 );

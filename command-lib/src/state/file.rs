@@ -191,6 +191,15 @@ pub fn records(bytes: &[u8]) -> impl Iterator<Item = Result<StateRecord, RecordE
     })
 }
 
+/// How many records [`records`] would give for these bytes (valid or not),
+/// counted without decoding them.
+pub fn record_count(bytes: &[u8]) -> usize {
+    bytes
+        .split(|byte| *byte == 0)
+        .filter(|chunk| !chunk.trim_ascii().is_empty())
+        .count()
+}
+
 /// Reads the state file at `path` into records.
 pub fn read_records(path: &Path) -> Result<Vec<Result<StateRecord, RecordError>>, StateFileError> {
     let bytes = fs::read(path).map_err(|source| StateFileError::Io {
@@ -232,6 +241,7 @@ mod tests {
     #[test]
     fn garbage_records_are_reported_and_the_rest_loads() {
         let bytes = b"{\"id\":\"SAVE-0\",\"content\":{\"request_type\":{\"ADD_CLUSTER\":{\"cluster_id\":\"a\",\"sticky_session\":false,\"https_redirect\":false,\"load_balancing\":0}}}}\n\0not json\n\0{\"id\":\"x\",\"content\":{}}\n\0";
+        assert_eq!(record_count(bytes), 3);
         let mut state = ConfigState::new();
         let report = load(&mut state, bytes);
         assert_eq!(report.applied, 1);

@@ -153,7 +153,7 @@ impl ConfigState {
             backends: self
                 .backends
                 .get(cluster_id)
-                .map(|backends| backends.values().cloned().collect())
+                .map(|backends| backends.iter().cloned().collect())
                 .unwrap_or_default(),
             udp_frontends: Vec::new(),
         }
@@ -234,6 +234,6 @@ impl ConfigState {
 
     /// Number of backends in every cluster.
     pub fn backend_count(&self) -> usize {
-        self.backends.values().map(BTreeMap::len).sum()
+        self.backends.values().map(super::ClusterBackends::len).sum()
     }
 }

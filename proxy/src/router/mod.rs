@@ -211,7 +211,12 @@ impl Router {
         match position {
             RulePosition::Pre => self.pre.push(Rule { host, path }),
             RulePosition::Post => self.post.push(Rule { host, path }),
-            RulePosition::Tree => self.tree.get_or_insert_with(host, Vec::new).push(path),
+            // Most hosts have one rule: no room reserved for more (Vec's
+            // first push would make room for four).
+            RulePosition::Tree => self
+                .tree
+                .get_or_insert_with(host, || Vec::with_capacity(1))
+                .push(path),
         }
         self.positions.insert(key, position);
         Ok(())

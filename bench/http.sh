@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# Requests per second and latency of small HTTP requests through this proxy,
+# nginx and HAProxy, side by side in one run. Not run by CI.
+#
+# The backend is an nginx answering `return 200` with a short body. Each
+# proxy runs one worker (one thread) in front of it, keeps connections to it
+# alive, and adds X-Forwarded-For. `wrk` drives each proxy in turn; the
+# order rotates every round so that a change of load on the machine hits
+# every proxy alike. The script prints each run, then the medians of
+# requests/s, p50 and p99, and this proxy's ratios to nginx and HAProxy.
+#
+# Modes (MODES, all by default):
+#   http        keep-alive HTTP/1.1
+#   https       keep-alive HTTP/1.1 over TLS 1.3
+#   http-close  a new connection per request (`Connection: close`)
+#   https-close a new TLS 1.3 connection (full handshake) per request
+#
+#   bench/http.sh                                 # every mode, 3 rounds of 10 s
+#   MODES=http ROUNDS=5 DURATION=20s bench/http.sh
+#   CONNECTIONS=100 bench/http.sh
+#   LOG_LEVEL=info MODES=http bench/http.sh       # with this proxy's access log
+#   PERF=1 MODES=http bench/http.sh               # then a perf profile of our worker
+#   DIRECT=1 bench/http.sh                        # also the backend alone, as a ceiling
+#
+# Access logs are off everywhere (nginx `access_log off`, HAProxy logs
+# nothing without a `log` line, this proxy at `log_level = "warn"`). nginx
+# gets `keepalive_requests` raised so that it does not close client and
+# backend connections every 1,000 requests (the others never do). All three
+# serve the same self-signed ECDSA P-256 certificate, made here by openssl.
+#
+# nginx, HAProxy, wrk and openssl come from the distribution's packages; on
+# Debian or Ubuntu the script installs the missing ones (needs root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODES=${MODES:-http https http-close https-close}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-50}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+PERF=${PERF:-0}
+DIRECT=${DIRECT:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+    # Only the processes this script started, by pid.
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# -- tools
+need_packages=()
+command -v nginx >/dev/null || need_packages+=(nginx)
+command -v haproxy >/dev/null || need_packages+=(haproxy)
+command -v wrk >/dev/null || need_packages+=(wrk)
+command -v openssl >/dev/null || need_packages+=(openssl)
+if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
+    need_packages+=(linux-perf)
+fi
+if [ ${#need_packages[@]} -gt 0 ]; then
+    echo "installing ${need_packages[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${need_packages[@]}" >&2
+fi
+command -v python3 >/dev/null || { echo "python3 is needed to find free ports" >&2; exit 1; }
+
+echo "building sozu (release)" >&2
+cargo build --release -p sozu-ctl >&2
+SOZU="$(cd "$TARGET_DIR/release" && pwd)/sozu"
+
+free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+PY
+}
+
+wait_port() {
+    local port=$1 tries=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 300 ]; then
+            echo "nothing listens on $port after 30 s" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+
+read -r BACKEND SOZU_HTTP SOZU_HTTPS NGINX_HTTP NGINX_HTTPS HAPROXY_HTTP HAPROXY_HTTPS < <(free_ports 7)
+
+# -- one self-signed certificate for all three
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
+
+# -- the backend: nginx, one worker, `return 200`
+mkdir -p "$WORK/backend/logs"
+cat >"$WORK/backend/nginx.conf" <<CFG
+daemon off;
+worker_processes 1;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/logs/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$BACKEND;
+        location / { return 200 "hello from the backend\n"; }
+    }
+}
+CFG
+nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" >"$WORK/backend/logs/out.log" 2>&1 &
+PIDS+=($!)
+
+# -- this proxy: one worker, an HTTP and an HTTPS listener, one cluster
+mkdir -p "$WORK/sozu"
+cat >"$WORK/sozu/config.toml" <<TOML
+command_socket = "sozu.sock"
+worker_count = 1
+log_level = "$LOG_LEVEL"
+
+[[listeners]]
+protocol = "http"
+address = "127.0.0.1:$SOZU_HTTP"
+
+[[listeners]]
+protocol = "https"
+address = "127.0.0.1:$SOZU_HTTPS"
+certificate = "$WORK/cert.pem"
+key = "$WORK/key.pem"
+tls_versions = ["TLS_V13"]
+
+[clusters.bench]
+protocol = "http"
+frontends = [
+    { address = "127.0.0.1:$SOZU_HTTP", hostname = "127.0.0.1" },
+    { address = "127.0.0.1:$SOZU_HTTPS", hostname = "127.0.0.1" },
+]
+backends = [{ address = "127.0.0.1:$BACKEND" }]
+TOML
+(cd "$WORK/sozu" && exec "$SOZU" start -c config.toml >"$WORK/sozu/out.log" 2>&1) &
+SOZU_MAIN=$!
+PIDS+=("$SOZU_MAIN")
+
+# -- nginx: one worker, keep-alive to the backend
+mkdir -p "$WORK/nginx/logs"
+cat >"$WORK/nginx/nginx.conf" <<CFG
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream backend {
+        server 127.0.0.1:$BACKEND;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_HTTP;
+        listen 127.0.0.1:$NGINX_HTTPS ssl;
+        ssl_certificate $WORK/cert.pem;
+        ssl_certificate_key $WORK/key.pem;
+        ssl_protocols TLSv1.3;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+CFG
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/logs/out.log" 2>&1 &
+PIDS+=($!)
+
+# -- HAProxy: one thread, mode http, keep-alive to the backend (its default)
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+    ssl-default-bind-options ssl-min-ver TLSv1.3
+defaults
+    mode http
+    option forwardfor
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend bench
+    bind 127.0.0.1:$HAPROXY_HTTP
+    bind 127.0.0.1:$HAPROXY_HTTPS ssl crt $WORK/combined.pem
+    default_backend backend
+backend backend
+    server backend 127.0.0.1:$BACKEND
+CFG
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+
+for port in "$BACKEND" "$SOZU_HTTP" "$SOZU_HTTPS" "$NGINX_HTTP" "$NGINX_HTTPS" "$HAPROXY_HTTP" "$HAPROXY_HTTPS"; do
+    wait_port "$port"
+done
+
+# -- wrk runs
+# Prints "requests/s p50_ms p99_ms errors" for one run.
+run_wrk() {
+    local url=$1 duration=$2 close=$3
+    local args=(-t1 "-c$CONNECTIONS" "-d$duration" --latency)
+    [ "$close" = 1 ] && args+=(-H 'Connection: close')
+    wrk "${args[@]}" "$url" | awk '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+            return v
+        }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        $1 == "Requests/sec:" { rps = $2 }
+        /Non-2xx/ { errors += $NF }
+        /Socket errors/ { gsub(",", ""); errors += $4 + $6 + $8 + $10 }
+        END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, errors }'
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+targets=(sozu-rs nginx haproxy)
+[ "$DIRECT" = 1 ] && targets+=(direct)
+url_of() {
+    local target=$1 mode=$2 scheme=http port
+    case "$mode" in https*) scheme=https ;; esac
+    case "$target:$scheme" in
+        sozu-rs:http) port=$SOZU_HTTP ;;
+        sozu-rs:https) port=$SOZU_HTTPS ;;
+        nginx:http) port=$NGINX_HTTP ;;
+        nginx:https) port=$NGINX_HTTPS ;;
+        haproxy:http) port=$HAPROXY_HTTP ;;
+        haproxy:https) port=$HAPROXY_HTTPS ;;
+        direct:*) scheme=http port=$BACKEND ;;
+    esac
+    echo "$scheme://127.0.0.1:$port/"
+}
+
+echo "$(nproc) cores; wrk -t1 -c$CONNECTIONS -d$DURATION --latency; $ROUNDS rounds; sozu-rs log_level $LOG_LEVEL" >&2
+for mode in $MODES; do
+    close=0
+    case "$mode" in *-close) close=1 ;; esac
+    declare -A rps=() p50=() p99=() errors=()
+    for target in "${targets[@]}"; do
+        run_wrk "$(url_of "$target" "$mode")" 2s "$close" >/dev/null # warm-up
+    done
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    for round in $(seq 1 "$ROUNDS"); do
+        count=${#targets[@]}
+        for step in $(seq 0 $((count - 1))); do
+            target=${targets[$(((step + round - 1) % count))]}
+            read -r r a b e < <(run_wrk "$(url_of "$target" "$mode")" "$DURATION" "$close")
+            rps[$target]+="$r "
+            p50[$target]+="$a "
+            p99[$target]+="$b "
+            errors[$target]=$((${errors[$target]:-0} + e))
+            printf '%s round %d %-8s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$mode" "$round" "$target" "$r" "$a" "$b" "$e" >&2
+        done
+    done
+    echo
+    echo "== $mode: load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"
+    printf '%-8s %10s %10s %10s %7s   %s\n' target "req/s" "p50 ms" "p99 ms" errors "req/s by round"
+    declare -A median_rps=() median_p99=()
+    for target in "${targets[@]}"; do
+        median_rps[$target]=$(echo "${rps[$target]}" | median)
+        median_p99[$target]=$(echo "${p99[$target]}" | median)
+        printf '%-8s %10s %10s %10s %7s   %s\n' "$target" "${median_rps[$target]}" \
+            "$(echo "${p50[$target]}" | median)" "${median_p99[$target]}" "${errors[$target]}" "${rps[$target]}"
+    done
+    for other in nginx haproxy; do
+        awk -v a="${median_rps[sozu-rs]}" -v b="${median_rps[$other]}" -v c="${median_p99[sozu-rs]}" -v d="${median_p99[$other]}" -v o="$other" \
+            'BEGIN { printf "sozu-rs / %-7s  req/s %.2f  p99 %.2f\n", o, a / b, c / d }'
+    done
+    unset rps p50 p99 errors median_rps median_p99
+done
+
+if [ "$PERF" = 1 ]; then
+    worker=$(pgrep -P "$SOZU_MAIN" | head -1)
+    mode=${MODES%% *}
+    close=0
+    case "$mode" in *-close) close=1 ;; esac
+    echo
+    echo "== perf profile of the sozu-rs worker ($worker), $mode"
+    run_wrk "$(url_of sozu-rs "$mode")" 12s "$close" >/dev/null &
+    load=$!
+    sleep 1
+    perf record -g -F 999 -p "$worker" -o "$WORK/perf.data" -- sleep 10 2>/dev/null
+    wait "$load"
+    perf report -i "$WORK/perf.data" --no-children --percent-limit 0.7 --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -40
+fi
