@@ -257,10 +257,9 @@ fn changes_of(live: &ConfigState, mut steps: Vec<Step>) -> Vec<Step> {
                 .backends
                 .get(&backend.cluster_id)
                 .is_some_and(|backends| {
-                    backends.contains_key(&(
-                        backend.backend_id.clone(),
-                        backend.address.to_socket_addr(),
-                    ))
+                    backends
+                        .get(&backend.backend_id, backend.address.to_socket_addr())
+                        .is_some()
                 }),
             _ => false,
         };

@@ -208,7 +208,10 @@ pub struct ClusterBackends(Vec<AddBackend>);
 impl ClusterBackends {
     fn search(&self, backend_id: &str, address: SocketAddr) -> Result<usize, usize> {
         self.0.binary_search_by(|backend| {
-            (backend.backend_id.as_str(), backend.address.to_socket_addr())
+            (
+                backend.backend_id.as_str(),
+                backend.address.to_socket_addr(),
+            )
                 .cmp(&(backend_id, address))
         })
     }
@@ -1147,7 +1150,11 @@ impl ConfigState {
             + self.https_frontends.len()
             + self.tcp_frontends.values().map(Vec::len).sum::<usize>()
             + self.certificates.values().map(BTreeMap::len).sum::<usize>()
-            + self.backends.values().map(ClusterBackends::len).sum::<usize>()
+            + self
+                .backends
+                .values()
+                .map(ClusterBackends::len)
+                .sum::<usize>()
     }
 }
 

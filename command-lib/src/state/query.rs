@@ -234,6 +234,9 @@ impl ConfigState {
 
     /// Number of backends in every cluster.
     pub fn backend_count(&self) -> usize {
-        self.backends.values().map(super::ClusterBackends::len).sum()
+        self.backends
+            .values()
+            .map(super::ClusterBackends::len)
+            .sum()
     }
 }
