@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use sozu_command::proto::command::{
-    EventKind, Response, ResponseStatus, WorkerRequest, WorkerResponse,
+    EventKind, Request, Response, ResponseStatus, WorkerRequest, WorkerResponse,
 };
 use sozu_command::state::{ConfigState, file};
 use tokio::sync::mpsc::UnboundedSender;
@@ -109,18 +109,16 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             Ok(()) => {
                 applied += 1;
                 let workers: Vec<_> = main.workers.borrow().values().cloned().collect();
-                let mut request = Some(*record.request);
+                let mut request = Some(record.request);
                 for (position, worker) in workers.iter().enumerate() {
-                    // The last worker gets the request itself, the others copies.
+                    // The last worker gets the request itself, the others
+                    // copies; each travels boxed, built in place.
                     let content = if position + 1 == workers.len() {
                         request.take().unwrap_or_default()
                     } else {
                         request.clone().unwrap_or_default()
                     };
-                    let answer = worker.send(WorkerRequest {
-                        id: main.request_id("LOAD"),
-                        content,
-                    });
+                    let answer = worker.send(boxed_request(main.request_id("LOAD"), content));
                     waiting.push_back((record.number, worker.id, answer));
                 }
                 while waiting.len() > ANSWERS_IN_FLIGHT {
@@ -202,4 +200,16 @@ async fn check_answer(
             "record {number}: worker {worker} did not answer in time"
         )),
     }
+}
+
+/// A worker request on the heap, its content moved from one box to the
+/// other (a `Request` is about 1 KB: each copy on the way counts when a
+/// state load sends tens of thousands).
+fn boxed_request(id: String, content: Box<Request>) -> Box<WorkerRequest> {
+    let mut request = Box::new(WorkerRequest {
+        id,
+        content: Request::default(),
+    });
+    request.content = *content;
+    request
 }

@@ -56,7 +56,9 @@ pub struct Worker {
     /// Process id.
     pub pid: i32,
     state: Cell<RunState>,
-    requests: mpsc::UnboundedSender<WorkerRequest>,
+    /// Requests travel boxed: a `WorkerRequest` is about 1 KB, and a state
+    /// load queues thousands of them.
+    requests: mpsc::UnboundedSender<Box<WorkerRequest>>,
     pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>>,
     /// Set once the channel broke (either way): no answer will ever come.
     gone: Rc<Cell<bool>>,
@@ -79,7 +81,11 @@ impl Worker {
 
     /// Sends a request; the returned receiver gets the answer with the same
     /// id. The receiver errors if the worker goes away first.
-    pub fn send(&self, request: WorkerRequest) -> oneshot::Receiver<WorkerResponse> {
+    pub fn send(
+        &self,
+        request: impl Into<Box<WorkerRequest>>,
+    ) -> oneshot::Receiver<WorkerResponse> {
+        let request = request.into();
         let (reply, answer) = oneshot::channel();
         if self.gone.get() {
             // The channel's tasks have ended and cleared what waited; a
@@ -234,7 +240,7 @@ impl WorkerLauncher {
             MainToWorkerCodec::with_max_frame_size(self.max_frame_size),
         )
         .split();
-        let (requests, mut outgoing) = mpsc::unbounded_channel::<WorkerRequest>();
+        let (requests, mut outgoing) = mpsc::unbounded_channel::<Box<WorkerRequest>>();
         let pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>> = Rc::default();
         let gone = Rc::new(Cell::new(false));
 

@@ -126,6 +126,20 @@ impl<In, Out: Message> Encoder<Out> for FrameCodec<In, Out> {
     }
 }
 
+/// Boxed messages encode as the message itself; senders that queue large
+/// messages box them to avoid copying them along the way.
+impl<In, Out: Message> Encoder<Box<Out>> for FrameCodec<In, Out> {
+    type Error = ChannelError;
+
+    fn encode(&mut self, message: Box<Out>, dst: &mut BytesMut) -> Result<(), ChannelError> {
+        let len = frame::frame_len(message.as_ref());
+        if len <= self.max_frame_size {
+            dst.reserve(len);
+        }
+        frame::encode(message.as_ref(), self.max_frame_size, dst).map(drop)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
