@@ -3,9 +3,7 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use sozu_command::proto::command::{
-    EventKind, Request, Response, ResponseStatus, WorkerRequest, WorkerResponse,
-};
+use sozu_command::proto::command::{EventKind, Response, ResponseStatus, WorkerResponse};
 use sozu_command::state::{ConfigState, file};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
@@ -13,6 +11,7 @@ use tokio::sync::oneshot;
 use crate::audit::{self, Peer};
 use crate::events;
 use crate::main_process::{Main, resolve};
+use crate::workers;
 
 /// How often `load_state` reports progress, in records.
 const PROGRESS_EVERY: usize = 1000;
@@ -92,12 +91,19 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
                 continue;
             }
         };
+        // Encoded before it changes the state (a request too large for the
+        // workers' channel is refused like any other), once for every worker.
+        let id = main.request_id("LOAD");
         let accepted = sozu_proxy::support::check(&record.request).and_then(|()| {
             if ConfigState::changes_state(&record.request) {
+                let frame =
+                    workers::encode_request(&id, &record.request, main.launcher.max_frame_size)
+                        .map_err(|error| error.to_string())?;
                 main.state
                     .borrow_mut()
                     .dispatch(&record.request)
-                    .map_err(|error| file::refused(&record, &error).reason)
+                    .map_err(|error| file::refused(&record, &error).reason)?;
+                Ok(frame)
             } else {
                 Err(format!(
                     "{} cannot appear in a state file",
@@ -106,19 +112,11 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             }
         });
         match accepted {
-            Ok(()) => {
+            Ok(frame) => {
                 applied += 1;
                 let workers: Vec<_> = main.workers.borrow().values().cloned().collect();
-                let mut request = Some(record.request);
-                for (position, worker) in workers.iter().enumerate() {
-                    // The last worker gets the request itself, the others
-                    // copies; each travels boxed, built in place.
-                    let content = if position + 1 == workers.len() {
-                        request.take().unwrap_or_default()
-                    } else {
-                        request.clone().unwrap_or_default()
-                    };
-                    let answer = worker.send(boxed_request(main.request_id("LOAD"), content));
+                for worker in &workers {
+                    let answer = worker.send_frame(id.clone(), frame.clone());
                     waiting.push_back((record.number, worker.id, answer));
                 }
                 while waiting.len() > ANSWERS_IN_FLIGHT {
@@ -200,16 +198,4 @@ async fn check_answer(
             "record {number}: worker {worker} did not answer in time"
         )),
     }
-}
-
-/// A worker request on the heap, its content moved from one box to the
-/// other (a `Request` is about 1 KB: each copy on the way counts when a
-/// state load sends tens of thousands).
-fn boxed_request(id: String, content: Box<Request>) -> Box<WorkerRequest> {
-    let mut request = Box::new(WorkerRequest {
-        id,
-        content: Request::default(),
-    });
-    request.content = *content;
-    request
 }

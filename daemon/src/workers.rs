@@ -11,11 +11,14 @@ use std::os::unix::process::CommandExt as _;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use sozu_command::channel::MainToWorkerCodec;
-use sozu_command::proto::command::{RunState, ServerConfig, WorkerRequest, WorkerResponse};
+use sozu_command::channel::{ChannelError, MainToWorkerCodec, frame};
+use sozu_command::proto::command::{
+    Request, RunState, ServerConfig, WorkerRequest, WorkerResponse,
+};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Encoder, Framed};
 
 use crate::scm;
 use crate::worker_process::{CHANNEL_FD, ENV_ADOPT, ENV_CONFIG, ENV_ID, SCM_FD};
@@ -56,9 +59,7 @@ pub struct Worker {
     /// Process id.
     pub pid: i32,
     state: Cell<RunState>,
-    /// Requests travel boxed: a `WorkerRequest` is about 1 KB, and a state
-    /// load queues thousands of them.
-    requests: mpsc::UnboundedSender<Box<WorkerRequest>>,
+    requests: mpsc::UnboundedSender<Outgoing>,
     pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>>,
     /// Set once the channel broke (either way): no answer will ever come.
     gone: Rc<Cell<bool>>,
@@ -94,8 +95,23 @@ impl Worker {
             return answer;
         }
         self.pending.borrow_mut().insert(request.id.clone(), reply);
-        if self.requests.send(request).is_err() {
+        if self.requests.send(Outgoing::Request(request)).is_err() {
             // The writer is gone: the receiver sees a closed channel.
+            self.pending.borrow_mut().clear();
+        }
+        answer
+    }
+
+    /// Sends a request already encoded as one frame (see
+    /// [`encode_request`]) whose id is `id`: a request meant for every
+    /// worker is then encoded once and shared, not copied per worker.
+    pub fn send_frame(&self, id: String, frame: Bytes) -> oneshot::Receiver<WorkerResponse> {
+        let (reply, answer) = oneshot::channel();
+        if self.gone.get() {
+            return answer;
+        }
+        self.pending.borrow_mut().insert(id, reply);
+        if self.requests.send(Outgoing::Frame(frame)).is_err() {
             self.pending.borrow_mut().clear();
         }
         answer
@@ -141,6 +157,59 @@ impl Worker {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+/// What goes down a worker's channel. Requests travel boxed (a
+/// `WorkerRequest` is about 1 KB, and a state load queues thousands), or
+/// already encoded when several workers get the same one.
+enum Outgoing {
+    Request(Box<WorkerRequest>),
+    Frame(Bytes),
+}
+
+impl Encoder<Outgoing> for MainToWorkerCodec {
+    type Error = ChannelError;
+
+    fn encode(&mut self, item: Outgoing, dst: &mut BytesMut) -> Result<(), ChannelError> {
+        match item {
+            Outgoing::Request(request) => self.encode(request, dst),
+            Outgoing::Frame(frame) => {
+                dst.extend_from_slice(&frame);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The frame of the `WorkerRequest` with this `id` and `content`, for
+/// [`Worker::send_frame`], written straight from borrowed parts (a
+/// `Request` is about 1 KB: building a `WorkerRequest` would copy it).
+/// Refused when it is larger than the channel's largest frame.
+pub fn encode_request(
+    id: &str,
+    content: &Request,
+    max_frame_size: usize,
+) -> Result<Bytes, ChannelError> {
+    use prost::encoding::{
+        WireType, encode_key, encode_varint, encoded_len_varint, key_len, message,
+    };
+    // WorkerRequest: `required string id = 1; required Request content = 2;`
+    let id_len = key_len(1) + encoded_len_varint(id.len() as u64) + id.len();
+    let body = id_len + message::encoded_len(2, content);
+    let len = body + frame::LENGTH_PREFIX_SIZE;
+    if len > max_frame_size {
+        return Err(ChannelError::MessageTooLarge {
+            len,
+            max: max_frame_size,
+        });
+    }
+    let mut frame = BytesMut::with_capacity(len);
+    frame.put_u64_le(len as u64);
+    encode_key(1, WireType::LengthDelimited, &mut frame);
+    encode_varint(id.len() as u64, &mut frame);
+    frame.put_slice(id.as_bytes());
+    message::encode(2, content, &mut frame);
+    Ok(frame.freeze())
 }
 
 /// How to start workers.
@@ -240,7 +309,7 @@ impl WorkerLauncher {
             MainToWorkerCodec::with_max_frame_size(self.max_frame_size),
         )
         .split();
-        let (requests, mut outgoing) = mpsc::unbounded_channel::<Box<WorkerRequest>>();
+        let (requests, mut outgoing) = mpsc::unbounded_channel::<Outgoing>();
         let pending: Rc<RefCell<HashMap<String, oneshot::Sender<WorkerResponse>>>> = Rc::default();
         let gone = Rc::new(Cell::new(false));
 
@@ -338,6 +407,49 @@ enum Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sozu_command::proto::command::{AddBackend, Cluster, request::RequestType};
+
+    /// The frame written from borrowed parts is the very frame of the
+    /// `WorkerRequest` those parts make, for small and large requests.
+    #[test]
+    fn encoded_requests_are_the_frames_of_the_whole_message() {
+        let long_id = "x".repeat(300);
+        let requests: [(&str, Request); 3] = [
+            ("LOAD-1", Request::default()),
+            (
+                "LOAD-2",
+                RequestType::AddCluster(Cluster {
+                    cluster_id: "app".into(),
+                    ..Default::default()
+                })
+                .into(),
+            ),
+            (
+                &long_id,
+                RequestType::AddBackend(AddBackend {
+                    cluster_id: "app".repeat(100),
+                    backend_id: "b".into(),
+                    ..Default::default()
+                })
+                .into(),
+            ),
+        ];
+        for (id, content) in requests {
+            let whole = WorkerRequest {
+                id: id.into(),
+                content: content.clone(),
+            };
+            let expected = frame::encode_to_vec(&whole, usize::MAX).unwrap();
+            let written = encode_request(id, &content, usize::MAX).unwrap();
+            assert_eq!(written.as_ref(), expected.as_slice(), "{id}");
+            // The size limit counts the whole frame, prefix included.
+            assert!(encode_request(id, &content, expected.len()).is_ok());
+            assert!(matches!(
+                encode_request(id, &content, expected.len() - 1),
+                Err(ChannelError::MessageTooLarge { .. })
+            ));
+        }
+    }
 
     /// A worker whose channel closed (it died) before the main process
     /// sent it a request: the request fails at once instead of waiting for
