@@ -293,3 +293,70 @@ fn connections_reset_mid_request_and_mid_response() {
     assert_eq!(connection.body(&head, |_| {}).unwrap(), 104_857_600);
     nothing_broke(&site, pids, bystander);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_by_the_front_timeout() {
+    let (site, pids, bystander) = watched_site("front_timeout = 2");
+    // A backend that streams a body far larger than the socket buffers,
+    // and notes when the proxy hangs up on it.
+    let hung_up = Arc::new(AtomicBool::new(false));
+    let noted = hung_up.clone();
+    let streamer = RawBackend::start(move |stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        if let Some(head) = read_head(&mut reader) {
+            if read_body(&mut reader, &head, |_| {}).is_none() {
+                return;
+            }
+            let piece = vec![b'x'; 64 * 1024];
+            let mut result =
+                writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n");
+            for _ in 0..16_384 {
+                if result.is_err() {
+                    break;
+                }
+                result = writer.write_all(&piece);
+            }
+            if result.is_err() {
+                noted.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    site.daemon.add_cluster(harness::cluster("big"));
+    site.daemon
+        .add_frontend(harness::frontend(site.port, "big.test", Some("big")));
+    site.daemon
+        .add_backend(harness::backend("big", "streamer", streamer.address));
+
+    let mut connection = Connection::open(site.port);
+    connection
+        .send(b"GET /large HTTP/1.1\r\nHost: big.test\r\n\r\n")
+        .unwrap();
+    let head = connection.head().unwrap();
+    assert_eq!(head.status, 200);
+    // Then it reads nothing more, and keeps its socket open.
+    let stopped = Instant::now();
+    assert!(
+        harness::wait_until(Duration::from_secs(15), || hung_up.load(Ordering::SeqCst)),
+        "the backend was still held {:?} after the client stopped reading",
+        stopped.elapsed()
+    );
+    // What the client finds when it reads again: the bytes that were under
+    // way, then the end of the connection, far short of the whole body.
+    connection
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = 0u64;
+    let mut piece = [0; 64 * 1024];
+    loop {
+        match connection.reader.read(&mut piece) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => received += read as u64,
+        }
+    }
+    assert!(received < 1 << 30, "the whole body arrived");
+    drop(connection);
+    nothing_broke(&site, pids, bystander);
+}

@@ -30,6 +30,7 @@ use crate::pool::{BackendSender, Checkout};
 use crate::server::{ClusterRuntime, HttpListener, Shared};
 use crate::settings::ListenerSettings;
 use crate::shared_stream::SharedStream;
+use crate::write_deadline::WriteDeadline;
 
 /// What every request of one client connection shares.
 struct ConnectionContext {
@@ -135,12 +136,8 @@ pub(crate) async fn serve_connection(
         shared.clone(),
         None,
     ));
-    let result = serve_http(
-        TokioIo::new(SharedStream(stream.clone())),
-        context.clone(),
-        false,
-    )
-    .await;
+    let io = WriteDeadline::new(SharedStream(stream.clone()), seconds(config.front_timeout));
+    let result = serve_http(TokioIo::new(io), context.clone(), false).await;
     // hyper closes silently when the head of a request does not arrive in
     // time; the first request of a connection gets a 408, as in Sozu (a
     // keep-alive connection idle between requests just closes).
@@ -201,7 +198,8 @@ pub(crate) async fn serve_tls_connection(
     // As in plain text, a first request head that does not arrive in time
     // gets a 408, written through the TLS session hyper hands back.
     let (stream, home) = crate::shared_stream::Lent::new(stream);
-    let result = serve_http(TokioIo::new(stream), context.clone(), h2).await;
+    let io = WriteDeadline::new(stream, seconds(config.front_timeout));
+    let result = serve_http(TokioIo::new(io), context.clone(), h2).await;
     let Err(error) = result else { return };
     let returned = home.lock().ok().and_then(|mut home| home.take());
     // (An HTTP/2 client has no place for an HTTP/1.1 answer; its timeouts

@@ -107,6 +107,7 @@ mod shared_stream;
 pub mod support;
 mod tcp;
 pub mod tls;
+mod write_deadline;
 
 pub use error::ProxyError;
 pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};
