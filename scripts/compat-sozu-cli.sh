@@ -20,45 +20,9 @@
 
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-FIXTURES="${SOZU_FIXTURES:-$ROOT/../shared/fixtures/sozu-2.3}"
-[ -d "$FIXTURES" ] || FIXTURES="$ROOT/../../shared/fixtures/sozu-2.3"
-REFERENCE_ROOT="$HOME/.cache/sozu-reference/2.3.3"
-REF="${SOZU_REFERENCE:-$REFERENCE_ROOT/bin/sozu}"
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "compat: $*"; exit 2; }
-
-[ -f "$FIXTURES/config.toml" ] || die "fixtures not found (looked in $FIXTURES)"
-
-need_tool() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        log "installing $2"
-        apt-get update -qq >/dev/null && apt-get install -y -qq "$2" >/dev/null
-    fi
-    command -v "$1" >/dev/null 2>&1 || die "$1 is needed (package $2)"
-}
-need_tool jq jq
-
-# -- the reference, installed only when missing
-if [ ! -x "$REF" ]; then
-    # Sozu's build compiles its protocol with protoc.
-    need_tool protoc protobuf-compiler
-    log "installing Sozu 2.3.3 into $REFERENCE_ROOT (several minutes)"
-    cargo install sozu --version 2.3.3 --locked --root "$REFERENCE_ROOT" >&2
-fi
-"$REF" --version >/dev/null || die "the reference binary $REF does not run"
-
-# -- ours
-if [ -z "${SOZU_OURS:-}" ]; then
-    BUILD_LOG="$(mktemp)"
-    (cd "$ROOT" && cargo build -q -p sozu-ctl 2>"$BUILD_LOG") || { cat "$BUILD_LOG" >&2; die "could not build our sozu"; }
-    rm -f "$BUILD_LOG"
-    OURS="$ROOT/target/debug/sozu"
-else
-    OURS="$SOZU_OURS"
-fi
+NAME=compat
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # -- a private copy of the fixture configuration, on free ports
 WORK="$(mktemp -d /tmp/sozu-compat.XXXXXX)"

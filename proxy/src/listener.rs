@@ -45,51 +45,28 @@ pub(crate) fn spawn_http_accept(
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
 ) -> io::Result<JoinHandle<()>> {
-    socket.set_nonblocking(true)?;
-    let socket = tokio::net::TcpListener::from_std(socket)?;
-    Ok(tokio::task::spawn_local(async move {
-        loop {
-            let (stream, peer) = match socket.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of descriptors or a connection reset while queued:
-                    // keep serving; back off briefly on resource errors.
-                    tracing::warn!(%address, %error, "accept failed");
-                    if is_resource_exhaustion(&error) {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    continue;
-                }
+    spawn_accept(socket, address, shared.clone(), move |stream, peer| {
+        let (listener, shared) = (listener.clone(), shared.clone());
+        tokio::task::spawn_local(async move {
+            // With `expect_proxy`, the PROXY header comes before any HTTP or
+            // TLS byte: read it here, and hyper (or rustls) sees the rest.
+            let mut stream = stream;
+            let (expect_proxy, limit) = {
+                let settings = listener.settings.borrow();
+                let limit = u64::from(settings.request_timeout.max(1));
+                (settings.expect_proxy, std::time::Duration::from_secs(limit))
             };
-            if shared.connections.get() >= shared.options.max_connections {
-                // Over capacity: drop it now rather than hold it unanswered.
-                drop(stream);
-                continue;
+            let client =
+                proxy_protocol::client_address(&mut stream, peer, expect_proxy, limit, &shared)
+                    .await;
+            let Some(client) = client else { return };
+            if listener.tls.is_some() {
+                http::serve_tls_connection(stream, client, address, listener, shared).await;
+            } else {
+                http::serve_connection(stream, client, address, listener, shared).await;
             }
-            let _ = stream.set_nodelay(true);
-            let (listener, shared) = (listener.clone(), shared.clone());
-            tokio::task::spawn_local(async move {
-                // With `expect_proxy`, the PROXY header comes before any
-                // HTTP or TLS byte: read it here, and hyper (or rustls)
-                // sees the rest.
-                let mut stream = stream;
-                let (expect_proxy, limit) = {
-                    let settings = listener.settings.borrow();
-                    let limit = u64::from(settings.request_timeout.max(1));
-                    (settings.expect_proxy, std::time::Duration::from_secs(limit))
-                };
-                let client =
-                    proxy_protocol::client_address(&mut stream, peer, expect_proxy, limit, &shared)
-                        .await;
-                let Some(client) = client else { return };
-                if listener.tls.is_some() {
-                    http::serve_tls_connection(stream, client, address, listener, shared).await;
-                } else {
-                    http::serve_connection(stream, client, address, listener, shared).await;
-                }
-            });
-        }
-    }))
+        });
+    })
 }
 
 /// Starts accepting TCP connections on `socket` (already listening) for a
