@@ -103,11 +103,13 @@ LOCALHOST=2130706433
 # -- our daemon, loaded
 (cd "$WORK" && exec setsid "$OURS" start -c "$CONFIG" > "$WORK/daemon.log" 2>&1) &
 DAEMON=$!
+ready=0
 for _ in $(seq 1 300); do
-    "$OURS" -c "$CONFIG" status >/dev/null 2>&1 && break
+    "$OURS" -c "$CONFIG" status >/dev/null 2>&1 && { ready=1; break; }
     kill -0 "$DAEMON" 2>/dev/null || { cat "$WORK/daemon.log" >&2; die "the daemon exited"; }
     sleep 0.1
 done
+[ "$ready" = 1 ] || { cat "$WORK/daemon.log" >&2; die "the daemon did not answer status within 30 s"; }
 log "loading $((CLUSTERS * 4)) records"
 started=$(date +%s%N)
 "$OURS" -c "$CONFIG" -t 0 state load -f "$WORK/clusters.state" >/dev/null

@@ -35,7 +35,7 @@ for index in range(clusters):
         "rewrite_port": None, "headers": [], "hsts": None, "header_predicates": []}})
     for backend in range(2):
         # Loopback addresses that nothing listens on: never connected to.
-        backend_port = 10000 + 2 * index + backend
+        backend_port = 10000 + (2 * index + backend) % 50000
         records.append({"ADD_BACKEND": {
             "cluster_id": cluster_id, "backend_id": f"{cluster_id}-{backend}",
             "address": address((127, 0, 0, 1), backend_port), "sticky_id": None,

@@ -138,7 +138,10 @@ for round in $(seq 1 "$ROUNDS"); do
     count=${#daemons[@]}
     for step in $(seq 0 $((count - 1))); do
         daemon=${daemons[$(((step + round - 1) % count))]}
-        read -r took main_kb rest < <(measure "$daemon")
+        # In this shell, not a subshell: the next round starts only once
+        # this daemon and its workers are gone, and the exit trap knows it.
+        measure "$daemon" >"$WORK/line"
+        read -r took main_kb rest <"$WORK/line"
         seconds[$daemon]+="$took "
         main_rss[$daemon]+="$main_kb "
         worker_rss[$daemon]+="$(echo "$rest" | tr ' ' '\n' | sort -n | tail -1) "

@@ -425,6 +425,63 @@ fn state_saved_then_loaded_into_a_restarted_daemon() {
 }
 
 #[test]
+fn a_state_load_with_a_hung_worker_ends_after_the_worker_timeout() {
+    // worker_timeout = 5 (basic_config), two workers, one of them stopped.
+    let daemon = Daemon::start(&basic_config(free_port(), ""));
+    let path = daemon.path().join("many.txt");
+    // More records than the load keeps answers in flight for.
+    let records: String = (0..2100)
+        .map(|index| {
+            format!(
+                "{{\"id\":\"SAVE-{index}\",\"content\":{{\"request_type\":{{\"ADD_CLUSTER\":{{\"cluster_id\":\"c{index}\",\"sticky_session\":false,\"https_redirect\":false,\"load_balancing\":0}}}}}}}}\n\0"
+            )
+        })
+        .collect();
+    std::fs::write(&path, records).unwrap();
+    let pids = daemon.worker_pids();
+    let hung = nix::unistd::Pid::from_raw(pids[0]);
+    nix::sys::signal::kill(hung, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let started = std::time::Instant::now();
+    let (_, loaded) = daemon.exchange(RequestType::LoadState(path.display().to_string()));
+    let took = started.elapsed();
+    nix::sys::signal::kill(hung, nix::sys::signal::Signal::SIGCONT).unwrap();
+    // One wait of the worker timeout for the silent worker, not one per
+    // record (which would take hours).
+    assert!(took < Duration::from_secs(25), "the load took {took:?}");
+    assert_eq!(loaded.status, ResponseStatus::Failure as i32);
+    assert!(
+        loaded.message.contains("2100 of 2100 records"),
+        "{}",
+        loaded.message
+    );
+    assert!(
+        loaded.message.contains("did not answer in time"),
+        "{}",
+        loaded.message
+    );
+    // The worker catches up once it runs again; nothing was lost.
+    // The main process and both workers know the last cluster.
+    let mut last = String::new();
+    let caught_up = wait_until(Duration::from_secs(20), || {
+        let (_, answer) = daemon.exchange(RequestType::QueryClusterById("c2099".into()));
+        last = format!("{answer:?}");
+        let Some(ContentType::WorkerResponses(responses)) =
+            answer.content.and_then(|c| c.content_type)
+        else {
+            return false;
+        };
+        responses.map.len() == 3
+            && responses.map.values().all(|content| {
+                matches!(
+                    &content.content_type,
+                    Some(ContentType::Clusters(clusters)) if clusters.vec.len() == 1
+                )
+            })
+    });
+    assert!(caught_up, "{last}");
+}
+
+#[test]
 fn a_state_file_with_bad_records_loads_the_rest_and_names_each_problem() {
     let daemon = Daemon::start(&basic_config(free_port(), ""));
     let path = daemon.path().join("broken.txt");

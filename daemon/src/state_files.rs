@@ -1,12 +1,14 @@
 //! `save_state`, `load_state` and the automatic save after every change.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::time::Duration;
 
 use sozu_command::proto::command::{EventKind, Response, ResponseStatus, WorkerResponse};
 use sozu_command::state::{ConfigState, file};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::audit::{self, Peer};
 use crate::events;
@@ -82,6 +84,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
     )));
     let mut errors: Vec<String> = Vec::new();
     let mut waiting = VecDeque::new();
+    let mut deadlines = Deadlines::new(main.worker_timeout);
     let mut applied = 0usize;
     for (index, record) in file::records(&bytes).enumerate() {
         let record = match record {
@@ -121,7 +124,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
                 }
                 while waiting.len() > ANSWERS_IN_FLIGHT {
                     if let Some((number, worker, answer)) = waiting.pop_front() {
-                        check_answer(main, number, worker, answer, &mut errors).await;
+                        check_answer(number, worker, answer, &mut deadlines, &mut errors).await;
                     }
                 }
             }
@@ -138,7 +141,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         }
     }
     for (number, worker, answer) in waiting {
-        check_answer(main, number, worker, answer, &mut errors).await;
+        check_answer(number, worker, answer, &mut deadlines, &mut errors).await;
     }
     let summary = format!(
         "{applied} of {total} records from {} applied",
@@ -178,21 +181,55 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
     });
 }
 
-/// Waits for a worker's answer to a loaded record (at most the worker
-/// timeout) and notes a refusal or a missing answer.
+/// When each worker's next answer is due: `worker_timeout` after its
+/// previous answer (or after the load began waiting for it). A worker that
+/// says nothing for that long is late for every answer still to come, and
+/// each of those is noted at once instead of being waited for in turn.
+struct Deadlines {
+    timeout: Duration,
+    due: HashMap<u32, Instant>,
+}
+
+impl Deadlines {
+    fn new(timeout: Duration) -> Self {
+        Deadlines {
+            timeout,
+            due: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, worker: u32) -> Instant {
+        *self
+            .due
+            .entry(worker)
+            .or_insert_with(|| Instant::now() + self.timeout)
+    }
+
+    fn answered(&mut self, worker: u32) {
+        self.due.insert(worker, Instant::now() + self.timeout);
+    }
+}
+
+/// Waits for a worker's answer to a loaded record until the worker's
+/// deadline, and notes a refusal or a missing answer.
 async fn check_answer(
-    main: &Main,
     number: usize,
     worker: u32,
     answer: oneshot::Receiver<WorkerResponse>,
+    deadlines: &mut Deadlines,
     errors: &mut Vec<String>,
 ) {
-    match tokio::time::timeout(main.worker_timeout, answer).await {
-        Ok(Ok(response)) if response.status == ResponseStatus::Ok as i32 => {}
-        Ok(Ok(response)) => errors.push(format!(
-            "record {number}: worker {worker}: {}",
-            response.message
-        )),
+    // An answer already there is taken even after the deadline.
+    match tokio::time::timeout_at(deadlines.of(worker), answer).await {
+        Ok(Ok(response)) => {
+            deadlines.answered(worker);
+            if response.status != ResponseStatus::Ok as i32 {
+                errors.push(format!(
+                    "record {number}: worker {worker}: {}",
+                    response.message
+                ));
+            }
+        }
         Ok(Err(_)) => errors.push(format!("record {number}: worker {worker} is not running")),
         Err(_) => errors.push(format!(
             "record {number}: worker {worker} did not answer in time"

@@ -211,6 +211,13 @@ impl Daemon {
     /// line as a script on the daemon's machine runs it.
     pub fn sozu(&self, arguments: &[&str]) -> Output {
         let mut all = vec!["-c", self.config.to_str().unwrap()];
+        // The default wait between answers (1 s, `ctl_command_timeout`) is
+        // short for a loaded test machine (an upgrade starts a debug-built
+        // process between two answers); tests that check the wait give
+        // their own.
+        if !arguments.contains(&"-t") {
+            all.extend(["-t", "30000"]);
+        }
         all.extend_from_slice(arguments);
         sozu(self.folder.path(), &all)
     }
