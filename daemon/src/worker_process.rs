@@ -106,9 +106,8 @@ async fn serve(
 ) -> std::io::Result<()> {
     channel.set_nonblocking(true)?;
     let channel = tokio::net::UnixStream::from_std(channel)?;
-    let codec = WorkerToMainCodec::with_max_frame_size(
-        usize::try_from(config.max_command_buffer_size).unwrap_or(usize::MAX),
-    );
+    let max_frame_size = usize::try_from(config.max_command_buffer_size).unwrap_or(usize::MAX);
+    let codec = WorkerToMainCodec::with_max_frame_size(max_frame_size);
     let (mut sink, mut stream) = Framed::new(channel, codec).split();
 
     let options = ProxyOptions::from_server_config(id.clone(), &config);
@@ -135,11 +134,11 @@ async fn serve(
             // Answers ready meanwhile go out with this one, in as few
             // writes as the codec's buffer allows (a state load brings
             // thousands of requests at once).
-            let mut result = sink.feed(response).await;
+            let mut result = sink.feed(fitted(response, max_frame_size)).await;
             while result.is_ok()
                 && let Some(response) = receiver.try_recv().or_else(|| local_rx.try_recv().ok())
             {
-                result = sink.feed(response).await;
+                result = sink.feed(fitted(response, max_frame_size)).await;
             }
             if result.and(sink.flush().await).is_err() {
                 break;
@@ -204,5 +203,61 @@ async fn serve(
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(std::io::Error::other(error.to_string())),
         Err(error) => Err(std::io::Error::other(error.to_string())),
+    }
+}
+
+/// The answer itself, or, when it would not fit in one frame of the
+/// channel, a failure with the same id that says so: one answer too large
+/// must not stop the channel (and every later answer) with it.
+fn fitted(response: WorkerResponse, max_frame_size: usize) -> WorkerResponse {
+    let len = sozu_command::channel::frame::frame_len(&response);
+    if len <= max_frame_size {
+        return response;
+    }
+    WorkerResponse {
+        id: response.id,
+        status: ResponseStatus::Failure as i32,
+        message: format!(
+            "the answer is too large for the channel to the main process ({len} bytes, at \
+             most {max_frame_size}: raise max_command_buffer_size)"
+        ),
+        content: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sozu_command::proto::command::{
+        ClusterHashes, ResponseContent, response_content::ContentType,
+    };
+
+    #[test]
+    fn an_answer_too_large_for_the_channel_becomes_a_failure_with_its_id() {
+        let large = WorkerResponse {
+            id: "QUERY-1".into(),
+            status: ResponseStatus::Ok as i32,
+            message: String::new(),
+            content: Some(ResponseContent {
+                content_type: Some(ContentType::ClusterHashes(ClusterHashes {
+                    map: (0..1000)
+                        .map(|index| (format!("cluster-{index}"), 7))
+                        .collect(),
+                })),
+            }),
+        };
+        let small = WorkerResponse {
+            id: "QUERY-2".into(),
+            status: ResponseStatus::Ok as i32,
+            message: "fine".into(),
+            content: None,
+        };
+        assert_eq!(fitted(small.clone(), 4096), small);
+        let refused = fitted(large.clone(), 4096);
+        assert_eq!(refused.id, "QUERY-1");
+        assert_eq!(refused.status, ResponseStatus::Failure as i32);
+        assert!(refused.message.contains("too large"), "{}", refused.message);
+        assert!(sozu_command::channel::frame::frame_len(&refused) <= 4096);
+        assert_eq!(fitted(large.clone(), 1 << 20), large);
     }
 }

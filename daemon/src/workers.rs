@@ -15,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use sozu_command::channel::{ChannelError, MainToWorkerCodec, frame};
 use sozu_command::proto::command::{
-    Request, RunState, ServerConfig, WorkerRequest, WorkerResponse,
+    Request, ResponseStatus, RunState, ServerConfig, WorkerRequest, WorkerResponse,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Encoder, Framed};
@@ -67,6 +67,9 @@ pub struct Worker {
     /// The descriptor of the main process's end of the command channel,
     /// kept to hand the channel over during a main process upgrade.
     channel_fd: std::os::fd::RawFd,
+    /// Largest frame on the channel: a larger request is refused here, so
+    /// that it never reaches (and stops) the channel's writer.
+    max_frame_size: usize,
 }
 
 impl Worker {
@@ -92,6 +95,19 @@ impl Worker {
             // The channel's tasks have ended and cleared what waited; a
             // request left pending now would wait forever (a soft stop has
             // no deadline). Dropping `reply` fails the receiver at once.
+            return answer;
+        }
+        let len = frame::frame_len(request.as_ref());
+        if len > self.max_frame_size {
+            let _ = reply.send(WorkerResponse {
+                id: request.id.clone(),
+                status: ResponseStatus::Failure as i32,
+                message: format!(
+                    "the request is too large for the worker channel ({len} bytes, at most {})",
+                    self.max_frame_size
+                ),
+                content: None,
+            });
             return answer;
         }
         self.pending.borrow_mut().insert(request.id.clone(), reply);
@@ -392,6 +408,7 @@ impl WorkerLauncher {
             gone,
             scm: main_scm,
             channel_fd,
+            max_frame_size: self.max_frame_size,
         }))
     }
 }
@@ -408,6 +425,59 @@ enum Exit {
 mod tests {
     use super::*;
     use sozu_command::proto::command::{AddBackend, Cluster, request::RequestType};
+
+    /// A request larger than the channel's frames is refused by name, and
+    /// the channel goes on carrying the next ones.
+    #[test]
+    fn a_request_too_large_for_the_channel_is_refused_and_the_channel_goes_on() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, async {
+            let (news, _news) = mpsc::unbounded_channel();
+            let launcher = WorkerLauncher {
+                config: ServerConfig::default(),
+                max_frame_size: 256,
+                news,
+            };
+            let (main_end, worker_end) = StdUnixStream::pair().unwrap();
+            let (main_scm, _worker_scm) = StdUnixStream::pair().unwrap();
+            // No such process: waiting for it ends at once, which is fine.
+            let worker = launcher.adopt(0, 0, i32::MAX, main_end, main_scm).unwrap();
+            let large = WorkerRequest {
+                id: "large".into(),
+                content: RequestType::AddCluster(Cluster {
+                    cluster_id: "c".repeat(1000),
+                    ..Default::default()
+                })
+                .into(),
+            };
+            let answer = worker.send(large).await.unwrap();
+            assert_eq!(answer.status, ResponseStatus::Failure as i32);
+            assert!(answer.message.contains("too large"), "{}", answer.message);
+            // The next request still reaches the worker's end.
+            let _pending = worker.send(WorkerRequest {
+                id: "small".into(),
+                content: Request::default(),
+            });
+            use prost::Message as _;
+            use tokio::io::AsyncReadExt as _;
+            worker_end.set_nonblocking(true).unwrap();
+            let mut worker_end = tokio::net::UnixStream::from_std(worker_end).unwrap();
+            let read = async {
+                let mut prefix = [0; 8];
+                worker_end.read_exact(&mut prefix).await.unwrap();
+                let mut body = vec![0; u64::from_le_bytes(prefix) as usize - 8];
+                worker_end.read_exact(&mut body).await.unwrap();
+                WorkerRequest::decode(body.as_slice()).unwrap()
+            };
+            let received = tokio::time::timeout(Duration::from_secs(5), read)
+                .await
+                .expect("the next request goes out");
+            assert_eq!(received.id, "small");
+        });
+    }
 
     /// The frame written from borrowed parts is the very frame of the
     /// `WorkerRequest` those parts make, for small and large requests.
