@@ -711,3 +711,36 @@ fn every_change_leaves_an_audit_line_naming_who_what_and_the_result() {
     );
     assert!(line.contains("command="), "{line}");
 }
+
+#[test]
+fn an_answer_larger_than_a_frame_is_refused_by_name_and_the_connection_goes_on() {
+    let daemon = Daemon::start(&basic_config(
+        free_port(),
+        "command_buffer_size = 4096\nmax_command_buffer_size = 8192",
+    ));
+    for index in 0..200 {
+        daemon.ok(RequestType::AddCluster(Cluster {
+            cluster_id: format!("a-cluster-with-a-long-name-{index:04}"),
+            ..Default::default()
+        }));
+    }
+    let mut channel = CommandChannel::connect(&daemon.socket).unwrap();
+    let hashes = channel
+        .exchange(
+            &RequestType::QueryClustersHashes(Default::default()).into(),
+            Some(Duration::from_secs(30)),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(hashes.status, ResponseStatus::Failure as i32);
+    assert!(hashes.message.contains("too large"), "{}", hashes.message);
+    // The same connection goes on, and a narrower question is answered.
+    let one = channel
+        .exchange(
+            &RequestType::QueryClusterById("a-cluster-with-a-long-name-0007".into()).into(),
+            Some(Duration::from_secs(30)),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(one.status, ResponseStatus::Ok as i32, "{}", one.message);
+}

@@ -280,7 +280,7 @@ impl Main {
         let (answers, mut outgoing) = mpsc::unbounded_channel::<Response>();
         let writer = tokio::task::spawn_local(async move {
             while let Some(response) = outgoing.recv().await {
-                if sink.send(response).await.is_err() {
+                if sink.send(fitted(response, max_frame)).await.is_err() {
                     break;
                 }
             }
@@ -451,5 +451,36 @@ pub fn final_answer(result: Result<(String, Option<ContentType>), String>) -> Re
     match result {
         Ok((message, content)) => Response::ok(message, content),
         Err(message) => Response::failure(message),
+    }
+}
+
+/// The answer itself, or, when it would not fit in one frame, a failure
+/// that says so: the client gets an answer instead of waiting for one that
+/// can never be written, and the connection goes on.
+fn fitted(response: Response, max_frame_size: usize) -> Response {
+    let len = sozu_command::channel::frame::frame_len(&response);
+    if len <= max_frame_size {
+        return response;
+    }
+    Response::failure(format!(
+        "the answer is too large to send ({len} bytes, at most {max_frame_size}): raise \
+         max_command_buffer_size, or ask for less (a cluster id, a domain)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_too_large_to_send_becomes_a_failure_that_says_so() {
+        let small = Response::ok("fine", None);
+        assert_eq!(fitted(small.clone(), 4096), small);
+        let large = Response::ok("x".repeat(10_000), None);
+        let refused = fitted(large.clone(), 4096);
+        assert_eq!(refused.status, ResponseStatus::Failure as i32);
+        assert!(refused.message.contains("too large"), "{}", refused.message);
+        assert!(sozu_command::channel::frame::frame_len(&refused) <= 4096);
+        assert_eq!(fitted(large.clone(), 1 << 20), large);
     }
 }
