@@ -304,7 +304,7 @@ fn a_megabyte_comes_back_after_the_client_shuts_its_write_side() {
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "the echo differs from what was sent");
 
-    // Bytes are counted once the session is over.
+    // Every byte is counted once the session is over.
     let counted = wait_until(Duration::from_secs(10), || {
         backend_count(&daemon, "app", "b0", "bytes_in") == 1_000_000
             && backend_count(&daemon, "app", "b0", "bytes_out") == 1_000_000
@@ -316,6 +316,47 @@ fn a_megabyte_comes_back_after_the_client_shuts_its_write_side() {
         backend_count(&daemon, "app", "b0", "bytes_out")
     );
     assert!(proxy_count(&daemon, "tcp.requests") >= 1);
+}
+
+#[test]
+fn bytes_of_a_running_session_reach_the_metrics_before_it_ends() {
+    let backend = TcpBackend::echo();
+    let (daemon, port) = daemon_with(false, None, &[backend.address]);
+    let stream = connect(port);
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&vec![7u8; 1_000_000]).unwrap();
+        writer
+    });
+    let mut reader = stream;
+    let mut echoed = vec![0u8; 1_000_000];
+    reader.read_exact(&mut echoed).unwrap();
+    let writer = sender.join().unwrap();
+    // The session is still open: most of its bytes show already.
+    let live = wait_until(Duration::from_secs(10), || {
+        backend_count(&daemon, "app", "b0", "bytes_in") >= 750_000
+            && backend_count(&daemon, "app", "b0", "bytes_out") >= 750_000
+    });
+    assert!(
+        live,
+        "bytes_in {} bytes_out {} while the session runs",
+        backend_count(&daemon, "app", "b0", "bytes_in"),
+        backend_count(&daemon, "app", "b0", "bytes_out")
+    );
+    assert!(backend_count(&daemon, "app", "b0", "bytes_in") <= 1_000_000);
+    // Once it ends, every byte is counted, and none twice.
+    drop(writer);
+    drop(reader);
+    let exact = wait_until(Duration::from_secs(10), || {
+        backend_count(&daemon, "app", "b0", "bytes_in") == 1_000_000
+            && backend_count(&daemon, "app", "b0", "bytes_out") == 1_000_000
+    });
+    assert!(
+        exact,
+        "bytes_in {} bytes_out {} after the session",
+        backend_count(&daemon, "app", "b0", "bytes_in"),
+        backend_count(&daemon, "app", "b0", "bytes_out")
+    );
 }
 
 #[test]

@@ -137,16 +137,25 @@ impl Traffic {
 
     fn record_session(&mut self, piped: &Piped) {
         self.sessions += 1;
-        self.bytes_in += piped.bytes_in;
-        self.bytes_out += piped.bytes_out;
+        self.add_bytes(piped.bytes_in, piped.bytes_out);
         if let Some(connect) = piped.connect_time {
             self.connect_time.record(connect);
         }
     }
 
-    /// Whether anything went through: HTTP answers or TCP sessions.
+    fn add_bytes(&mut self, bytes_in: u64, bytes_out: u64) {
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+    }
+
+    /// Whether anything went through: HTTP answers, TCP sessions, or the
+    /// bytes of a TCP session still running.
     fn has_traffic(&self) -> bool {
-        self.requests > 0 || self.sessions > 0 || !self.statuses.is_empty()
+        self.requests > 0
+            || self.sessions > 0
+            || !self.statuses.is_empty()
+            || self.bytes_in > 0
+            || self.bytes_out > 0
     }
 
     fn report(&self, into: &mut BTreeMap<String, FilteredMetrics>, requests_name: &str) {
@@ -321,6 +330,29 @@ impl Metrics {
                 .entry(backend.to_owned())
                 .or_default()
                 .record_session(piped);
+        }
+    }
+
+    /// Adds bytes a TCP session moved while it runs (what is left is
+    /// counted by [`Metrics::record_piped`] when it ends).
+    pub fn record_piped_bytes(
+        &mut self,
+        cluster: &str,
+        backend: Option<&str>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        self.proxy.add_bytes(bytes_in, bytes_out);
+        let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
+        traffic.add_bytes(bytes_in, bytes_out);
+        if let Some(backend) = backend {
+            backends
+                .entry(backend.to_owned())
+                .or_default()
+                .add_bytes(bytes_in, bytes_out);
         }
     }
 

@@ -168,6 +168,7 @@ pub(crate) async fn serve_connection(
         connect_time: None,
         bytes_in: 0,
         bytes_out: 0,
+        reported: (0, 0),
         shared: shared.clone(),
     };
 
@@ -222,7 +223,21 @@ pub(crate) async fn serve_connection(
     }
 
     // -- 4. bytes both ways
-    let activity = Activity::new();
+    let activity = {
+        let (shared, cluster) = (shared.clone(), cluster_config.cluster_id.clone());
+        let backend = session
+            .backend
+            .as_ref()
+            .map(|backend| backend.id().to_owned());
+        Activity::reporting(move |bytes_in, bytes_out| {
+            shared.metrics.borrow_mut().record_piped_bytes(
+                &cluster,
+                backend.as_deref(),
+                bytes_in,
+                bytes_out,
+            );
+        })
+    };
     let buffer_size = shared.options.buffer_size;
     let registration = session.backend.as_ref().map(|backend| {
         shared
@@ -241,6 +256,7 @@ pub(crate) async fn serve_connection(
     };
     session.bytes_in = activity.front_read.get();
     session.bytes_out = activity.front_written.get();
+    session.reported = activity.reported.get();
     session.finish(ending.describe());
 }
 
@@ -255,6 +271,8 @@ struct Session {
     connect_time: Option<Duration>,
     bytes_in: u64,
     bytes_out: u64,
+    /// Of those, what the metrics got while the session ran (in, out).
+    reported: (u64, u64),
     shared: Rc<Shared>,
 }
 
@@ -266,8 +284,8 @@ impl Session {
             &self.cluster_id,
             backend_id,
             &Piped {
-                bytes_in: self.bytes_in,
-                bytes_out: self.bytes_out,
+                bytes_in: self.bytes_in - self.reported.0,
+                bytes_out: self.bytes_out - self.reported.1,
                 connect_time: self.connect_time,
             },
         );
@@ -418,6 +436,11 @@ struct IdleTimeouts {
     back: Duration,
 }
 
+/// Client bytes (in and out together) a session counts before it adds
+/// them to the metrics: a long session shows in the metrics as it runs, at
+/// the cost of one metrics update per this many bytes.
+const REPORT_EVERY: u64 = 256 * 1024;
+
 /// When each side last moved a byte, and how many moved.
 struct Activity {
     front: Cell<Instant>,
@@ -428,6 +451,10 @@ struct Activity {
     front_written: Cell<u64>,
     back_read: Cell<u64>,
     back_written: Cell<u64>,
+    /// Client bytes (in, out) already added to the metrics.
+    reported: Cell<(u64, u64)>,
+    /// Adds client bytes (in, out) to the metrics while the session runs.
+    report: Option<Box<dyn Fn(u64, u64)>>,
 }
 
 impl Activity {
@@ -440,6 +467,27 @@ impl Activity {
             front_written: Cell::new(0),
             back_read: Cell::new(0),
             back_written: Cell::new(0),
+            reported: Cell::new((0, 0)),
+            report: None,
+        }
+    }
+
+    /// Reports client bytes through `report` every [`REPORT_EVERY`] bytes.
+    fn reporting(report: impl Fn(u64, u64) + 'static) -> Activity {
+        Activity {
+            report: Some(Box::new(report)),
+            ..Activity::new()
+        }
+    }
+
+    /// Called when client bytes moved: reports them once enough piled up.
+    fn client_moved(&self) {
+        let Some(report) = &self.report else { return };
+        let (read, written) = (self.front_read.get(), self.front_written.get());
+        let (reported_in, reported_out) = self.reported.get();
+        if read + written - reported_in - reported_out >= REPORT_EVERY {
+            report(read - reported_in, written - reported_out);
+            self.reported.set((read, written));
         }
     }
 }
@@ -486,12 +534,16 @@ async fn relay(
     activity: &Activity,
 ) -> Ending {
     let mut front = Metered {
+        session: activity,
+        client: true,
         stream: front,
         activity: &activity.front,
         read: &activity.front_read,
         written: &activity.front_written,
     };
     let mut back = Metered {
+        session: activity,
+        client: false,
         stream: back,
         activity: &activity.back,
         read: &activity.back_read,
@@ -527,6 +579,10 @@ async fn idle(activity: &Activity, timeouts: IdleTimeouts) -> Ending {
 
 /// A socket that notes the time of its last read or write and counts bytes.
 struct Metered<'a, S> {
+    /// The session's activity, told when client bytes move.
+    session: &'a Activity,
+    /// Whether this is the client's socket.
+    client: bool,
     stream: S,
     activity: &'a Cell<Instant>,
     read: &'a Cell<u64>,
@@ -538,6 +594,9 @@ impl<S> Metered<'_, S> {
         if bytes > 0 {
             counter.set(counter.get() + bytes as u64);
             self.activity.set(Instant::now());
+            if self.client {
+                self.session.client_moved();
+            }
         }
     }
 }
