@@ -40,21 +40,8 @@ CONNECTIONS=${CONNECTIONS:-50}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 PERF=${PERF:-0}
 DIRECT=${DIRECT:-0}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    # Only the processes this script started, by pid.
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 # -- tools
 need_packages=()

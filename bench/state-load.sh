@@ -27,21 +27,8 @@ CLUSTERS=${CLUSTERS:-5000}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-2}
 SOZU_REFERENCE=${SOZU_REFERENCE:-$HOME/.cache/sozu-reference/2.3.3/bin/sozu}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    # Only the processes this script started, by pid.
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 command -v python3 >/dev/null || { echo "python3 is needed to write the state file" >&2; exit 1; }
 

@@ -22,21 +22,8 @@ cd "$(dirname "$0")/.."
 SIZE=${SIZE:-$((2 << 30))}
 BUFFER_SIZE=${BUFFER_SIZE:-16393}
 ROUNDS=${ROUNDS:-3}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    # Only the processes this script started, by pid.
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 # -- tools
 need_packages=()

@@ -90,15 +90,9 @@ impl Worker {
         request: impl Into<Box<WorkerRequest>>,
     ) -> oneshot::Receiver<WorkerResponse> {
         let request = request.into();
-        let (reply, answer) = oneshot::channel();
-        if self.gone.get() {
-            // The channel's tasks have ended and cleared what waited; a
-            // request left pending now would wait forever (a soft stop has
-            // no deadline). Dropping `reply` fails the receiver at once.
-            return answer;
-        }
         let len = frame::frame_len(request.as_ref());
         if len > self.max_frame_size {
+            let (reply, answer) = oneshot::channel();
             let _ = reply.send(WorkerResponse {
                 id: request.id.clone(),
                 status: ResponseStatus::Failure as i32,
@@ -110,24 +104,30 @@ impl Worker {
             });
             return answer;
         }
-        self.pending.borrow_mut().insert(request.id.clone(), reply);
-        if self.requests.send(Outgoing::Request(request)).is_err() {
-            // The writer is gone: the receiver sees a closed channel.
-            self.pending.borrow_mut().clear();
-        }
-        answer
+        self.queue(request.id.clone(), Outgoing::Request(request))
     }
 
     /// Sends a request already encoded as one frame (see
     /// [`encode_request`]) whose id is `id`: a request meant for every
     /// worker is then encoded once and shared, not copied per worker.
     pub fn send_frame(&self, id: String, frame: Bytes) -> oneshot::Receiver<WorkerResponse> {
+        self.queue(id, Outgoing::Frame(frame))
+    }
+
+    /// Hands `item` to the channel's writer; its answer, matched by `id`,
+    /// comes through the returned receiver, which errors if the worker goes
+    /// away first.
+    fn queue(&self, id: String, item: Outgoing) -> oneshot::Receiver<WorkerResponse> {
         let (reply, answer) = oneshot::channel();
         if self.gone.get() {
+            // The channel's tasks have ended and cleared what waited; a
+            // request left pending now would wait forever (a soft stop has
+            // no deadline). Dropping `reply` fails the receiver at once.
             return answer;
         }
         self.pending.borrow_mut().insert(id, reply);
-        if self.requests.send(Outgoing::Frame(frame)).is_err() {
+        if self.requests.send(item).is_err() {
+            // The writer is gone: the receiver sees a closed channel.
             self.pending.borrow_mut().clear();
         }
         answer
@@ -213,12 +213,7 @@ pub fn encode_request(
     let id_len = key_len(1) + encoded_len_varint(id.len() as u64) + id.len();
     let body = id_len + message::encoded_len(2, content);
     let len = body + frame::LENGTH_PREFIX_SIZE;
-    if len > max_frame_size {
-        return Err(ChannelError::MessageTooLarge {
-            len,
-            max: max_frame_size,
-        });
-    }
+    frame::check_len(len, max_frame_size)?;
     let mut frame = BytesMut::with_capacity(len);
     frame.put_u64_le(len as u64);
     encode_key(1, WireType::LengthDelimited, &mut frame);

@@ -111,6 +111,17 @@ impl<In: Message + Default, Out> Decoder for FrameCodec<In, Out> {
     }
 }
 
+impl<In, Out: Message> FrameCodec<In, Out> {
+    /// Appends one frame, growing `dst` once; see [`Encoder::encode`].
+    fn append(&self, message: &Out, dst: &mut BytesMut) -> Result<(), ChannelError> {
+        let len = frame::frame_len(message);
+        if len <= self.max_frame_size {
+            dst.reserve(len);
+        }
+        frame::encode(message, self.max_frame_size, dst).map(drop)
+    }
+}
+
 impl<In, Out: Message> Encoder<Out> for FrameCodec<In, Out> {
     type Error = ChannelError;
 
@@ -118,11 +129,7 @@ impl<In, Out: Message> Encoder<Out> for FrameCodec<In, Out> {
     /// with [`ChannelError::MessageTooLarge`] and nothing is appended, so the
     /// caller may send a smaller answer (a FAILURE) instead.
     fn encode(&mut self, message: Out, dst: &mut BytesMut) -> Result<(), ChannelError> {
-        let len = frame::frame_len(&message);
-        if len <= self.max_frame_size {
-            dst.reserve(len);
-        }
-        frame::encode(&message, self.max_frame_size, dst).map(drop)
+        self.append(&message, dst)
     }
 }
 
@@ -132,11 +139,7 @@ impl<In, Out: Message> Encoder<Box<Out>> for FrameCodec<In, Out> {
     type Error = ChannelError;
 
     fn encode(&mut self, message: Box<Out>, dst: &mut BytesMut) -> Result<(), ChannelError> {
-        let len = frame::frame_len(message.as_ref());
-        if len <= self.max_frame_size {
-            dst.reserve(len);
-        }
-        frame::encode(message.as_ref(), self.max_frame_size, dst).map(drop)
+        self.append(&message, dst)
     }
 }
 

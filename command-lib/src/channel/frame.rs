@@ -35,6 +35,18 @@ pub fn frame_len<M: Message>(message: &M) -> usize {
     message.encoded_len().saturating_add(LENGTH_PREFIX_SIZE)
 }
 
+/// Refuses with [`ChannelError::MessageTooLarge`] a frame of `len` bytes
+/// (length prefix included) above `max_frame_size`.
+pub fn check_len(len: usize, max_frame_size: usize) -> Result<(), ChannelError> {
+    if len > max_frame_size {
+        return Err(ChannelError::MessageTooLarge {
+            len,
+            max: max_frame_size,
+        });
+    }
+    Ok(())
+}
+
 /// Appends `message` to `dst` as one frame and returns the frame's length.
 ///
 /// Refuses with [`ChannelError::MessageTooLarge`] a frame above
@@ -48,12 +60,7 @@ pub fn encode<M: Message, B: BufMut>(
     dst: &mut B,
 ) -> Result<usize, ChannelError> {
     let len = frame_len(message);
-    if len > max_frame_size {
-        return Err(ChannelError::MessageTooLarge {
-            len,
-            max: max_frame_size,
-        });
-    }
+    check_len(len, max_frame_size)?;
     if dst.remaining_mut() < len {
         return Err(ChannelError::Io(std::io::Error::new(
             std::io::ErrorKind::WriteZero,
@@ -79,12 +86,7 @@ pub fn encode_to_vec<M: Message>(
     max_frame_size: usize,
 ) -> Result<Vec<u8>, ChannelError> {
     let len = frame_len(message);
-    if len > max_frame_size {
-        return Err(ChannelError::MessageTooLarge {
-            len,
-            max: max_frame_size,
-        });
-    }
+    check_len(len, max_frame_size)?;
     let mut frame = Vec::with_capacity(len);
     encode(message, max_frame_size, &mut frame)?;
     Ok(frame)
