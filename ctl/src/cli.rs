@@ -20,6 +20,7 @@ use crate::frontend::FrontendCmd;
 use crate::listener::ListenerCmd;
 use crate::metrics::MetricsCmd;
 use crate::state::StateCmd;
+use crate::top::TopArgs;
 
 /// The help heading of the flags every subcommand takes.
 const GLOBAL: &str = "Global options";
@@ -142,8 +143,9 @@ pub enum Command {
         #[command(subcommand)]
         cmd: ConnectionLimitCmd,
     },
-    /// Live console (not built yet)
-    Top,
+    /// Live console: traffic, clusters, backends, listeners, certificates,
+    /// workers, events; acts on backends, frontends and listeners
+    Top(TopArgs),
     /// Make the live configuration match a file, sending only the difference
     Apply(ApplyArgs),
     /// Show what `apply` would send for a file, without sending it

@@ -23,6 +23,7 @@ mod output;
 mod render;
 mod session;
 mod state;
+mod top;
 
 use std::process::ExitCode;
 
@@ -105,9 +106,6 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         } => {
             return config_check::check(out, args.config.as_deref()).map(|()| ExitCode::SUCCESS);
         }
-        Command::Top => {
-            return Err(CliError::usage("top: the live console is not built yet"));
-        }
         _ => {}
     }
     let mut session = Session::new(Globals {
@@ -116,6 +114,9 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         json: args.json,
         socket: args.socket.clone(),
     })?;
+    if let Command::Top(top_args) = &args.command {
+        return top::run(&session, top_args, args.timeout);
+    }
     let session = &mut session;
     match &args.command {
         Command::Status => control::status(session),
@@ -139,7 +140,7 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         | Command::Completions { .. }
         | Command::Man
         | Command::Config { .. }
-        | Command::Top => unreachable!("handled before connecting"),
+        | Command::Top(_) => unreachable!("handled before connecting"),
     }
     .map(|()| ExitCode::SUCCESS)
 }

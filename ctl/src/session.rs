@@ -183,21 +183,42 @@ impl Session {
         self.channel = None;
     }
 
-    fn connect(&self) -> Result<CommandChannel, CliError> {
+    /// The socket a console should use: the first candidate that exists,
+    /// else the first one (the console then waits for the daemon).
+    pub fn socket_path(&self) -> PathBuf {
         let candidates = socket_candidates(
             self.globals.socket.as_deref(),
             self.settings.as_ref(),
             std::env::var_os("SOZU_SOCKET").map(PathBuf::from),
         );
-        let max_frame_size = self
-            .settings
+        let found = candidates
+            .iter()
+            .find(|(path, _)| path.exists())
+            .or_else(|| candidates.first())
+            .map(|(path, _)| path.clone())
+            .unwrap_or_else(|| PathBuf::from(FALLBACK_SOCKETS[0]));
+        std::path::absolute(&found).unwrap_or(found)
+    }
+
+    /// The largest frame accepted from the daemon.
+    pub fn max_frame_size(&self) -> usize {
+        self.settings
             .as_ref()
             .map(|settings| {
                 settings
                     .max_command_buffer_size
                     .max(DEFAULT_MAX_BUFFER_SIZE)
             })
-            .unwrap_or(DEFAULT_MAX_BUFFER_SIZE);
+            .unwrap_or(DEFAULT_MAX_BUFFER_SIZE)
+    }
+
+    fn connect(&self) -> Result<CommandChannel, CliError> {
+        let candidates = socket_candidates(
+            self.globals.socket.as_deref(),
+            self.settings.as_ref(),
+            std::env::var_os("SOZU_SOCKET").map(PathBuf::from),
+        );
+        let max_frame_size = self.max_frame_size();
         let mut tried = Vec::new();
         for (path, origin) in &candidates {
             match CommandChannel::connect(path) {

@@ -212,7 +212,9 @@ fn change_event(request: &Request) -> Option<Event> {
         | RequestType::UpdateTcpListener(_) => with(EventKind::ListenerUpdated),
         RequestType::ConfigureMetrics(_) => with(EventKind::MetricsConfigured),
         RequestType::Logging(_) => with(EventKind::LoggingLevelChanged),
-        RequestType::SetMetricDetail(_) => with(EventKind::MetricDetailChanged),
+        // Workers always report every level of detail: a lease changes
+        // nothing, so it announces nothing (a console renews one every few
+        // seconds).
         _ => None,
     }?;
     match request.request_type.as_ref()? {
