@@ -310,7 +310,8 @@ impl App {
 
     fn selected_row(&mut self, now: SystemTime) -> Option<Row> {
         let table = self.current_table(now)?;
-        let selected = self.selection_mut().selected()?;
+        // Nothing drawn yet: the first row is the one shown selected.
+        let selected = self.selection_mut().selected().unwrap_or(0);
         table.rows.into_iter().nth(selected)
     }
 
@@ -745,4 +746,3 @@ impl App {
         Vec::new()
     }
 }
-

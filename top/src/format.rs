@@ -29,6 +29,8 @@ pub fn percent(ratio: Option<f64>) -> String {
 pub fn latency(bound_ms: Option<u64>) -> String {
     match bound_ms {
         None => "-".to_owned(),
+        // The first bucket holds what took under a millisecond.
+        Some(0) => "<1ms".to_owned(),
         Some(ms) if ms >= 10_000 => format!("≤{}s", ms / 1000),
         Some(ms) => format!("≤{ms}ms"),
     }
@@ -124,6 +126,7 @@ mod tests {
         assert_eq!(percent(Some(0.004)), "0.4%");
         assert_eq!(percent(Some(0.25)), "25%");
         assert_eq!(latency(Some(7)), "≤7ms");
+        assert_eq!(latency(Some(0)), "<1ms");
         assert_eq!(throughput(Some(12_500.0)), "12 kB/s");
         assert_eq!(age(Duration::from_millis(400)), "0.4s");
         assert_eq!(age(Duration::from_secs(185)), "3m05s");

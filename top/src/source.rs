@@ -42,9 +42,7 @@ impl Connector {
         CommandChannel::connect(&self.socket)
             .map(|channel| channel.with_max_frame_size(self.max_frame_size))
             .map_err(|error| match error {
-                ChannelError::Connect { source, .. } => {
-                    format!("cannot connect to {}: {source}", self.socket.display())
-                }
+                ChannelError::Connect { source, .. } => format!("cannot connect: {source}"),
                 other => other.to_string(),
             })
     }

@@ -306,7 +306,7 @@ const CLUSTER_COLUMNS: [Column; 9] = [
     fixed("P50", 7),
     fixed("P99", 7),
     fixed("OUT/S", 9),
-    fixed("POLICY", 11),
+    fixed("POLICY", 12),
 ];
 
 fn policy(value: i32) -> String {
@@ -699,7 +699,7 @@ fn h2(data: &Data) -> Vec<Row> {
 
 const EVENT_COLUMNS: [Column; 5] = [
     fixed("TIME (UTC)", 19),
-    fixed("EVENT", 26),
+    fixed("EVENT", 33),
     flexible("CLUSTER", 10),
     flexible("BACKEND", 10),
     fixed("ADDRESS", 21),
@@ -753,7 +753,7 @@ fn events(data: &Data) -> Vec<Row> {
                         num(format::date_time(unix), Some(unix as f64)),
                         text("(SUBSCRIPTION LOST)"),
                         text(format!(
-                            "events from {} to {} were not received",
+                            "missed {}-{}",
                             format::clock(*lost),
                             format::clock(*back)
                         )),

@@ -81,8 +81,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, now: Instant, wall: SystemTime) {
     app.hits = Default::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
-            "The terminal is {}x{}: sozu top needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n\
-             Enlarge the window, or press q to quit.",
+            "The terminal is {}x{}.\nsozu top needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n\
+             Enlarge it, or press q to quit.",
             area.width, area.height
         );
         frame.render_widget(
@@ -108,11 +108,11 @@ pub fn draw(frame: &mut Frame, app: &mut App, now: Instant, wall: SystemTime) {
     draw_tabs(frame, app, theme, tabs);
     draw_title(frame, app, theme, title);
     if app.detail.is_some() {
-        draw_detail(frame, app, theme, body, wall);
+        draw_detail(frame, app, theme, body, now, wall);
     } else if app.view == ViewId::Overview {
-        draw_overview(frame, app, theme, body, wall);
+        draw_overview(frame, app, theme, body, now, wall);
     } else {
-        draw_table_view(frame, app, theme, body, wall);
+        draw_table_view(frame, app, theme, body, now, wall);
     }
     draw_status(frame, app, theme, status, now, wall);
     draw_keys(frame, app, theme, keys);
@@ -139,7 +139,13 @@ fn short_name(view: ViewId) -> &'static str {
 }
 
 fn draw_tabs(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
-    let long = area.width >= 100;
+    // Full names when they all fit, short ones otherwise.
+    let long_width: usize = ViewId::ALL
+        .iter()
+        .enumerate()
+        .map(|(index, view)| format!(" {} {} ", index + 1, view.name()).chars().count())
+        .sum();
+    let long = long_width <= usize::from(area.width);
     let mut spans = Vec::new();
     let mut x = area.x;
     for (index, view) in ViewId::ALL.into_iter().enumerate() {
@@ -213,12 +219,19 @@ fn staleness(app: &App, source: SourceId, now: Instant) -> Option<String> {
     })
 }
 
-fn draw_table_view(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, wall: SystemTime) {
+fn draw_table_view(
+    frame: &mut Frame,
+    app: &mut App,
+    theme: Theme,
+    area: Rect,
+    now: Instant,
+    wall: SystemTime,
+) {
     let Some(kind) = app.view.table() else {
         return;
     };
     let table = app.table(kind, None, wall);
-    let stale = staleness(app, app.view.source(), Instant::now());
+    let stale = staleness(app, app.view.source(), now);
     let sort = app.sorts.get(&kind).copied().unwrap_or_default();
     let mut title = format!(" {} ", app.view.name());
     if table.total != table.rows.len() {
@@ -341,13 +354,20 @@ fn render_table(
     }
 }
 
-fn draw_detail(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, wall: SystemTime) {
+fn draw_detail(
+    frame: &mut Frame,
+    app: &mut App,
+    theme: Theme,
+    area: Rect,
+    now: Instant,
+    wall: SystemTime,
+) {
     let Some(detail) = app.detail.clone() else {
         return;
     };
     let id = detail.cluster_id.as_str();
     let information = app.data.clusters.get(id).cloned();
-    let stale = staleness(app, SourceId::Clusters, Instant::now());
+    let stale = staleness(app, SourceId::Clusters, now);
     let [summary, upper, lower] = Layout::vertical([
         Constraint::Length(5),
         Constraint::Percentage(55),
@@ -464,7 +484,14 @@ fn yes_no(value: bool) -> &'static str {
     if value { "yes" } else { "no" }
 }
 
-fn draw_overview(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, wall: SystemTime) {
+fn draw_overview(
+    frame: &mut Frame,
+    app: &mut App,
+    theme: Theme,
+    area: Rect,
+    now: Instant,
+    wall: SystemTime,
+) {
     let spare = area.height.saturating_sub(7 + 4 + 3 + 4);
     let [top, requests, errors, bottom] = Layout::vertical([
         Constraint::Length(7),
@@ -477,7 +504,7 @@ fn draw_overview(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, wal
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
     let [workers_area, events_area] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(bottom);
-    let stale = staleness(app, SourceId::Metrics, Instant::now());
+    let stale = staleness(app, SourceId::Metrics, now);
     let body_style = if stale.is_some() {
         theme.stale()
     } else {
@@ -761,10 +788,10 @@ fn draw_status(
         let reason = &failing[0].2;
         spans.push(Span::styled(
             format!(
-                "{} failing since {} ({}): {reason}; reconnecting",
-                names.join(", "),
+                "failing since {} ({}): {reason} [{}]; reconnecting",
                 format::clock(since),
                 format::age(wall.duration_since(since).unwrap_or_default()),
+                names.join(", "),
             ),
             theme.level(Level::Bad),
         ));
