@@ -362,3 +362,52 @@ fn sigterm_and_sighup_give_the_terminal_back() {
         );
     }
 }
+
+/// How many requests of each kind the daemon received.
+fn request_counts(daemon: &Daemon) -> std::collections::BTreeMap<String, i32> {
+    let answer = daemon.ok(RequestType::CountRequests(Default::default()));
+    match answer.content.and_then(|c| c.content_type) {
+        Some(ContentType::RequestCounts(counts)) => counts.map,
+        other => panic!("unexpected count_requests answer: {other:?}"),
+    }
+}
+
+#[test]
+fn cluster_details_are_fetched_only_when_their_hash_changes() {
+    if !Tmux::available() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it)");
+        return;
+    }
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, 1, "", ""));
+    for index in 0..150 {
+        daemon.add_cluster(harness::cluster(&format!("c{index:03}")));
+    }
+    let command = format!(
+        "exec {} top --socket {} --refresh-ms 100 --view clusters",
+        env!("CARGO_BIN_EXE_sozu"),
+        daemon.socket.display()
+    );
+    let tmux = Tmux::start(daemon.path(), &command);
+    tmux.wait_for(&["clusters (150)", "c000"]);
+    let count = |kind: &str| request_counts(&daemon).get(kind).copied().unwrap_or(0);
+    let hashes_before = count("QUERY_CLUSTERS_HASHES");
+    // Twenty more refreshes: one hash query each, no detail query.
+    assert!(wait_until(Duration::from_secs(30), || count(
+        "QUERY_CLUSTERS_HASHES"
+    ) >= hashes_before
+        + 20));
+    assert_eq!(count("QUERY_CLUSTER_BY_ID"), 150);
+
+    // One cluster changes: its details, and only its, are fetched again.
+    daemon.add_backend(harness::backend(
+        "c007",
+        "c007-new",
+        "127.0.0.1:9999".parse().unwrap(),
+    ));
+    tmux.keys(&["/", "c007", "Enter"]);
+    tmux.wait_for(&["clusters 1 of 150", "1/1"]);
+    assert_eq!(count("QUERY_CLUSTER_BY_ID"), 151);
+    tmux.keys(&["q"]);
+    assert!(wait_until(Duration::from_secs(5), || tmux.pane_dead()));
+}

@@ -548,3 +548,77 @@ impl Data {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind, backend: &str) -> Event {
+        Event {
+            kind: kind as i32,
+            cluster_id: Some("web".to_owned()),
+            backend_id: Some(backend.to_owned()),
+            address: None,
+            metric_detail: None,
+        }
+    }
+
+    #[test]
+    fn events_teach_backend_states_and_a_lost_subscription_leaves_a_gap() {
+        let mut data = Data::new();
+        let start = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |seconds: u64| wall + Duration::from_secs(seconds);
+        data.apply(SourceId::Events, Update::Unchanged, start, at(0));
+        data.apply(
+            SourceId::Events,
+            Update::Event(at(1), event(EventKind::BackendDown, "b1")),
+            start,
+            at(1),
+        );
+        let key = ("web".to_owned(), "b1".to_owned());
+        assert!(!data.backend_states[&key].up);
+        data.apply(
+            SourceId::Events,
+            Update::Failed("the daemon closed the event stream".to_owned()),
+            start,
+            at(5),
+        );
+        // A second failure keeps the first time.
+        data.apply(
+            SourceId::Events,
+            Update::Failed("refused".to_owned()),
+            start,
+            at(6),
+        );
+        assert_eq!(data.failing()[0].1, at(5));
+        assert_eq!(data.failing()[0].2, "refused");
+        data.apply(SourceId::Events, Update::Unchanged, start, at(9));
+        data.apply(
+            SourceId::Events,
+            Update::Event(at(10), event(EventKind::HealthCheckHealthy, "b1")),
+            start,
+            at(10),
+        );
+        assert!(data.backend_states[&key].up);
+        assert!(data.failing().is_empty());
+        assert_eq!(data.events.len(), 3);
+        assert!(matches!(data.events[0], EventRow::Received(..)));
+        assert_eq!(data.events[1], EventRow::Gap(at(5), at(9)));
+    }
+
+    #[test]
+    fn events_are_bounded() {
+        let mut data = Data::new();
+        let now = Instant::now();
+        for _ in 0..EVENTS_KEPT + 10 {
+            data.apply(
+                SourceId::Events,
+                Update::Event(SystemTime::now(), event(EventKind::BackendUp, "b")),
+                now,
+                SystemTime::now(),
+            );
+        }
+        assert_eq!(data.events.len(), EVENTS_KEPT);
+    }
+}
