@@ -458,15 +458,10 @@ mod tests {
     use super::*;
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
-    const FIXTURE_DIR: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/sozu-2.3"
-    );
-
-    /// The shared folder sits beside the repository (worktree or CI clone).
     fn fixture(name: &str) -> String {
-        let path = format!("{FIXTURE_DIR}/{name}");
-        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+        let path = crate::fixtures_dir().join("sozu-2.3").join(name);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
     }
 
     /// A self-signed certificate for `names` (SANs) and/or `common_name`.

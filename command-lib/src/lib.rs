@@ -20,3 +20,11 @@ pub mod config;
 pub mod proto;
 pub mod requests;
 pub mod state;
+
+/// The folder of the Sozu recordings this repository keeps for its own
+/// tests (`tests/fixtures/` at the workspace root: `sozu-2.3/`, `sozu-2.1/`).
+/// Only meaningful inside a checkout of this repository.
+#[doc(hidden)]
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}

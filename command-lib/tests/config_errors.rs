@@ -1,13 +1,13 @@
 //! Every way a configuration file can be wrong gives a message that names
 //! the file, the key and the problem.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sozu_command::certificate::CertificateError;
 use sozu_command::config::{Config, ConfigError};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
+    sozu_command::fixtures_dir().join("sozu-2.3")
 }
 
 /// A temporary folder holding the fixture certificate and key, and a

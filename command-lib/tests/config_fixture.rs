@@ -3,15 +3,14 @@
 //! as a multiset, exactly the records Sozu 2.3.3 saved for it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use sozu_command::config::{Config, FrontendConfig, ListenerConfig};
 use sozu_command::proto::command::{Request, WorkerRequest, request::RequestType};
 
 fn fixture_dir() -> PathBuf {
-    // shared/ sits beside the repository, in a worktree as in CI.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
+    sozu_command::fixtures_dir().join("sozu-2.3")
 }
 
 /// The fixture config with its certificate and key, copied to a temporary

@@ -1,13 +1,13 @@
 //! Whatever text a configuration file holds, loading it never panics: it
 //! either builds a `Config` or returns a `ConfigError`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use proptest::prelude::*;
 use sozu_command::config::Config;
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
+    sozu_command::fixtures_dir().join("sozu-2.3")
 }
 
 fn fixture_config() -> String {

@@ -1,7 +1,7 @@
 //! What a configuration turns into: defaults, implicit listeners, paths,
 //! certificates and backends, request by request.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sozu_command::config::{Config, FrontendConfig, ListenerConfig};
 use sozu_command::proto::command::{
@@ -9,7 +9,7 @@ use sozu_command::proto::command::{
 };
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
+    sozu_command::fixtures_dir().join("sozu-2.3")
 }
 
 /// Loads `text` as `conf/config.toml` in a temporary folder that holds the

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use sozu_command::state::{ConfigState, file};
 
-const FIXTURE: &[u8] = include_bytes!("../../../shared/fixtures/sozu-2.3/state.txt");
+const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/sozu-2.3/state.txt");
 
 /// A change to apply to the fixture bytes.
 #[derive(Debug, Clone)]

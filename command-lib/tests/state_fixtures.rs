@@ -11,8 +11,7 @@ use sozu_command::proto::command::{
 use sozu_command::state::{ConfigState, file};
 
 fn fixture(version: &str, name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
+    sozu_command::fixtures_dir()
         .join(version)
         .join(name)
 }

@@ -1,7 +1,7 @@
 //! The bytes a real Sozu CLI and daemon exchanged decode to the messages we
 //! expect, and our encoder reproduces them exactly.
 //!
-//! Fixtures: `shared/fixtures/sozu-2.3/wire/` (recorded from Sozu 2.3.3, the
+//! Fixtures: `tests/fixtures/sozu-2.3/wire/` (recorded from Sozu 2.3.3, the
 //! version whose schema we follow) and `sozu-2.1/wire/` (Sozu 2.1.0). Each
 //! `NAME.client.bin` holds the frames the CLI sent, `NAME.server.bin` the
 //! frames the daemon sent back.
@@ -24,8 +24,7 @@ use sozu_command::proto::command::{
 };
 
 fn wire_dir(version: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
+    sozu_command::fixtures_dir()
         .join(format!("sozu-{version}"))
         .join("wire")
 }

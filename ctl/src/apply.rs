@@ -771,7 +771,7 @@ mod tests {
 
     fn fixture_config() -> Config {
         let folder =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3");
+            sozu_command::fixtures_dir().join("sozu-2.3");
         Config::load(folder.join("config.toml")).unwrap()
     }
 

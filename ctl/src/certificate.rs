@@ -223,8 +223,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/sozu-2.3")
+        sozu_command::fixtures_dir().join("sozu-2.3")
             .join(name)
     }
 

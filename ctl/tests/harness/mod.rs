@@ -64,7 +64,7 @@ pub fn code(output: &Output) -> i32 {
 
 /// The folder of the Sozu 2.3.3 fixtures.
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sozu-2.3")
+    sozu_command::fixtures_dir().join("sozu-2.3")
 }
 
 /// The Sozu fixture configuration (HTTP, HTTPS and TCP listeners, clusters
