@@ -180,7 +180,7 @@ fn data_of_a_failing_source_is_greyed_with_its_age() {
     assert!(screen.contains("[stale, 22s old]"), "{screen}");
     assert!(screen.contains("failing since"), "{screen}");
     assert!(
-        screen.contains("Connection refused [clusters]; reconnecting"),
+        screen.contains("reconnecting: cannot connect: Connection refused [clusters]"),
         "{screen}"
     );
     assert!(screen.contains("DISCONNECTED"), "{screen}");

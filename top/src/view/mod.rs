@@ -220,7 +220,11 @@ fn draw_title(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 /// Whether the data of a source is current, and its age when it is not.
 pub(super) fn staleness(app: &App, source: SourceId, now: Instant) -> Option<String> {
     let health = app.data.source(source);
-    health.failing.as_ref()?;
+    let (since, _) = health.failing.as_ref()?;
+    if source == SourceId::Events {
+        // A stream has no age: say since when nothing can arrive.
+        return Some(format!("not receiving since {}", format::clock(*since)));
+    }
     Some(match health.last_ok {
         Some(at) => format!(
             "stale, {} old",
@@ -259,7 +263,7 @@ fn draw_status(
         let reason = &failing[0].2;
         spans.push(Span::styled(
             format!(
-                "failing since {} ({}): {reason} [{}]; reconnecting",
+                "failing since {} ({}), reconnecting: {reason} [{}]",
                 format::clock(since),
                 format::age(wall.duration_since(since).unwrap_or_default()),
                 names.join(", "),
