@@ -460,8 +460,7 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         let path = crate::fixtures_dir().join("sozu-2.3").join(name);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
     }
 
     /// A self-signed certificate for `names` (SANs) and/or `common_name`.

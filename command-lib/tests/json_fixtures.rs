@@ -7,8 +7,7 @@ use serde_json::Value;
 use sozu_command::proto::command::response_content::ContentType;
 
 fn fixtures(version: &str) -> Vec<PathBuf> {
-    let folder = sozu_command::fixtures_dir()
-        .join(version);
+    let folder = sozu_command::fixtures_dir().join(version);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", folder.display()))
         .map(|entry| entry.unwrap().path())

@@ -11,9 +11,7 @@ use sozu_command::proto::command::{
 use sozu_command::state::{ConfigState, file};
 
 fn fixture(version: &str, name: &str) -> PathBuf {
-    sozu_command::fixtures_dir()
-        .join(version)
-        .join(name)
+    sozu_command::fixtures_dir().join(version).join(name)
 }
 
 fn read_fixture(version: &str, name: &str) -> Vec<u8> {

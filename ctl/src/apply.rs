@@ -770,8 +770,7 @@ mod tests {
     use super::*;
 
     fn fixture_config() -> Config {
-        let folder =
-            sozu_command::fixtures_dir().join("sozu-2.3");
+        let folder = sozu_command::fixtures_dir().join("sozu-2.3");
         Config::load(folder.join("config.toml")).unwrap()
     }
 

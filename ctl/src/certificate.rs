@@ -223,8 +223,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> PathBuf {
-        sozu_command::fixtures_dir().join("sozu-2.3")
-            .join(name)
+        sozu_command::fixtures_dir().join("sozu-2.3").join(name)
     }
 
     #[test]

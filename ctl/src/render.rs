@@ -770,8 +770,7 @@ mod tests {
     use serde_json::Value;
 
     fn fixture(name: &str) -> ContentType {
-        let path = sozu_command::fixtures_dir().join("sozu-2.3")
-            .join(name);
+        let path = sozu_command::fixtures_dir().join("sozu-2.3").join(name);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         serde_json::from_str(&text).unwrap_or_else(|error| panic!("{name}: {error}"))
@@ -794,8 +793,7 @@ mod tests {
             "metrics-get-web.json",
         ] {
             let content = fixture(name);
-            let path = sozu_command::fixtures_dir().join("sozu-2.3")
-                .join(name);
+            let path = sozu_command::fixtures_dir().join("sozu-2.3").join(name);
             let expected: Value =
                 serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
             assert_eq!(

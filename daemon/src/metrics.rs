@@ -30,23 +30,34 @@ fn merge_value(into: &mut FilteredMetrics, value: &FilteredMetrics) {
             a.p_100 = a.p_100.max(b.p_100);
         }
         (Some(Inner::Histogram(a)), Some(Inner::Histogram(b))) => {
+            // Cumulative buckets: at any bound, the merged count is each
+            // worker's count at or below that bound (its nearest bucket
+            // under it; all its samples past its last bucket), added up.
+            let bounds: BTreeSet<u64> = a.buckets.iter().chain(&b.buckets).map(|b| b.le).collect();
+            let buckets = bounds
+                .into_iter()
+                .map(|le| sozu_command::proto::command::Bucket {
+                    le,
+                    count: cumulative_at(a, le) + cumulative_at(b, le),
+                })
+                .collect();
             a.sum += b.sum;
             a.count += b.count;
-            let mut buckets: BTreeMap<u64, u64> =
-                a.buckets.iter().map(|b| (b.le, b.count)).collect();
-            // Cumulative buckets: a worker without a bucket at `le` has all
-            // its samples below its own last bucket.
-            let b_total = b.count;
-            for bucket in &b.buckets {
-                *buckets.entry(bucket.le).or_insert(a.count - b_total) += bucket.count;
-            }
-            a.buckets = buckets
-                .into_iter()
-                .map(|(le, count)| sozu_command::proto::command::Bucket { count, le })
-                .collect();
+            a.buckets = buckets;
         }
         (slot, other) => *slot = other.clone(),
     }
+}
+
+/// Samples of a cumulative histogram at or below `le`.
+fn cumulative_at(histogram: &sozu_command::proto::command::FilteredHistogram, le: u64) -> u64 {
+    histogram
+        .buckets
+        .iter()
+        .filter(|bucket| bucket.le <= le)
+        .map(|bucket| bucket.count)
+        .max()
+        .unwrap_or(0)
 }
 
 fn merge_map(
@@ -138,5 +149,48 @@ pub fn available(aggregated: &AggregatedMetrics) -> AvailableMetrics {
     AvailableMetrics {
         proxy_metrics: proxy_metrics.into_iter().cloned().collect(),
         cluster_metrics: cluster_metrics.into_iter().cloned().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sozu_command::proto::command::{Bucket, FilteredHistogram};
+
+    fn histogram(count: u64, buckets: &[(u64, u64)]) -> FilteredMetrics {
+        FilteredMetrics {
+            inner: Some(Inner::Histogram(FilteredHistogram {
+                sum: 0,
+                count,
+                buckets: buckets
+                    .iter()
+                    .map(|(le, count)| Bucket {
+                        le: *le,
+                        count: *count,
+                    })
+                    .collect(),
+            })),
+        }
+    }
+
+    #[test]
+    fn histograms_merge_bucket_by_bucket_whatever_their_bounds() {
+        // Worker a: 10 samples, all <= 1 ms; worker b: 4 samples, up to 3 ms.
+        let mut merged = histogram(10, &[(0, 5), (1, 10)]);
+        merge_value(&mut merged, &histogram(4, &[(0, 1), (3, 4)]));
+        let Some(Inner::Histogram(merged)) = merged.inner else {
+            panic!("a histogram");
+        };
+        let buckets: Vec<(u64, u64)> = merged.buckets.iter().map(|b| (b.le, b.count)).collect();
+        assert_eq!(buckets, vec![(0, 6), (1, 11), (3, 14)]);
+        assert_eq!(merged.count, 14);
+        // The other way round gives the same.
+        let mut merged = histogram(4, &[(0, 1), (3, 4)]);
+        merge_value(&mut merged, &histogram(10, &[(0, 5), (1, 10)]));
+        let Some(Inner::Histogram(merged)) = merged.inner else {
+            panic!("a histogram");
+        };
+        let buckets: Vec<(u64, u64)> = merged.buckets.iter().map(|b| (b.le, b.count)).collect();
+        assert_eq!(buckets, vec![(0, 6), (1, 11), (3, 14)]);
     }
 }

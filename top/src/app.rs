@@ -161,7 +161,7 @@ pub enum Modal {
 }
 
 /// Which table of a drill-down has the selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DetailFocus {
     /// The cluster's backends.
     Backends,
@@ -204,7 +204,12 @@ pub struct Hits {
     pub rows: Option<Rect>,
     /// The first row shown.
     pub offset: usize,
+    /// Whether the terminal was too small to draw the console.
+    pub too_small: bool,
 }
+
+/// Which table a selection belongs to: a view's, or one of a drill-down's.
+pub type Slot = (ViewId, Option<DetailFocus>);
 
 /// The console.
 #[derive(Debug)]
@@ -225,6 +230,9 @@ pub struct App {
     pub sorts: HashMap<TableKind, Sort>,
     /// Selection of each table view.
     pub selections: HashMap<ViewId, TableState>,
+    /// The row each table's selection stays on when rows move (a sort, new
+    /// data, a filter), by what the row stands for.
+    pub pinned: HashMap<Slot, RowKey>,
     /// Whether updates are held back.
     pub paused: bool,
     held: Vec<(SourceId, Update, Instant, SystemTime)>,
@@ -254,6 +262,7 @@ impl App {
             filter_editing: false,
             sorts: HashMap::new(),
             selections: HashMap::new(),
+            pinned: HashMap::new(),
             paused: false,
             held: Vec::new(),
             help: false,
@@ -267,10 +276,55 @@ impl App {
 
     /// A source's report.
     pub fn report(&mut self, source: SourceId, update: Update, at: Instant, wall: SystemTime) {
-        if self.paused {
-            self.held.push((source, update, at, wall));
-        } else {
+        if !self.paused || matches!(update, Update::Failed(_)) {
+            // A failure shows even while paused: the data held is not live.
             self.data.apply(source, update, at, wall);
+            return;
+        }
+        // Held: events (bounded as the list is), and the latest report of
+        // every other source.
+        if matches!(update, Update::Event(..)) {
+            let events = self
+                .held
+                .iter()
+                .filter(|(_, update, _, _)| matches!(update, Update::Event(..)))
+                .count();
+            if events >= crate::data::EVENTS_KEPT
+                && let Some(oldest) = self
+                    .held
+                    .iter()
+                    .position(|(_, update, _, _)| matches!(update, Update::Event(..)))
+            {
+                self.held.remove(oldest);
+            }
+        } else {
+            self.held.retain(|(held, update, _, _)| {
+                *held != source || matches!(update, Update::Event(..))
+            });
+        }
+        self.held.push((source, update, at, wall));
+    }
+
+    /// The slot of the table that has the selection.
+    pub fn slot(&self) -> Slot {
+        (self.view, self.detail.as_ref().map(|detail| detail.focus))
+    }
+
+    /// Remembers which row is selected, so that it stays selected when
+    /// rows move.
+    fn pin(&mut self, wall: SystemTime) {
+        let Some(table) = self.current_table(wall) else {
+            return;
+        };
+        let slot = self.slot();
+        let selected = self.selection_mut().selected().unwrap_or(0);
+        match table.rows.get(selected).map(|row| row.key.clone()) {
+            Some(RowKey::Other) | None => {
+                self.pinned.remove(&slot);
+            }
+            Some(key) => {
+                self.pinned.insert(slot, key);
+            }
         }
     }
 
@@ -346,7 +400,7 @@ impl App {
 
     /// Opens the drill-down of a cluster.
     pub fn open_cluster(&mut self, cluster_id: String) {
-        self.view = ViewId::Clusters;
+        // The view stays: Esc comes back to it.
         self.detail = Some(Detail {
             cluster_id,
             focus: DetailFocus::Backends,
@@ -384,6 +438,42 @@ impl App {
 
     /// A key press.
     pub fn key(&mut self, key: KeyEvent, wall: SystemTime) -> Vec<Effect> {
+        let moves = self.modal.is_none()
+            && !self.filter_editing
+            && matches!(
+                key.code,
+                KeyCode::Up
+                    | KeyCode::Down
+                    | KeyCode::PageUp
+                    | KeyCode::PageDown
+                    | KeyCode::Home
+                    | KeyCode::End
+                    | KeyCode::Char('j' | 'k' | 'g' | 'G')
+            );
+        let effects = self.key_inner(key, wall);
+        if moves || self.filter_editing {
+            self.pin(wall);
+        } else {
+            self.follow_pin(wall);
+        }
+        effects
+    }
+
+    /// Selects the pinned row again where it is now (after a sort, a
+    /// filter change, new data).
+    fn follow_pin(&mut self, wall: SystemTime) {
+        let Some(key) = self.pinned.get(&self.slot()).cloned() else {
+            return;
+        };
+        let Some(table) = self.current_table(wall) else {
+            return;
+        };
+        if let Some(index) = table.rows.iter().position(|row| row.key == key) {
+            self.selection_mut().select(Some(index));
+        }
+    }
+
+    fn key_inner(&mut self, key: KeyEvent, wall: SystemTime) -> Vec<Effect> {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
@@ -391,6 +481,14 @@ impl App {
         if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('q')) {
             self.quit = true;
             return vec![Effect::Quit];
+        }
+        if self.hits.too_small {
+            // Nothing is shown: only quitting makes sense.
+            if matches!(key.code, KeyCode::Char('q') | KeyCode::F(10) | KeyCode::Esc) {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+            return Vec::new();
         }
         if let Some(modal) = self.modal.take() {
             return self.modal_key(modal, key, wall);
@@ -684,10 +782,19 @@ impl App {
                     }
                     KeyCode::Char(c) if c.is_ascii_digit() && input.len() < 9 => input.push(c),
                     KeyCode::Enter => {
-                        let Ok(weight) = input.parse::<i32>() else {
-                            self.say("a weight is a whole number, 0 or more", true, wall);
-                            self.modal = Some(Modal::Weight { backend, input });
-                            return Vec::new();
+                        let weight = match input.parse::<i32>() {
+                            Ok(weight) if weight > 0 => weight,
+                            _ => {
+                                // The proxy reads 0 as "no weight given"
+                                // (the default, 100): it would not drain.
+                                self.say(
+                                    "a weight is a whole number from 1; to stop a backend's traffic, remove it (d)",
+                                    true,
+                                    wall,
+                                );
+                                self.modal = Some(Modal::Weight { backend, input });
+                                return Vec::new();
+                            }
                         };
                         let mut changed = backend.clone();
                         changed.load_balancing_parameters = Some(LoadBalancingParams { weight });
@@ -710,9 +817,21 @@ impl App {
 
     /// A mouse event.
     pub fn mouse(&mut self, mouse: MouseEvent, wall: SystemTime) -> Vec<Effect> {
-        if self.modal.is_some() {
+        let moves = matches!(
+            mouse.kind,
+            MouseEventKind::Down(MouseButton::Left)
+                | MouseEventKind::ScrollDown
+                | MouseEventKind::ScrollUp
+        );
+        if self.modal.is_some() || self.hits.too_small || !moves {
             return Vec::new();
         }
+        let effects = self.mouse_inner(mouse, wall);
+        self.pin(wall);
+        effects
+    }
+
+    fn mouse_inner(&mut self, mouse: MouseEvent, wall: SystemTime) -> Vec<Effect> {
         let len = self.current_table(wall).map_or(0, |table| table.rows.len());
         match mouse.kind {
             MouseEventKind::Down(MouseButton::Left) => {

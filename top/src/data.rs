@@ -14,7 +14,7 @@ use sozu_command::proto::command::{
     WorkerInfo, WorkerMetrics,
 };
 
-use crate::window::{Counters, Samples, Windowed, number};
+use crate::window::{Counters, Samples, Windowed, is_gauge, number};
 
 /// How far back rates and percentiles look.
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -177,8 +177,9 @@ pub struct MetricsSample {
     pub clusters: HashMap<String, ClusterSample>,
     /// Per worker (by the daemon's worker key): counters and connections.
     pub workers: BTreeMap<String, (Counters, Option<u64>)>,
-    /// Every proxy-wide HTTP/2 counter (`h2.*`, `http.alpn.h2`, …).
-    pub h2: BTreeMap<String, u64>,
+    /// Every proxy-wide HTTP/2 metric (`h2.*`, `http.alpn.h2`, …): its
+    /// value and whether it is a gauge (a level) rather than a counter.
+    pub h2: BTreeMap<String, (u64, bool)>,
     /// The main process's gauges (`configuration.*`).
     pub main: BTreeMap<String, u64>,
 }
@@ -233,7 +234,7 @@ impl MetricsSample {
             .proxying
             .iter()
             .filter(|(name, _)| name.starts_with("h2.") || name.contains(".h2"))
-            .filter_map(|(name, value)| Some((name.clone(), number(value)?)))
+            .filter_map(|(name, value)| Some((name.clone(), (number(value)?, is_gauge(value)))))
             .collect();
         let main = aggregated
             .main
@@ -320,6 +321,12 @@ impl Metrics {
             .map(|((old, _), (new, _))| new.saturating_duration_since(*old))
     }
 
+    /// Forgets the samples: the next two start a new window.
+    pub fn restart(&mut self) {
+        self.samples.restart();
+        self.recompute();
+    }
+
     /// Adds a sample and recomputes the windows.
     pub fn push(&mut self, at: Instant, sample: Arc<MetricsSample>) {
         if let Some((previous_at, previous)) = self.samples.newest() {
@@ -382,8 +389,9 @@ impl Metrics {
         }
         let seconds = elapsed.as_secs_f64();
         if seconds > 0.0 {
-            for (name, value) in &new.h2 {
-                if let Some(before) = old.h2.get(name)
+            for (name, (value, gauge)) in &new.h2 {
+                if !gauge
+                    && let Some((before, _)) = old.h2.get(name)
                     && value >= before
                 {
                     self.h2_rates
@@ -488,17 +496,25 @@ impl Data {
             }
             return;
         }
-        health.failing = None;
+        let was_failing = health.failing.take().is_some();
         health.last_ok = Some(at);
         if source == SourceId::Events
             && let Some(lost) = self.events_lost_at.take()
         {
             self.push_event(EventRow::Gap(lost, wall));
+            // Transitions may have been missed: what events said is void.
+            self.backend_states.clear();
         }
         match update {
             Update::Unchanged | Update::Failed(_) => {}
             Update::Workers(workers) => self.workers = workers,
-            Update::Metrics(sample) => self.metrics.push(at, sample),
+            Update::Metrics(sample) => {
+                if was_failing {
+                    // The window would span the outage: start it again.
+                    self.metrics.restart();
+                }
+                self.metrics.push(at, sample)
+            }
             Update::Clusters(clusters) => self.clusters = clusters,
             Update::Listeners(listeners) => self.listeners = listeners,
             Update::Certificates(certificates) => self.certificates = certificates,

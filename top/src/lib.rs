@@ -198,9 +198,25 @@ pub fn run(options: Options) -> Result<(), TopError> {
             }
         }
     })();
-    lease.clear(&connector, LEASE_CLEAR_WAIT);
+    // The terminal first: whatever the daemon does, the operator has it back.
     drop(screen);
+    clear_lease(lease, connector);
     outcome
+}
+
+/// Clears the metric-detail lease on a thread of its own, waiting for it at
+/// most [`LEASE_CLEAR_WAIT`]: a hung daemon cannot hold the console.
+fn clear_lease(lease: Lease, connector: Connector) {
+    let (done, cleared) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("top-lease".to_owned())
+        .spawn(move || {
+            lease.clear(&connector, LEASE_CLEAR_WAIT);
+            let _ = done.send(());
+        });
+    if spawned.is_ok() {
+        let _ = cleared.recv_timeout(LEASE_CLEAR_WAIT);
+    }
 }
 
 fn handle(app: &mut App, message: Msg) -> Vec<Effect> {
@@ -227,6 +243,16 @@ fn spawn_input(sender: &mpsc::Sender<Msg>) {
         .name("top-input".to_owned())
         .spawn(move || {
             while let Ok(event) = event::read() {
+                // The terminal reports every mouse move once the mouse is
+                // captured; moves change nothing, so they cost nothing.
+                if let Event::Mouse(mouse) = &event
+                    && matches!(
+                        mouse.kind,
+                        event::MouseEventKind::Moved | event::MouseEventKind::Drag(_)
+                    )
+                {
+                    continue;
+                }
                 if sender.send(Msg::Input(event)).is_err() {
                     return;
                 }
@@ -243,8 +269,14 @@ fn spawn_signals(sender: &mpsc::Sender<Msg>) {
     let _ = std::thread::Builder::new()
         .name("top-signals".to_owned())
         .spawn(move || {
-            if signals.forever().next().is_some() {
+            let mut signals = signals.forever();
+            if signals.next().is_some() {
                 let _ = sender.send(Msg::Signal);
+            }
+            // A second signal means now: give the terminal back and go.
+            if let Some(signal) = signals.next() {
+                terminal::restore();
+                std::process::exit(128 + signal);
             }
         });
 }
@@ -284,6 +316,9 @@ pub fn terminal_size() -> std::io::Result<(u16, u16)> {
     ratatui::crossterm::terminal::size()
 }
 
+/// The longest a snapshot waits for every source's first answer.
+const SNAPSHOT_FIRST_LISTING: Duration = Duration::from_secs(30);
+
 /// One frame drawn as text.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -309,18 +344,28 @@ pub fn snapshot(options: Options, size: (u16, u16)) -> Result<Snapshot, TopError
         SourceId::Listeners,
         SourceId::Certificates,
     ];
-    let deadline =
-        Instant::now() + options.refresh + options.timeout * 2 + Duration::from_millis(500);
+    // The second sample comes one refresh after the first; a first listing
+    // of thousands of clusters may take longer, and gets longer.
+    let started = Instant::now();
+    let second_sample_by = started + options.refresh + options.timeout * 2;
+    let everything_by = started + (options.timeout * 4).max(SNAPSHOT_FIRST_LISTING);
     loop {
         let heard = polled.iter().all(|source| {
             let health = app.data.source(*source);
             health.last_ok.is_some() || health.failing.is_some()
         });
         let metrics = app.data.source(SourceId::Metrics);
-        let second_sample = app.data.metrics.sample_count() >= 2 || metrics.failing.is_some();
+        let second_sample = app.data.metrics.sample_count() >= 2
+            || metrics.failing.is_some()
+            || Instant::now() >= second_sample_by;
         if heard && second_sample {
             break;
         }
+        let deadline = if heard {
+            second_sample_by
+        } else {
+            everything_by
+        };
         match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(message) => {
                 handle(&mut app, message);
@@ -332,7 +377,7 @@ pub fn snapshot(options: Options, size: (u16, u16)) -> Result<Snapshot, TopError
     while let Ok(message) = receiver.try_recv() {
         handle(&mut app, message);
     }
-    lease.clear(&connector, LEASE_CLEAR_WAIT);
+    clear_lease(lease, connector);
     let connected = app.data.failing().is_empty()
         && polled
             .iter()

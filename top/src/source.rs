@@ -83,7 +83,10 @@ impl Poke {
 /// The metric-detail lease the metrics source holds, so that the console
 /// can clear it on exit.
 #[derive(Debug, Clone, Default)]
-pub struct Lease(Arc<Mutex<Option<String>>>);
+pub struct Lease {
+    held: Arc<Mutex<Option<String>>>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// How long a lease lives if the console dies without clearing it.
 pub const LEASE_TTL_SECONDS: u32 = 30;
@@ -92,14 +95,21 @@ const LEASE_RENEWAL: Duration = Duration::from_secs(10);
 
 impl Lease {
     fn hold(&self, client_id: &str) {
-        if let Ok(mut held) = self.0.lock() {
+        if let Ok(mut held) = self.held.lock() {
             *held = Some(client_id.to_owned());
         }
     }
 
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Clears the lease, if one is held, waiting at most `wait` in all.
     pub fn clear(&self, connector: &Connector, wait: Duration) {
-        let Some(client_id) = self.0.lock().ok().and_then(|mut held| held.take()) else {
+        // No renewal after this point.
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let Some(client_id) = self.held.lock().ok().and_then(|mut held| held.take()) else {
             return;
         };
         let connector = Connector {
@@ -158,6 +168,7 @@ pub fn spawn_all<M: From<Report> + Send + 'static>(
         SourceId::Metrics,
         refresh,
         Box::new(MetricsPoller {
+            every_seconds: u32::try_from(refresh.as_secs()).unwrap_or(u32::MAX),
             lease: lease.clone(),
             lease_renewed: None,
             lease_refused: false,
@@ -217,7 +228,13 @@ fn run_poller<M: From<Report>>(
         poller.connected(connector, &mut channel);
         loop {
             let started = Instant::now();
-            match poller.poll(connector, &mut channel) {
+            // A bug in a source must not take the console down: it is
+            // reported as that source failing, and the source starts over.
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                poller.poll(connector, &mut channel)
+            }))
+            .unwrap_or_else(|_| Err(format!("internal error in the {} source", source.name())));
+            match polled {
                 Ok(update) => {
                     backoff = FIRST_BACKOFF;
                     if reports.send(M::from((source, update))).is_err() {
@@ -280,6 +297,7 @@ fn merged(content: Option<ContentType>) -> Vec<ContentType> {
 }
 
 struct MetricsPoller {
+    every_seconds: u32,
     lease: Lease,
     lease_renewed: Option<Instant>,
     lease_refused: bool,
@@ -290,6 +308,7 @@ impl MetricsPoller {
     /// holds a metric-detail lease; take one and keep it renewed.
     fn renew_lease(&mut self, connector: &Connector, channel: &mut CommandChannel) {
         if self.lease_refused
+            || self.lease.is_closing()
             || self
                 .lease_renewed
                 .is_some_and(|renewed| renewed.elapsed() < LEASE_RENEWAL)
@@ -300,7 +319,8 @@ impl MetricsPoller {
         let request: Request = RequestType::SetMetricDetail(SetMetricDetail {
             client_id: client_id.clone(),
             detail: Some(MetricDetail::DetailBackend as i32),
-            ttl_seconds: Some(LEASE_TTL_SECONDS),
+            // Outlives the wait between two polls, however long.
+            ttl_seconds: Some(LEASE_TTL_SECONDS.max(self.every_seconds.saturating_mul(3))),
             clear: None,
             reason: Some("sozu top shows per-backend metrics".to_owned()),
             peer_pid: i32::try_from(std::process::id()).ok(),
@@ -397,8 +417,8 @@ struct ClustersPoller {
 
 impl Poller for ClustersPoller {
     fn connected(&mut self, _connector: &Connector, _channel: &mut CommandChannel) {
-        // Another daemon may be behind the socket now.
-        self.hashes.clear();
+        // The hashes stay: an equal hash is an equal cluster, whichever
+        // daemon answers now; the list is reported again once.
         self.reported = false;
     }
 
@@ -426,24 +446,36 @@ impl Poller for ClustersPoller {
         }
         let mut clusters = (*self.clusters).clone();
         clusters.retain(|id, _| hashes.contains_key(id));
+        self.hashes.retain(|id, _| hashes.contains_key(id));
         for id in &changed {
-            let answer = connector.ask(channel, &requests::query_cluster_by_id(id))?;
-            let information = merged(content(answer))
-                .into_iter()
-                .find_map(|part| match part {
-                    ContentType::Clusters(list) => list.vec.into_iter().next(),
-                    _ => None,
-                });
+            let information = match connector.ask(channel, &requests::query_cluster_by_id(id)) {
+                Ok(answer) => merged(content(answer))
+                    .into_iter()
+                    .find_map(|part| match part {
+                        ContentType::Clusters(list) => list.vec.into_iter().next(),
+                        _ => None,
+                    }),
+                // Removed between the two queries: gone, and asked again
+                // next time if it is still listed.
+                Err(refused) if refused.starts_with("refused") => None,
+                Err(error) => {
+                    // What was fetched so far is kept for the next try.
+                    self.clusters = Arc::new(clusters);
+                    return Err(error);
+                }
+            };
             match information {
                 Some(information) => {
                     clusters.insert(id.clone(), information);
+                    if let Some(hash) = hashes.get(id) {
+                        self.hashes.insert(id.clone(), *hash);
+                    }
                 }
                 None => {
                     clusters.remove(id);
                 }
             }
         }
-        self.hashes = hashes;
         self.clusters = Arc::new(clusters);
         self.reported = true;
         Ok(Update::Clusters(self.clusters.clone()))

@@ -373,25 +373,24 @@ const BACKEND_COLUMNS: [Column; 9] = [
     fixed("P99", 7),
 ];
 
-/// What the console knows of a backend's health.
-fn backend_state(data: &Data, backend: &AddBackend) -> (&'static str, Level) {
+/// What the console knows of a backend's health: the last event about
+/// it, unless the cluster's gauges say every backend is available now.
+pub fn backend_state(data: &Data, backend: &AddBackend) -> (&'static str, Level) {
     let key = (backend.cluster_id.clone(), backend.backend_id.clone());
+    let gauges = data
+        .metrics
+        .latest()
+        .and_then(|sample| sample.clusters.get(&backend.cluster_id))
+        .and_then(|cluster| Some((cluster.available?, cluster.total?)));
+    let all_up = gauges.is_some_and(|(available, total)| available >= total);
     match data.backend_states.get(&key) {
+        _ if all_up => ("UP", Level::Normal),
         Some(BackendState { up: true, .. }) => ("UP", Level::Normal),
         Some(BackendState { up: false, .. }) => ("DOWN", Level::Bad),
-        None => {
-            let cluster = data
-                .metrics
-                .latest()
-                .and_then(|sample| sample.clusters.get(&backend.cluster_id));
-            match cluster.and_then(|cluster| Some((cluster.available?, cluster.total?))) {
-                Some((available, total)) if available >= total => ("UP", Level::Normal),
-                // Some backend of the cluster is down; which one was said
-                // before the console started.
-                Some(_) => ("?", Level::Warn),
-                None => ("?", Level::Normal),
-            }
-        }
+        // Some backend of the cluster is down; which one was said before
+        // the console started.
+        None if gauges.is_some() => ("?", Level::Warn),
+        None => ("?", Level::Normal),
     }
 }
 
@@ -670,8 +669,8 @@ fn workers(data: &Data) -> Vec<Row> {
 }
 
 const H2_COLUMNS: [Column; 3] = [
-    flexible("COUNTER", 30),
-    fixed("TOTAL", 12),
+    flexible("METRIC", 30),
+    fixed("VALUE", 12),
     fixed("PER SECOND", 10),
 ];
 
@@ -682,13 +681,17 @@ fn h2(data: &Data) -> Vec<Row> {
     sample
         .h2
         .iter()
-        .map(|(name, value)| {
+        .map(|(name, (value, gauge))| {
             let rate = data.metrics.h2_rates.get(name).copied();
             Row::new(
                 vec![
                     text(name.clone()),
                     num(value.to_string(), Some(*value as f64)),
-                    num(format::rate(rate), rate),
+                    if *gauge {
+                        text("(level)")
+                    } else {
+                        num(format::rate(rate), rate)
+                    },
                 ],
                 Level::Normal,
                 RowKey::Other,

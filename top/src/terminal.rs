@@ -85,9 +85,14 @@ fn install_panic_hook() {
     if INSTALLED.swap(true, Ordering::SeqCst) {
         return;
     }
+    // Only a panic of the thread drawing the console ends it; the others
+    // (data sources) are caught and reported as failing sources.
+    let drawing = std::thread::current().id();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore();
-        previous(info);
+        if std::thread::current().id() == drawing {
+            restore();
+            previous(info);
+        }
     }));
 }

@@ -35,6 +35,13 @@ impl Histogram {
                     .map(|bucket| (bucket.le, bucket.count))
                     .collect();
                 buckets.sort_unstable();
+                // Cumulative counts never go down; a daemon that merged
+                // buckets badly is read as the nearest valid histogram.
+                let mut highest = 0;
+                for (_, count) in &mut buckets {
+                    highest = highest.max(*count);
+                    *count = highest;
+                }
                 Some(Histogram {
                     count: histogram.count,
                     buckets,
@@ -91,11 +98,19 @@ pub struct Counters {
 
 /// Names the daemons use for the same thing, first match wins.
 const REQUEST_NAMES: [&str; 2] = ["requests", "http.requests"];
+/// Whole-request latency: Sozu calls it `request_time` (its
+/// `service_time` is its own processing only); this project's daemon
+/// reports the whole request as `service_time`.
 const LATENCY_NAMES: [&str; 3] = [
-    "service_time_histogram",
     "request_time_histogram",
+    "service_time_histogram",
     "backend_response_time_histogram",
 ];
+
+/// Whether a metric is a gauge (a level, not a running total).
+pub fn is_gauge(metric: &FilteredMetrics) -> bool {
+    matches!(metric.inner, Some(Inner::Gauge(_)))
+}
 
 /// The value of a counter or gauge.
 pub fn number(metric: &FilteredMetrics) -> Option<u64> {

@@ -403,3 +403,89 @@ fn a_new_app_starts_on_the_view_asked() {
     assert_eq!(ViewId::from_name("http2"), Some(ViewId::H2));
     assert_eq!(ViewId::from_name("nope"), None);
 }
+
+#[test]
+fn the_selection_stays_on_its_row_when_rows_move() {
+    let (mut app, now) = populated(300, ViewId::Clusters);
+    draw(&mut app, now);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "app02");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(selected_key(&mut app), RowKey::Cluster("app022".to_owned()));
+    // Clearing the filter, then reversing the order, keeps app022 selected.
+    press(&mut app, KeyCode::Esc);
+    draw(&mut app, now);
+    assert_eq!(selected_key(&mut app), RowKey::Cluster("app022".to_owned()));
+    press(&mut app, KeyCode::Char('S'));
+    let screen = draw(&mut app, now);
+    assert_eq!(selected_key(&mut app), RowKey::Cluster("app022".to_owned()));
+    assert!(
+        screen.contains("app022"),
+        "the selected row is scrolled to:\n{screen}"
+    );
+}
+
+#[test]
+fn a_failure_shows_while_paused_and_held_reports_are_bounded() {
+    let (mut app, now) = populated(3, ViewId::Clusters);
+    press(&mut app, KeyCode::Char('p'));
+    for round in 3..100 {
+        app.report(
+            SourceId::Metrics,
+            Update::Metrics(Arc::new(common::metrics(3, round))),
+            now + Duration::from_secs(round),
+            wall(),
+        );
+    }
+    app.report(
+        SourceId::Clusters,
+        Update::Failed("cannot connect: Connection refused".to_owned()),
+        now,
+        wall(),
+    );
+    let screen = draw(&mut app, now);
+    assert!(
+        screen.contains("DISCONNECTED") || screen.contains("failing since"),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::Char('p'));
+    // Only the newest held sample was kept, and applied on resume.
+    assert_eq!(
+        app.data.metrics.latest().unwrap().proxy.requests,
+        3 * 100 * 99
+    );
+    assert!(app.data.metrics.sample_count() <= 3);
+}
+
+#[test]
+fn a_weight_of_zero_is_refused() {
+    let (mut app, _) = populated(3, ViewId::Backends);
+    press(&mut app, KeyCode::Char('w'));
+    type_text(&mut app, "0");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(matches!(app.modal, Some(Modal::Weight { .. })));
+    assert!(app.message.as_ref().unwrap().text.contains("from 1"));
+}
+
+#[test]
+fn keys_do_nothing_but_quit_when_the_terminal_is_too_small() {
+    let (mut app, _) = populated(3, ViewId::Backends);
+    let mut terminal = Terminal::new(TestBackend::new(60, 20)).unwrap();
+    terminal
+        .draw(|frame| sozu_top::view::draw(frame, &mut app, Instant::now(), wall()))
+        .unwrap();
+    assert!(press(&mut app, KeyCode::Char('d')).is_empty());
+    assert!(app.modal.is_none());
+    assert_eq!(press(&mut app, KeyCode::Char('q')), vec![Effect::Quit]);
+}
+
+#[test]
+fn the_drill_down_returns_to_the_view_it_came_from() {
+    let (mut app, _) = populated(3, ViewId::Frontends);
+    press(&mut app, KeyCode::Enter);
+    assert!(app.detail.is_some());
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view, ViewId::Frontends);
+}

@@ -234,14 +234,21 @@ fn the_drill_down_shows_a_clusters_backends_frontends_and_metrics() {
 }
 
 #[test]
-fn help_lists_every_key() {
-    let (mut app, now) = populated(3, ViewId::Overview);
-    app.help = true;
-    let screen = text(&draw(&mut app, (120, 40), now));
-    for (key, _) in sozu_top::view::HELP
-        .iter()
-        .filter(|(key, _)| !key.is_empty())
-    {
-        assert!(screen.contains(key), "help lacks {key:?}:\n{screen}");
+fn help_lists_every_key_at_both_sizes() {
+    for size in SIZES {
+        let (mut app, now) = populated(3, ViewId::Overview);
+        app.help = true;
+        let screen = text(&draw(&mut app, size, now));
+        for (key, what) in sozu_top::view::HELP {
+            assert!(
+                screen.contains(key),
+                "help lacks {key:?} at {size:?}:\n{screen}"
+            );
+            let start: String = what.chars().take(20).collect();
+            assert!(
+                screen.contains(&start),
+                "help lacks {what:?} at {size:?}:\n{screen}"
+            );
+        }
     }
 }

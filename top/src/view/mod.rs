@@ -91,6 +91,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, now: Instant, wall: SystemTime) {
     let area = frame.area();
     app.hits = Default::default();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        app.hits.too_small = true;
         let text = format!(
             "The terminal is {}x{}.\nsozu top needs at least {MIN_WIDTH}x{MIN_HEIGHT}.\n\
              Enlarge it, or press q to quit.",

@@ -42,7 +42,17 @@ pub(super) fn draw_overview(
     let stale = staleness(app, SourceId::Metrics, now);
     let data = &app.data;
     draw_traffic(frame, data, theme, traffic_area, stale.as_deref());
+    let stale_style = |source: SourceId| {
+        if staleness(app, source, now).is_some() {
+            theme.stale()
+        } else {
+            Style::default()
+        }
+    };
     draw_configuration(frame, data, theme, configuration_area, wall);
+    frame
+        .buffer_mut()
+        .set_style(configuration_area, stale_style(SourceId::Clusters));
     let line_style = if stale.is_some() {
         theme.stale()
     } else {
@@ -68,7 +78,13 @@ pub(super) fn draw_overview(
         errors,
     );
     draw_workers(frame, data, theme, workers_area);
+    frame
+        .buffer_mut()
+        .set_style(workers_area, stale_style(SourceId::Workers));
     draw_events(frame, data, theme, events_area);
+    frame
+        .buffer_mut()
+        .set_style(events_area, stale_style(SourceId::Events));
 }
 
 fn error_level(ratio: Option<f64>) -> Level {
@@ -142,9 +158,10 @@ fn draw_configuration(frame: &mut Frame, data: &Data, theme: Theme, area: Rect, 
         .sum();
     let backends: usize = data.clusters.values().map(|c| c.backends.len()).sum();
     let down = data
-        .backend_states
+        .clusters
         .values()
-        .filter(|state| !state.up)
+        .flat_map(|cluster| &cluster.backends)
+        .filter(|backend| table::backend_state(data, backend).0 == "DOWN")
         .count();
     let inactive = data.listeners.iter().filter(|l| !l.active).count();
     let expiring = data

@@ -9,18 +9,19 @@ use super::Theme;
 use crate::app::Modal;
 
 /// Every key, as the help overlay lists them.
-pub const HELP: [(&str, &str); 22] = [
+pub const HELP: [(&str, &str); 18] = [
     (
-        "1-9, Tab, Shift-Tab",
-        "switch view (Tab switches table in a cluster)",
+        "1-9, Tab, click a tab",
+        "switch view (Tab: other table of a cluster)",
     ),
-    ("click a tab", "switch view"),
-    ("j/k, Up/Down, wheel", "move the selection"),
+    (
+        "j/k, Up/Down, wheel",
+        "move the selection (a click selects a row)",
+    ),
     (
         "PgUp/PgDn, Home/End, g/G",
         "move by a page, to the top or bottom",
     ),
-    ("click a row", "select it"),
     ("Enter", "open the selected row's cluster"),
     ("Esc", "close, go back, clear the filter, then quit"),
     ("/", "filter rows (Enter keeps, Esc clears)"),
@@ -33,17 +34,12 @@ pub const HELP: [(&str, &str); 22] = [
     ("y / n", "confirm / cancel an action"),
     ("? or F1 or h", "this help (any key closes it)"),
     ("q, F10, Ctrl-C", "quit"),
-    ("", ""),
     (
         "rates, 5xx, p50, p99",
-        "over the last samples (window in the title)",
+        "over the window the title line gives",
     ),
-    ("≤7ms", "latency bound: at most 7 ms (histogram bucket)"),
-    (
-        "grey data",
-        "its source is failing; its age is in the title",
-    ),
-    ("UP? / ?", "state not reported since the console started"),
+    ("≤7ms, <1ms", "latency bounds (histogram buckets)"),
+    ("grey, ?", "source failing (age in title); state unknown"),
 ];
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {

@@ -10,10 +10,10 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use sozu_command::proto::command::LoadBalancingAlgorithms;
 
 use super::{Theme, staleness};
-use crate::app::{App, DetailFocus};
+use crate::app::{App, DetailFocus, ViewId};
 use crate::data::SourceId;
 use crate::format;
-use crate::table::{self, Level, TableKind};
+use crate::table::{self, Level, RowKey, TableKind};
 
 pub(super) fn draw_table_view(
     frame: &mut Frame,
@@ -27,7 +27,17 @@ pub(super) fn draw_table_view(
         return;
     };
     let table = app.table(kind, None, wall);
-    let stale = staleness(app, app.view.source(), now);
+    // Rates come from the metrics: a table that shows them is stale when
+    // either of its sources is.
+    let with_metrics = matches!(
+        app.view,
+        ViewId::Clusters | ViewId::Backends | ViewId::Workers
+    );
+    let stale = staleness(app, app.view.source(), now).or_else(|| {
+        with_metrics
+            .then(|| staleness(app, SourceId::Metrics, now))
+            .flatten()
+    });
     let sort = app.sorts.get(&kind).copied().unwrap_or_default();
     let mut title = format!(" {} ", app.view.name());
     if table.total != table.rows.len() {
@@ -39,34 +49,46 @@ pub(super) fn draw_table_view(
         title.push_str(&format!("[{stale}] "));
     }
     let view = app.view;
+    let pinned = app.pinned.get(&(view, None)).cloned();
     let state = app.selections.entry(view).or_default();
-    render_table(
-        frame,
-        theme,
-        &table,
+    let shown = Shown {
+        table: &table,
         sort,
-        state,
-        area,
-        &title,
-        stale.is_some(),
-        true,
-        &mut app.hits,
-    );
+        title: &title,
+        stale: stale.is_some(),
+        focused: true,
+        pinned: pinned.as_ref(),
+    };
+    render_table(frame, theme, &shown, state, area, &mut app.hits);
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A table as drawn: its rows, how they are sorted, its title, whether its
+/// data is stale, whether it has the selection and on which row.
+struct Shown<'a> {
+    table: &'a table::Table,
+    sort: table::Sort,
+    title: &'a str,
+    stale: bool,
+    focused: bool,
+    pinned: Option<&'a RowKey>,
+}
+
 fn render_table(
     frame: &mut Frame,
     theme: Theme,
-    table: &table::Table,
-    sort: table::Sort,
+    shown: &Shown,
     state: &mut ratatui::widgets::TableState,
     area: Rect,
-    title: &str,
-    stale: bool,
-    focused: bool,
     hits: &mut crate::app::Hits,
 ) {
+    let Shown {
+        table,
+        sort,
+        title,
+        stale,
+        focused,
+        pinned,
+    } = *shown;
     let block = Block::default()
         .borders(Borders::ALL)
         .title(title.to_owned())
@@ -95,6 +117,11 @@ fn render_table(
             state.select(None);
         }
         return;
+    }
+    if let Some(pinned) = pinned
+        && let Some(index) = table.rows.iter().position(|row| &row.key == pinned)
+    {
+        state.select(Some(index));
     }
     if focused {
         match state.selected() {
@@ -163,7 +190,8 @@ pub(super) fn draw_detail(
     };
     let id = detail.cluster_id.as_str();
     let information = app.data.clusters.get(id).cloned();
-    let stale = staleness(app, SourceId::Clusters, now);
+    let stale =
+        staleness(app, SourceId::Clusters, now).or_else(|| staleness(app, SourceId::Metrics, now));
     let [summary, upper, lower] = Layout::vertical([
         Constraint::Length(5),
         Constraint::Percentage(55),
@@ -249,28 +277,39 @@ pub(super) fn draw_detail(
     };
     let focus = detail.focus;
     let mut hits = std::mem::take(&mut app.hits);
+    let pinned_backend = app
+        .pinned
+        .get(&(app.view, Some(DetailFocus::Backends)))
+        .cloned();
+    let pinned_frontend = app
+        .pinned
+        .get(&(app.view, Some(DetailFocus::Frontends)))
+        .cloned();
+    let backends_title = format!(" backends of {id} ({}) ", backends.rows.len());
+    let shown = Shown {
+        table: &backends,
+        sort: backend_sort,
+        title: &backends_title,
+        stale: stale.is_some(),
+        focused: focus == DetailFocus::Backends,
+        pinned: pinned_backend.as_ref(),
+    };
+    render_table(frame, theme, &shown, &mut detail.backends, upper, &mut hits);
+    let frontends_title = format!(" frontends of {id} ({}) ", frontends.rows.len());
+    let shown = Shown {
+        table: &frontends,
+        sort: frontend_sort,
+        title: &frontends_title,
+        stale: stale.is_some(),
+        focused: focus == DetailFocus::Frontends,
+        pinned: pinned_frontend.as_ref(),
+    };
     render_table(
         frame,
         theme,
-        &backends,
-        backend_sort,
-        &mut detail.backends,
-        upper,
-        &format!(" backends of {id} ({}) ", backends.rows.len()),
-        stale.is_some(),
-        focus == DetailFocus::Backends,
-        &mut hits,
-    );
-    render_table(
-        frame,
-        theme,
-        &frontends,
-        frontend_sort,
+        &shown,
         &mut detail.frontends,
         lower,
-        &format!(" frontends of {id} ({}) ", frontends.rows.len()),
-        stale.is_some(),
-        focus == DetailFocus::Frontends,
         &mut hits,
     );
     app.hits = hits;
