@@ -20,3 +20,4 @@ pub mod config;
 pub mod proto;
 pub mod requests;
 pub mod state;
+pub mod validate;
