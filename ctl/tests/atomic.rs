@@ -39,7 +39,7 @@ fn agree(daemon: &Daemon) -> bool {
     let all = hashes(daemon);
     let mut values = all.values();
     let first = values.next().cloned();
-    all.len() >= 3 && values.all(|other| Some(other) == first.as_ref())
+    all.len() == daemon.worker_pids().len() + 1 && values.all(|other| Some(other) == first.as_ref())
 }
 
 fn assert_agree(daemon: &Daemon) {
@@ -303,6 +303,10 @@ fn a_reload_with_a_bad_frontend_changes_nothing_anywhere() {
     assert!(message.contains("invalid path"), "{message}");
     assert!(hashes(&daemon).values().all(BTreeMap::is_empty));
     assert_agree(&daemon);
+    // `config check` says the file is invalid, and why.
+    let check = daemon.sozu(&["config", "check"]);
+    assert_eq!(check.status.code(), Some(2), "{}", stderr_of(&check));
+    assert!(stderr_of(&check).contains("invalid path"));
     // The daemon restarts from the same file too: it refuses it whole.
     daemon.stop();
     let start = harness::sozu_command()
@@ -405,4 +409,40 @@ fn bounds_and_templates_are_checked_on_arrival_and_refused_by_name() {
     assert!(all.values().all(|map| map.len() == 1), "{all:?}");
     let listed = daemon.sozu(&["cluster", "list"]);
     assert_eq!(listed.status.code(), Some(0), "{}", stderr_of(&listed));
+}
+
+#[test]
+fn a_restarted_worker_skips_a_record_it_cannot_apply_and_names_it() {
+    let port = free_port();
+    let config = basic_config(port, "").replace("worker_count = 2", "worker_count = 1");
+    let daemon = Daemon::start(&config);
+    daemon.add_cluster(cluster("app"));
+    let victim = daemon.worker_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Take the listener's address while the worker is down.
+    let mut squatter = None;
+    assert!(wait_until(Duration::from_secs(10), || {
+        squatter = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+        squatter.is_some()
+    }));
+    // The worker comes back anyway, with everything else, and says what it
+    // skipped (before, each restart failed on the listener, forever).
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let pids = daemon.worker_pids();
+            pids.len() == 1 && !pids.contains(&victim)
+        }),
+        "{}",
+        daemon.stderr_text()
+    );
+    let log = daemon.stderr_text();
+    assert!(log.contains("skipped a record"), "{log}");
+    assert!(log.contains("ADD_HTTP_LISTENER"), "{log}");
+    assert!(log.contains(&port.to_string()), "{log}");
+    assert_agree(&daemon);
+    drop(squatter);
 }
