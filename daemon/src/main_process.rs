@@ -114,6 +114,11 @@ impl Main {
         generation: u64,
         sockets: Option<Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)>>,
     ) -> Result<Rc<Worker>, String> {
+        // A worker replacing another (an upgrade, given the old one's
+        // sockets) must hold everything the old one held, or the upgrade
+        // is refused and the old one kept; a worker started or restarted
+        // on its own skips what it cannot apply (see below).
+        let replacing = sockets.is_some();
         let worker = self
             .launcher
             .launch(id, generation, sockets)
@@ -138,6 +143,10 @@ impl Main {
         for (kind, answer) in answers {
             match tokio::time::timeout_at(deadline, answer).await {
                 Ok(Ok(response)) if response.status == ResponseStatus::Ok as i32 => {}
+                Ok(Ok(response)) if replacing => {
+                    worker.kill();
+                    return Err(format!("worker {id} refused {kind}: {}", response.message));
+                }
                 Ok(Ok(response)) => {
                     // The worker applied nothing of that record and goes on
                     // with the others: one record it cannot apply (an
