@@ -446,3 +446,38 @@ fn a_restarted_worker_skips_a_record_it_cannot_apply_and_names_it() {
     assert_agree(&daemon);
     drop(squatter);
 }
+
+#[test]
+fn acknowledged_changes_survive_a_crash_of_every_process() {
+    let port = free_port();
+    let mut daemon = Daemon::start(&saved_config(port, ""));
+    let backend = harness::backend::Backend::start("b1");
+    daemon.serve(port, "app.test", "app", &[&backend]);
+    // A refused change is in no file either.
+    daemon.failure(RequestType::AddCluster(cluster(&"x".repeat(300))));
+    for pid in daemon.worker_pids() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let mut main = daemon.child.take().unwrap();
+    main.kill().unwrap();
+    main.wait().unwrap();
+
+    // Restarted from its own file, with everything that was acknowledged.
+    daemon.spawn();
+    assert_eq!(http_hostnames(&daemon), ["app.test"]);
+    assert!(wait_until(Duration::from_secs(10), || client::get(
+        port, "app.test", "/"
+    )
+    .status
+        == 200));
+    let all = hashes(&daemon);
+    assert!(
+        all.values()
+            .all(|map| map.len() == 1 && map.contains_key("app")),
+        "{all:?}"
+    );
+    assert_agree(&daemon);
+}
