@@ -481,3 +481,39 @@ fn acknowledged_changes_survive_a_crash_of_every_process() {
     );
     assert_agree(&daemon);
 }
+
+#[test]
+fn a_loaded_record_a_worker_cannot_apply_is_rolled_back_everywhere() {
+    // A state file from another daemon: its active listener, and a cluster.
+    let folder = tempfile::tempdir().unwrap();
+    let other_port = free_port();
+    let other = Daemon::start(&basic_config(other_port, ""));
+    other.add_cluster(cluster("other"));
+    let path = folder.path().join("other.txt");
+    other.ok(RequestType::SaveState(path.display().to_string()));
+    drop(other);
+
+    let port = free_port();
+    let daemon = Daemon::start(&basic_config(port, ""));
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", other_port)).unwrap();
+    let (_, loaded) = daemon.exchange(RequestType::LoadState(path.display().to_string()));
+    assert_eq!(
+        loaded.status,
+        ResponseStatus::Failure as i32,
+        "{}",
+        loaded.message
+    );
+    assert!(
+        loaded.message.contains("Address already in use"),
+        "{}",
+        loaded.message
+    );
+    assert!(loaded.message.contains("rolled back"), "{}", loaded.message);
+    let listed = daemon.sozu(&["--json", "listener", "list"]);
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(!text.contains(&other_port.to_string()), "{text}");
+    let all = hashes(&daemon);
+    assert!(all.values().all(|map| map.contains_key("other")), "{all:?}");
+    assert_agree(&daemon);
+    drop(squatter);
+}
