@@ -517,3 +517,41 @@ fn a_loaded_record_a_worker_cannot_apply_is_rolled_back_everywhere() {
     assert_agree(&daemon);
     drop(squatter);
 }
+
+#[test]
+fn a_load_whose_automatic_save_fails_is_rolled_back_whole() {
+    let folder = tempfile::tempdir().unwrap();
+    let source = Daemon::start(&basic_config(free_port(), ""));
+    source.add_cluster(cluster("one"));
+    source.add_cluster(cluster("two"));
+    let path = folder.path().join("two-clusters.txt");
+    source.ok(RequestType::SaveState(path.display().to_string()));
+    drop(source);
+
+    let saves = folder.path().join("saves");
+    std::fs::create_dir(&saves).unwrap();
+    let daemon = Daemon::start(&basic_config(
+        free_port(),
+        &format!(
+            "saved_state = {:?}\nautomatic_state_save = true",
+            saves.join("state.txt").to_str().unwrap()
+        ),
+    ));
+    std::fs::remove_dir_all(&saves).unwrap();
+    let (_, loaded) = daemon.exchange(RequestType::LoadState(path.display().to_string()));
+    assert_eq!(
+        loaded.status,
+        ResponseStatus::Failure as i32,
+        "{}",
+        loaded.message
+    );
+    assert!(
+        loaded.message.contains("automatic state save failed")
+            && loaded.message.contains("state.txt")
+            && loaded.message.contains("rolled back"),
+        "{}",
+        loaded.message
+    );
+    assert!(hashes(&daemon).values().all(BTreeMap::is_empty));
+    assert_agree(&daemon);
+}
