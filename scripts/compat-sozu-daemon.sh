@@ -14,9 +14,10 @@
 # The state file our daemon wrote must then equal the one Sozu's daemon wrote
 # (ports and record ids aside), and it must load into our daemon:
 #   - into a fresh daemon started on the same configuration: every record
-#     either applies or is refused because that very object already exists
-#     (what the configuration created), and saving again gives back the same
-#     file byte for byte: nothing lost, nothing changed, nothing extra;
+#     applies, a record identical to what the configuration created being a
+#     no-op (older builds refused those as already existing, which is still
+#     accepted here), and saving again gives back the same file byte for
+#     byte: nothing lost, nothing changed, nothing extra;
 #   - into a daemon started with no listener and no cluster: every record
 #     applies (exit 0), and saving again gives back the same file.
 #

@@ -20,6 +20,7 @@ pub mod config;
 pub mod proto;
 pub mod requests;
 pub mod state;
+pub mod validate;
 
 /// The folder of the Sozu recordings this repository keeps for its own
 /// tests (`tests/fixtures/` at the workspace root: `sozu-2.3/`, `sozu-2.1/`).

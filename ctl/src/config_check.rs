@@ -20,6 +20,32 @@ pub enum ConfigCmd {
     Check,
 }
 
+/// Checks the `saved_state` file the daemon would load at start, when there
+/// is one: each record must apply on top of the configuration, with the
+/// checks the daemon applies (see `sozu_command::validate`).
+fn check_saved_state(
+    config: &Config,
+    state: &sozu_command::state::ConfigState,
+) -> Result<(), CliError> {
+    let Some(saved) = config.saved_state.as_ref().filter(|path| path.exists()) else {
+        return Ok(());
+    };
+    let bytes = std::fs::read(saved)
+        .map_err(|error| CliError::usage(format!("saved_state {}: {error}", saved.display())))?;
+    let report = sozu_command::state::file::load(&mut state.clone(), &bytes);
+    if report.errors.is_empty() {
+        return Ok(());
+    }
+    let problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+    Err(CliError::usage(format!(
+        "saved_state {}: {} of {} records cannot be applied: {}",
+        saved.display(),
+        problems.len(),
+        problems.len() + report.applied,
+        problems.join("; ")
+    )))
+}
+
 /// `config check`: exit 0 when the file is valid, 2 when it is not.
 pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
     let Some(file) = file else {
@@ -29,6 +55,7 @@ pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
     };
     let config = Config::load(file).map_err(|error| CliError::usage(error.to_string()))?;
     let state = desired_state(&config)?;
+    check_saved_state(&config, &state)?;
     let requests = config.requests();
     if out.is_json() {
         out.json(&json!({

@@ -401,15 +401,16 @@ fn state_saved_then_loaded_into_a_restarted_daemon() {
     // The restarted daemon has only its configuration.
     assert_eq!(client::get(port, "app.test", "/").status, 404);
     let (progress, loaded) = daemon.exchange(RequestType::LoadState(path.display().to_string()));
+    // The listener record is the one the configuration made: loading it
+    // again changes nothing and is no error (as in Sozu 2.3.3).
     assert_eq!(
         loaded.status,
-        ResponseStatus::Failure as i32,
-        "the listener exists already: {}",
+        ResponseStatus::Ok as i32,
+        "{}",
         loaded.message
     );
-    assert!(loaded.message.contains("record 1"), "{}", loaded.message);
     assert!(
-        loaded.message.contains("3 of 5 records") || loaded.message.contains("of 5 records"),
+        loaded.message.contains("5 of 5 records"),
         "{}",
         loaded.message
     );

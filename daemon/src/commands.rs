@@ -136,11 +136,10 @@ pub async fn apply_change(
         &kind,
         result.as_ref().map(|_| ()).map_err(String::as_str),
     );
-    if result.is_ok() {
-        if let Some(event) = change_event(request) {
-            main.event(event);
-        }
-        crate::state_files::save_automatically(main);
+    if result.is_ok()
+        && let Some(event) = change_event(request)
+    {
+        main.event(event);
     }
     result
 }
@@ -152,19 +151,23 @@ async fn apply_change_inner(
 ) -> Result<(), String> {
     sozu_proxy::support::check(request)?;
     if ConfigState::changes_state(request) {
-        main.state.borrow_mut().dispatch(request).map_err(|error| {
-            format!("could not apply request on the main process state: {error}")
-        })?;
-    } else if !is_process_setting(request) {
+        // Everywhere or nowhere: see `changes`.
+        return crate::changes::apply(main, request, || {
+            if let Some(progress) = progress {
+                let _ = progress.send(Response::processing("Processing worker request..."));
+            }
+        })
+        .await;
+    }
+    if !is_process_setting(request) {
         return Err(format!(
             "{} is not a request the daemon handles",
             request.kind_name()
         ));
-    } else {
-        main.settings
-            .borrow_mut()
-            .insert(request.kind_name(), request.clone());
     }
+    main.settings
+        .borrow_mut()
+        .insert(request.kind_name(), request.clone());
     if let Some(progress) = progress {
         let _ = progress.send(Response::processing("Processing worker request..."));
     }

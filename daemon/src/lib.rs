@@ -11,6 +11,7 @@
 //! - [`events`], [`audit`], [`metrics`]: what the daemon reports.
 
 pub mod audit;
+pub mod changes;
 pub mod commands;
 pub mod events;
 mod logging;
@@ -136,13 +137,11 @@ fn initial_state(config: &Config) -> Result<(ConfigState, Vec<Request>), String>
                 .map_err(|error| error.to_string())
                 .and_then(|record| {
                     sozu_proxy::support::check(&record.request)?;
-                    state
-                        .dispatch(&record.request)
-                        .map_err(|error| file::refused(&record, &error).to_string())
+                    file::apply_record(&mut state, &record).map_err(|error| error.to_string())
                 });
             if let Err(error) = applied {
                 refused += 1;
-                tracing::warn!(file = %saved.display(), %error, "saved state record not applied");
+                tracing::error!(file = %saved.display(), %error, "saved state record skipped");
             }
         }
         tracing::info!(file = %saved.display(), refused, "saved state loaded");

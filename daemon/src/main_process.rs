@@ -52,6 +52,10 @@ pub struct Main {
     pub settings: RefCell<BTreeMap<String, Request>>,
     /// How long workers have to answer.
     pub worker_timeout: Duration,
+    /// Held while a configuration change is applied (or taken back) and
+    /// while a worker is given the whole state, so that changes happen one
+    /// at a time and a starting worker misses none.
+    pub changes: tokio::sync::Mutex<()>,
     /// Consecutive quick deaths by worker id, for the restart backoff.
     relaunches: RefCell<HashMap<u32, u32>>,
     next_request: Cell<u64>,
@@ -72,6 +76,7 @@ impl Main {
             worker_timeout: Duration::from_secs(u64::from(config.worker_timeout.max(1))),
             config: RefCell::new(config),
             state: RefCell::new(state),
+            changes: tokio::sync::Mutex::new(()),
             workers: RefCell::new(BTreeMap::new()),
             launcher,
             subscribers: Subscribers::default(),
@@ -109,6 +114,11 @@ impl Main {
         generation: u64,
         sockets: Option<Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)>>,
     ) -> Result<Rc<Worker>, String> {
+        // A worker replacing another (an upgrade, given the old one's
+        // sockets) must hold everything the old one held, or the upgrade
+        // is refused and the old one kept; a worker started or restarted
+        // on its own skips what it cannot apply (see below).
+        let replacing = sockets.is_some();
         let worker = self
             .launcher
             .launch(id, generation, sockets)
@@ -133,9 +143,21 @@ impl Main {
         for (kind, answer) in answers {
             match tokio::time::timeout_at(deadline, answer).await {
                 Ok(Ok(response)) if response.status == ResponseStatus::Ok as i32 => {}
-                Ok(Ok(response)) => {
+                Ok(Ok(response)) if replacing => {
                     worker.kill();
                     return Err(format!("worker {id} refused {kind}: {}", response.message));
+                }
+                Ok(Ok(response)) => {
+                    // The worker applied nothing of that record and goes on
+                    // with the others: one record it cannot apply (an
+                    // address taken by another process meanwhile) must not
+                    // keep it down.
+                    tracing::error!(
+                        worker = id,
+                        request = %kind,
+                        reason = %response.message,
+                        "the starting worker skipped a record it could not apply"
+                    );
                 }
                 Ok(Err(_)) => return Err(format!("worker {id} exited while starting")),
                 Err(_) => {
@@ -221,10 +243,18 @@ impl Main {
             if self.stopping.get() {
                 return;
             }
-            match self.start_worker(worker_id, generation, None).await {
+            // No change is applied while the worker is given the state:
+            // it joins the workers holding exactly what the main process
+            // holds.
+            let turn = self.changes.lock().await;
+            let started = self.start_worker(worker_id, generation, None).await;
+            if let Ok(worker) = &started {
+                self.workers.borrow_mut().insert(worker_id, worker.clone());
+            }
+            drop(turn);
+            match started {
                 Ok(worker) => {
                     tracing::info!(worker = worker_id, pid = worker.pid, "worker restarted");
-                    self.workers.borrow_mut().insert(worker_id, worker);
                     self.event(crate::events::event(
                         sozu_command::proto::command::EventKind::WorkerRelaunched,
                     ));

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use sozu_command::proto::command::{EventKind, Response, ResponseStatus, WorkerResponse};
-use sozu_command::state::{ConfigState, file};
+use sozu_command::state::{ConfigState, file, undo::Undo};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -40,20 +40,22 @@ pub fn save(main: &Rc<Main>, path: &str, answers: &UnboundedSender<Response>) {
 }
 
 /// Saves to the configured `saved_state` after a change, when
-/// `automatic_state_save` is on. Errors are logged: the change itself is
-/// applied either way.
-pub fn save_automatically(main: &Rc<Main>) {
+/// `automatic_state_save` is on. A failure is returned: the caller takes
+/// the change back (a change is acknowledged only once it is saved).
+pub fn save_automatically(main: &Rc<Main>) -> Result<(), file::StateFileError> {
     let config = main.config.borrow();
     if !config.automatic_state_save {
-        return;
+        return Ok(());
     }
     let Some(path) = config.saved_state.clone() else {
-        return;
+        return Ok(());
     };
     drop(config);
-    if let Err(error) = file::save(&main.state.borrow(), &path) {
-        tracing::error!(%error, "automatic state save failed");
-    }
+    file::save(&main.state.borrow(), &path)
+        .map(drop)
+        .inspect_err(|error| {
+            tracing::error!(%error, "automatic state save failed");
+        })
 }
 
 /// Applies every record of the state file at `path`, reporting progress,
@@ -82,7 +84,13 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         "Loading {total} records from {}",
         path.display()
     )));
+    // Changes happen one at a time; a load is one change made of records.
+    let _turn = main.changes.lock().await;
     let mut errors: Vec<String> = Vec::new();
+    // What takes each applied record back, and which workers refused it:
+    // a record a worker refused is taken back everywhere, and every record
+    // is when the automatic save fails.
+    let mut undos: Vec<(usize, Undo, Vec<u32>)> = Vec::new();
     let mut waiting = VecDeque::new();
     let mut deadlines = Deadlines::new(main.worker_timeout);
     let mut applied = 0usize;
@@ -97,6 +105,25 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         // Encoded before it changes the state (a request too large for the
         // workers' channel is refused like any other), once for every worker.
         let id = main.request_id("LOAD");
+        // A record for something the state holds already: the same thing
+        // changes nothing; something else is refused, saying what differs.
+        match main.state.borrow().existing(&record.request) {
+            Some(Ok(())) => {
+                applied += 1;
+                continue;
+            }
+            Some(Err(difference)) => {
+                errors.push(format!(
+                    "record {} (byte {}): {} refused: {difference}",
+                    record.number,
+                    record.offset,
+                    record.request.kind_name()
+                ));
+                continue;
+            }
+            None => {}
+        }
+        let undo = main.state.borrow().undo_of(&record.request);
         let accepted = sozu_proxy::support::check(&record.request).and_then(|()| {
             if ConfigState::changes_state(&record.request) {
                 let frame =
@@ -117,14 +144,17 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         match accepted {
             Ok(frame) => {
                 applied += 1;
+                undos.push((record.number, undo, Vec::new()));
                 let workers: Vec<_> = main.workers.borrow().values().cloned().collect();
                 for worker in &workers {
                     let answer = worker.send_frame(id.clone(), frame.clone());
                     waiting.push_back((record.number, worker.id, answer));
                 }
                 while waiting.len() > ANSWERS_IN_FLIGHT {
-                    if let Some((number, worker, answer)) = waiting.pop_front() {
-                        check_answer(number, worker, answer, &mut deadlines, &mut errors).await;
+                    if let Some((number, worker, answer)) = waiting.pop_front()
+                        && !check_answer(number, worker, answer, &mut deadlines, &mut errors).await
+                    {
+                        refused_by(&mut undos, number, worker);
                     }
                 }
             }
@@ -141,7 +171,46 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         }
     }
     for (number, worker, answer) in waiting {
-        check_answer(number, worker, answer, &mut deadlines, &mut errors).await;
+        if !check_answer(number, worker, answer, &mut deadlines, &mut errors).await {
+            refused_by(&mut undos, number, worker);
+        }
+    }
+    // Records some worker did not apply are taken back everywhere, so the
+    // main process and every worker hold the same.
+    let (refused, kept): (Vec<_>, Vec<_>) = undos
+        .into_iter()
+        .partition(|(_, _, refused_by)| !refused_by.is_empty());
+    applied -= refused.len();
+    let refused_count = refused.len();
+    crate::changes::take_back_all(
+        main,
+        refused
+            .into_iter()
+            .map(|(_, undo, refused_by)| (undo, refused_by))
+            .collect(),
+    )
+    .await;
+    if refused_count > 0 {
+        errors.push(format!(
+            "{refused_count} record(s) a worker did not apply were rolled back"
+        ));
+    }
+    if !kept.is_empty()
+        && let Err(error) = save_automatically(main)
+    {
+        let count = kept.len();
+        crate::changes::take_back_all(
+            main,
+            kept.into_iter()
+                .map(|(_, undo, refused_by)| (undo, refused_by))
+                .collect(),
+        )
+        .await;
+        applied = 0;
+        errors.insert(
+            0,
+            format!("the automatic state save failed: {error}; the {count} applied record(s) were rolled back"),
+        );
     }
     let summary = format!(
         "{applied} of {total} records from {} applied",
@@ -156,9 +225,6 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             Err(summary.as_str())
         },
     );
-    if applied > 0 {
-        save_automatically(main);
-    }
     main.event(events::event(EventKind::StateLoaded));
     let _ = answers.send(if errors.is_empty() {
         Response::ok(format!("Loaded state: {summary}"), None)
@@ -210,15 +276,23 @@ impl Deadlines {
     }
 }
 
+/// Notes that `worker` did not apply the record numbered `number`.
+fn refused_by(undos: &mut [(usize, Undo, Vec<u32>)], number: usize, worker: u32) {
+    if let Ok(index) = undos.binary_search_by_key(&number, |(n, _, _)| *n) {
+        undos[index].2.push(worker);
+    }
+}
+
 /// Waits for a worker's answer to a loaded record until the worker's
-/// deadline, and notes a refusal or a missing answer.
+/// deadline, and notes a refusal or a missing answer. Returns whether the
+/// worker applied it.
 async fn check_answer(
     number: usize,
     worker: u32,
     answer: oneshot::Receiver<WorkerResponse>,
     deadlines: &mut Deadlines,
     errors: &mut Vec<String>,
-) {
+) -> bool {
     // An answer already there is taken even after the deadline.
     match tokio::time::timeout_at(deadlines.of(worker), answer).await {
         Ok(Ok(response)) => {
@@ -228,11 +302,19 @@ async fn check_answer(
                     "record {number}: worker {worker}: {}",
                     response.message
                 ));
+                return false;
             }
+            true
         }
-        Ok(Err(_)) => errors.push(format!("record {number}: worker {worker} is not running")),
-        Err(_) => errors.push(format!(
-            "record {number}: worker {worker} did not answer in time"
-        )),
+        Ok(Err(_)) => {
+            errors.push(format!("record {number}: worker {worker} is not running"));
+            true
+        }
+        Err(_) => {
+            errors.push(format!(
+                "record {number}: worker {worker} did not answer in time"
+            ));
+            true
+        }
     }
 }

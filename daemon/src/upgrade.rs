@@ -87,6 +87,9 @@ pub async fn upgrade_worker(main: &Rc<Main>, id: u32, answers: &UnboundedSender<
         }
     };
     let count = sockets.len();
+    // No change is applied between the new worker's copy of the state and
+    // its joining the workers that changes are sent to.
+    let turn = main.changes.lock().await;
     let new = match main
         .start_worker(id, old.generation + 1, Some(sockets))
         .await
@@ -102,6 +105,7 @@ pub async fn upgrade_worker(main: &Rc<Main>, id: u32, answers: &UnboundedSender<
     };
     old.set_run_state(RunState::Stopping);
     main.workers.borrow_mut().insert(id, new.clone());
+    drop(turn);
     let _ = answers.send(Response::processing(format!(
         "Worker {id} replaced (pid {} -> {}) on {count} listening sockets; draining the old one",
         old.pid, new.pid

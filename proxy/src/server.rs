@@ -429,44 +429,26 @@ impl Server {
         }
     }
 
-    /// Applies a configuration change to the runtime, then records it.
+    /// Applies a configuration change whole or not at all.
+    ///
+    /// The state accepts or refuses the change first (it is atomic on its
+    /// own). The runtime part then does everything that can fail (binding a
+    /// socket, loading a certificate, building a TLS configuration,
+    /// compiling routes) before it changes anything connections can see,
+    /// so when it fails the runtime is as it was, and the state change is
+    /// taken back with the undo computed before it was made.
     fn apply_change(&mut self, request: &Request) -> Result<(), String> {
-        // Validate against the state on a scratch basis first: the runtime
-        // only changes for requests the state accepts.
+        let undo = self.state.undo_of(request);
         self.state
             .dispatch(request)
             .map_err(|error| error.to_string())?;
         if let Err(error) = self.apply_to_runtime(request) {
-            self.undo(request);
+            for left in self.state.undo(&undo) {
+                tracing::error!(request = %request.kind_name(), %left, "could not take a refused change back from the worker state");
+            }
             return Err(error);
         }
         Ok(())
-    }
-
-    /// Reverts the state change of a request whose runtime part failed.
-    /// Only requests whose runtime part can fail need an inverse.
-    fn undo(&mut self, request: &Request) {
-        let inverse: Option<Request> = match &request.request_type {
-            Some(RequestType::ActivateListener(activate)) => Some(
-                RequestType::DeactivateListener(sozu_command::proto::command::DeactivateListener {
-                    address: activate.address,
-                    proxy: activate.proxy,
-                    to_scm: false,
-                    interface: None,
-                })
-                .into(),
-            ),
-            Some(RequestType::AddHttpFrontend(frontend)) => {
-                Some(RequestType::RemoveHttpFrontend(frontend.clone()).into())
-            }
-            Some(RequestType::AddHttpsFrontend(frontend)) => {
-                Some(RequestType::RemoveHttpsFrontend(frontend.clone()).into())
-            }
-            _ => None,
-        };
-        if let Some(inverse) = inverse {
-            let _ = self.state.dispatch(&inverse);
-        }
     }
 
     fn apply_to_runtime(&mut self, request: &Request) -> Result<(), String> {
@@ -481,18 +463,13 @@ impl Server {
                     router: RefCell::new(Router::new()),
                     tls: None,
                 });
-                self.listeners.insert(
-                    address,
-                    ListenerRuntime {
-                        kind: ListenerType::Http,
-                        http: Some(http),
-                        tcp: None,
-                        active: None,
-                    },
-                );
-                if config.active {
-                    self.activate(address, false)?;
-                }
+                let runtime = ListenerRuntime {
+                    kind: ListenerType::Http,
+                    http: Some(http),
+                    tcp: None,
+                    active: None,
+                };
+                self.insert_listener(address, runtime, config.active)?;
             }
             RequestType::AddHttpsListener(config) => {
                 let address = config.address.to_socket_addr();
@@ -502,18 +479,13 @@ impl Server {
                     router: RefCell::new(Router::new()),
                     tls: Some(tls),
                 });
-                self.listeners.insert(
-                    address,
-                    ListenerRuntime {
-                        kind: ListenerType::Https,
-                        http: Some(https),
-                        tcp: None,
-                        active: None,
-                    },
-                );
-                if config.active {
-                    self.activate(address, false)?;
-                }
+                let runtime = ListenerRuntime {
+                    kind: ListenerType::Https,
+                    http: Some(https),
+                    tcp: None,
+                    active: None,
+                };
+                self.insert_listener(address, runtime, config.active)?;
             }
             RequestType::UpdateHttpListener(update) => {
                 let address = update.address.to_socket_addr();
@@ -533,9 +505,13 @@ impl Server {
                 ) && let Some(https) = &runtime.http
                     && let Some(tls) = &https.tls
                 {
+                    // Built before anything is replaced: a refusal leaves
+                    // the listener as it was.
                     tls::check_listener(config)?;
+                    let server_config =
+                        tls::server_config(config, tls.certificates.borrow().resolver())?;
                     *tls.config.borrow_mut() = config.clone();
-                    tls.rebuild()?;
+                    *tls.server_config.borrow_mut() = server_config;
                     *https.settings.borrow_mut() = Rc::new(ListenerSettings::from(config));
                 }
             }
@@ -543,40 +519,56 @@ impl Server {
                 let tls_listener = self.https_listener(add.address.to_socket_addr())?;
                 let certificate = tls::load(&add.certificate)?;
                 let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
-                tls.certificates.borrow_mut().add(certificate);
-                tls.rebuild()?;
+                let fingerprint = certificate.fingerprint.clone();
+                let added = tls.certificates.borrow_mut().add(certificate);
+                if let Err(error) = tls.rebuild() {
+                    if added {
+                        tls.certificates.borrow_mut().take(&fingerprint);
+                    }
+                    return Err(error);
+                }
             }
             RequestType::ReplaceCertificate(replace) => {
                 let tls_listener = self.https_listener(replace.address.to_socket_addr())?;
                 let certificate = tls::load(&replace.new_certificate)?;
                 let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
-                {
+                let fingerprint = certificate.fingerprint.clone();
+                let (old, added) = {
                     let mut certificates = tls.certificates.borrow_mut();
-                    certificates.remove(&replace.old_fingerprint);
-                    certificates.add(certificate);
+                    let old = certificates.take(&replace.old_fingerprint);
+                    (old, certificates.add(certificate))
+                };
+                if let Err(error) = tls.rebuild() {
+                    let mut certificates = tls.certificates.borrow_mut();
+                    if added {
+                        certificates.take(&fingerprint);
+                    }
+                    if let Some(old) = old {
+                        certificates.add(old);
+                    }
+                    return Err(error);
                 }
-                tls.rebuild()?;
             }
             RequestType::RemoveCertificate(remove) => {
                 let tls_listener = self.https_listener(remove.address.to_socket_addr())?;
                 let tls = tls_listener.tls.as_ref().ok_or("not an HTTPS listener")?;
-                tls.certificates.borrow_mut().remove(&remove.fingerprint);
-                tls.rebuild()?;
+                let old = tls.certificates.borrow_mut().take(&remove.fingerprint);
+                if let Err(error) = tls.rebuild() {
+                    if let Some(old) = old {
+                        tls.certificates.borrow_mut().add(old);
+                    }
+                    return Err(error);
+                }
             }
             RequestType::AddTcpListener(config) => {
                 let address = config.address.to_socket_addr();
-                self.listeners.insert(
-                    address,
-                    ListenerRuntime {
-                        kind: ListenerType::Tcp,
-                        http: None,
-                        tcp: Some(Rc::new(TcpListener::new(config))),
-                        active: None,
-                    },
-                );
-                if config.active {
-                    self.activate(address, false)?;
-                }
+                let runtime = ListenerRuntime {
+                    kind: ListenerType::Tcp,
+                    http: None,
+                    tcp: Some(Rc::new(TcpListener::new(config))),
+                    active: None,
+                };
+                self.insert_listener(address, runtime, config.active)?;
             }
             RequestType::UpdateTcpListener(update) => {
                 let address = update.address.to_socket_addr();
@@ -792,47 +784,42 @@ impl Server {
         }
     }
 
+    /// Adds a listener's runtime, listening first when it is active: when
+    /// the address cannot be listened on, nothing is added.
+    fn insert_listener(
+        &mut self,
+        address: SocketAddr,
+        mut runtime: ListenerRuntime,
+        active: bool,
+    ) -> Result<(), String> {
+        if active {
+            runtime.active = Some(open_listener(
+                &mut self.adopted,
+                &self.shared,
+                address,
+                &runtime,
+                false,
+            )?);
+        }
+        if let Some(replaced) = self.listeners.insert(address, runtime)
+            && let Some(active) = replaced.active
+        {
+            active.accept_task.abort();
+        }
+        Ok(())
+    }
+
     fn activate(&mut self, address: SocketAddr, from_scm: bool) -> Result<(), String> {
-        let Some(runtime) = self.listeners.get_mut(&address) else {
+        let Some(runtime) = self.listeners.get(&address) else {
             return Err(format!("no listener on {address}"));
         };
         if runtime.active.is_some() {
             return Ok(());
         }
-        // A socket handed over by the server this one replaces is used
-        // whenever there is one: connections already queued on it must be
-        // accepted here, not lost with a fresh socket.
-        let handed_over = self
-            .adopted
-            .iter()
-            .position(|socket| socket.address == address)
-            .map(|position| self.adopted.swap_remove(position));
-        let socket = match handed_over {
-            Some(adopted) => std::net::TcpListener::from(adopted.fd),
-            None if from_scm => return Err(format!("no handed-over socket for {address}")),
-            None => listener::bind(address).map_err(|error| error.to_string())?,
-        };
-        let duplicate = socket
-            .try_clone()
-            .map_err(|error| format!("could not duplicate the socket of {address}: {error}"))?;
-        let accept_task = match (&runtime.http, runtime.kind) {
-            (Some(http), ListenerType::Http | ListenerType::Https) => {
-                listener::spawn_http_accept(socket, address, http.clone(), self.shared.clone())
-                    .map_err(|error| format!("could not listen on {address}: {error}"))?
-            }
-            (_, ListenerType::Tcp) => {
-                let Some(tcp) = &runtime.tcp else {
-                    return Err(format!("no TCP listener on {address}"));
-                };
-                listener::spawn_tcp_accept(socket, address, tcp.clone(), self.shared.clone())
-                    .map_err(|error| format!("could not listen on {address}: {error}"))?
-            }
-            _ => return Err(format!("listener kind of {address} cannot be activated")),
-        };
-        runtime.active = Some(ActiveListener {
-            accept_task,
-            socket: duplicate.into(),
-        });
+        let active = open_listener(&mut self.adopted, &self.shared, address, runtime, from_scm)?;
+        if let Some(runtime) = self.listeners.get_mut(&address) {
+            runtime.active = Some(active);
+        }
         Ok(())
     }
 
@@ -874,4 +861,50 @@ impl Server {
             }
         }
     }
+}
+
+/// Starts accepting on a listener's address: a socket handed over by the
+/// server this one replaces when there is one, else a new one. Changes
+/// nothing but `adopted` (the socket taken from it), so a failure leaves
+/// the listener as it was.
+fn open_listener(
+    adopted: &mut Vec<ListenSocket>,
+    shared: &Rc<Shared>,
+    address: SocketAddr,
+    runtime: &ListenerRuntime,
+    from_scm: bool,
+) -> Result<ActiveListener, String> {
+    // A socket handed over by the server this one replaces is used
+    // whenever there is one: connections already queued on it must be
+    // accepted here, not lost with a fresh socket.
+    let handed_over = adopted
+        .iter()
+        .position(|socket| socket.address == address)
+        .map(|position| adopted.swap_remove(position));
+    let socket = match handed_over {
+        Some(adopted) => std::net::TcpListener::from(adopted.fd),
+        None if from_scm => return Err(format!("no handed-over socket for {address}")),
+        None => listener::bind(address).map_err(|error| error.to_string())?,
+    };
+    let duplicate = socket
+        .try_clone()
+        .map_err(|error| format!("could not duplicate the socket of {address}: {error}"))?;
+    let accept_task = match (&runtime.http, runtime.kind) {
+        (Some(http), ListenerType::Http | ListenerType::Https) => {
+            listener::spawn_http_accept(socket, address, http.clone(), shared.clone())
+                .map_err(|error| format!("could not listen on {address}: {error}"))?
+        }
+        (_, ListenerType::Tcp) => {
+            let Some(tcp) = &runtime.tcp else {
+                return Err(format!("no TCP listener on {address}"));
+            };
+            listener::spawn_tcp_accept(socket, address, tcp.clone(), shared.clone())
+                .map_err(|error| format!("could not listen on {address}: {error}"))?
+        }
+        _ => return Err(format!("listener kind of {address} cannot be activated")),
+    };
+    Ok(ActiveListener {
+        accept_task,
+        socket: duplicate.into(),
+    })
 }

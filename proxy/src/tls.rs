@@ -101,11 +101,22 @@ pub struct CertificateSet {
 }
 
 impl CertificateSet {
-    /// Adds a certificate (same fingerprint: nothing changes).
-    pub fn add(&mut self, certificate: LoadedCertificate) {
+    /// Adds a certificate (same fingerprint: nothing changes); returns
+    /// whether it was new.
+    pub fn add(&mut self, certificate: LoadedCertificate) -> bool {
+        match self.by_fingerprint.entry(certificate.fingerprint.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(certificate);
+                true
+            }
+        }
+    }
+
+    /// Removes a certificate and gives it back.
+    pub fn take(&mut self, fingerprint: &str) -> Option<LoadedCertificate> {
         self.by_fingerprint
-            .entry(certificate.fingerprint.clone())
-            .or_insert(certificate);
+            .remove(&fingerprint.to_ascii_lowercase())
     }
 
     /// Removes a certificate; returns whether it was there.

@@ -215,14 +215,32 @@ pub fn load(state: &mut ConfigState, bytes: &[u8]) -> LoadReport {
     let mut report = LoadReport::default();
     for record in records(bytes) {
         match record {
-            Ok(record) => match state.dispatch(&record.request) {
+            Ok(record) => match apply_record(state, &record) {
                 Ok(()) => report.applied += 1,
-                Err(error) => report.errors.push(refused(&record, &error)),
+                Err(error) => report.errors.push(error),
             },
             Err(error) => report.errors.push(error),
         }
     }
     report
+}
+
+/// Applies one record on top of `state`: a record for something the state
+/// holds already changes nothing when it is the same, and is refused saying
+/// what differs when it is not (see [`ConfigState::existing`]); any other
+/// record is dispatched.
+pub fn apply_record(state: &mut ConfigState, record: &StateRecord) -> Result<(), RecordError> {
+    match state.existing(&record.request) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(difference)) => Err(RecordError {
+            number: record.number,
+            offset: record.offset,
+            reason: format!("{} refused: {difference}", record.request.kind_name()),
+        }),
+        None => state
+            .dispatch(&record.request)
+            .map_err(|error| refused(record, &error)),
+    }
 }
 
 /// The record error for a request the state refused.

@@ -20,6 +20,7 @@
 pub mod diff;
 pub mod file;
 pub mod query;
+pub mod undo;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -141,6 +142,9 @@ pub enum StateError {
     /// The cluster has no health check to remove.
     #[error("cluster '{0}' has no health check")]
     NoHealthCheck(String),
+    /// The change's own content is invalid (see [`crate::validate`]).
+    #[error(transparent)]
+    Invalid(#[from] crate::validate::Invalid),
 }
 
 /// The routing key of an HTTP or HTTPS frontend: two frontends with equal keys
@@ -419,6 +423,7 @@ impl ConfigState {
         let Some(request_type) = &request.request_type else {
             return Err(StateError::EmptyRequest);
         };
+        crate::validate::request(request)?;
         match request_type {
             RequestType::AddHttpListener(listener) => self.add_http_listener(listener),
             RequestType::AddHttpsListener(listener) => self.add_https_listener(listener),

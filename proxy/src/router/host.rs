@@ -8,9 +8,9 @@
 //! fold case again.
 
 use std::collections::HashMap;
-use std::net::Ipv6Addr;
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
+use sozu_command::validate::{self, HostLabel, HostShape};
 
 /// The longest host normalized on the stack. DNS names stop at 253 bytes; a
 /// longer Host header is lowered into a heap buffer instead (it is not a
@@ -37,23 +37,6 @@ pub(crate) struct RegexLabel {
 }
 
 impl RegexLabel {
-    fn new(source: &str) -> Result<Self, String> {
-        if source.is_empty() {
-            return Err("a regex label `//` cannot be empty".to_owned());
-        }
-        // Compile the source alone first: a valid regex has balanced groups,
-        // so wrapping it afterwards cannot change what it means.
-        Regex::new(source).map_err(|error| format!("invalid regex label /{source}/: {error}"))?;
-        let regex = RegexBuilder::new(&format!(r"\A(?:{source})\z"))
-            .case_insensitive(true)
-            .build()
-            .map_err(|error| format!("invalid regex label /{source}/: {error}"))?;
-        Ok(RegexLabel {
-            source: source.into(),
-            regex,
-        })
-    }
-
     fn is_match(&self, label: &[u8]) -> bool {
         self.regex.is_match(label)
     }
@@ -75,55 +58,40 @@ impl HostPattern {
     /// Parses a frontend's hostname. The error says what is wrong with it,
     /// for a message that also names the frontend.
     pub(crate) fn parse(pattern: &str) -> Result<HostPattern, String> {
-        if pattern.is_empty() {
-            return Err("the hostname is empty".to_owned());
-        }
-        if let Some(inner) = pattern.strip_prefix('[') {
-            // An IPv6 literal is one name, not labels.
-            let valid = inner
-                .strip_suffix(']')
-                .is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok());
-            if !valid {
-                return Err(
-                    "a hostname starting with `[` must be an IPv6 literal like [::1]".to_owned(),
-                );
+        // The syntax is checked and the regex labels compiled by the same
+        // function the main process validates changes with, so a frontend
+        // the daemon accepts is one this router can hold.
+        let labels = match validate::hostname_pattern(pattern)? {
+            HostShape::Any => return Ok(HostPattern::Any),
+            HostShape::Ipv6(literal) => {
+                return Ok(HostPattern::Exact(
+                    literal.to_ascii_lowercase().into_bytes().into(),
+                ));
             }
-            return Ok(HostPattern::Exact(
-                pattern.to_ascii_lowercase().into_bytes().into(),
-            ));
-        }
-        // The fully qualified form `example.com.` names the same host.
-        let trimmed = pattern.strip_suffix('.').unwrap_or(pattern);
-        if trimmed == "*" {
-            return Ok(HostPattern::Any);
-        }
-
-        let labels = split_labels(trimmed)?;
-        let mut parsed = Vec::with_capacity(labels.len());
-        for (index, label) in labels.into_iter().enumerate() {
-            parsed.push(match label {
-                RawLabel::Regex(source) => LabelPattern::Regex(RegexLabel::new(source)?),
-                RawLabel::Plain("*") if index == 0 => LabelPattern::Wildcard,
-                RawLabel::Plain("*") => {
-                    return Err(format!(
-                        "a wildcard is only allowed as the first label, found one at label {}",
-                        index + 1
-                    ));
-                }
-                RawLabel::Plain(label) => {
-                    check_exact_label(label)?;
-                    LabelPattern::Exact(label.to_ascii_lowercase().into_bytes().into())
-                }
-            });
-        }
-        if parsed
+            HostShape::Labels(labels) => labels,
+        };
+        if labels
             .iter()
-            .all(|label| matches!(label, LabelPattern::Exact(_)))
+            .all(|label| matches!(label, HostLabel::Exact(_)))
         {
+            let trimmed = pattern.strip_suffix('.').unwrap_or(pattern);
             return Ok(HostPattern::Exact(
                 trimmed.to_ascii_lowercase().into_bytes().into(),
             ));
         }
+        let mut parsed: Vec<LabelPattern> = labels
+            .into_iter()
+            .map(|label| match label {
+                HostLabel::Exact(label) => {
+                    LabelPattern::Exact(label.to_ascii_lowercase().into_bytes().into())
+                }
+                HostLabel::Wildcard => LabelPattern::Wildcard,
+                HostLabel::Regex(source, regex) => LabelPattern::Regex(RegexLabel {
+                    source: source.into(),
+                    regex,
+                }),
+            })
+            .collect();
         parsed.reverse();
         Ok(HostPattern::Labels(parsed))
     }
@@ -152,66 +120,6 @@ impl HostPattern {
             }
         }
     }
-}
-
-enum RawLabel<'a> {
-    Plain(&'a str),
-    Regex(&'a str),
-}
-
-/// Splits a pattern into labels, left to right. A label that starts with `/`
-/// runs to the next `/` that ends the pattern or is followed by a dot, so a
-/// regex may contain dots.
-fn split_labels(pattern: &str) -> Result<Vec<RawLabel<'_>>, String> {
-    let bytes = pattern.as_bytes();
-    let mut labels = Vec::new();
-    let mut start = 0;
-    loop {
-        let end;
-        if bytes.get(start) == Some(&b'/') {
-            let close = (start + 1..bytes.len())
-                .find(|&i| bytes[i] == b'/' && (i + 1 == bytes.len() || bytes[i + 1] == b'.'))
-                .ok_or_else(|| {
-                    format!("the regex label starting at byte {start} has no closing `/`")
-                })?;
-            labels.push(RawLabel::Regex(&pattern[start + 1..close]));
-            end = close + 1;
-        } else {
-            end = pattern[start..]
-                .find('.')
-                .map_or(pattern.len(), |offset| start + offset);
-            if end == start {
-                return Err("the hostname has an empty label".to_owned());
-            }
-            labels.push(RawLabel::Plain(&pattern[start..end]));
-        }
-        if end == pattern.len() {
-            return Ok(labels);
-        }
-        // `end` is at a dot; a dot that ends the pattern leaves an empty label.
-        start = end + 1;
-        if start == pattern.len() {
-            return Err("the hostname has an empty label".to_owned());
-        }
-    }
-}
-
-fn check_exact_label(label: &str) -> Result<(), String> {
-    if label.contains('*') {
-        return Err(format!("`*` must be a whole label, found {label:?}"));
-    }
-    if label.contains(':') {
-        return Err(format!(
-            "label {label:?} has a `:`; a hostname carries no port, ports are ignored for routing"
-        ));
-    }
-    if let Some(bad) = label
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || *c == '/')
-    {
-        return Err(format!("label {label:?} contains {bad:?}"));
-    }
-    Ok(())
 }
 
 /// A request host made ready for matching: `:port` and one trailing dot

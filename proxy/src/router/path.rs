@@ -42,15 +42,7 @@ impl PathMatcher {
             PathRuleKind::Prefix => PathMatcher::Prefix(value.into()),
             PathRuleKind::Equals => PathMatcher::Equals(value.into()),
             PathRuleKind::Regex => {
-                if value.is_empty() {
-                    return Err("a regex path cannot be empty".to_owned());
-                }
-                // Compiled alone first: a valid regex has balanced groups, so
-                // the anchored wrapper below cannot change its meaning.
-                Regex::new(value)
-                    .map_err(|error| format!("invalid path regex {value:?}: {error}"))?;
-                let regex = Regex::new(&format!(r"\A(?:{value})\z"))
-                    .map_err(|error| format!("invalid path regex {value:?}: {error}"))?;
+                let regex = sozu_command::validate::path_regex(value)?;
                 PathMatcher::Regex {
                     regex,
                     prefixes: required_prefixes(value),

@@ -177,24 +177,12 @@ impl Route {
 
 /// A header name must be an RFC 9110 token, or it could never be written.
 fn check_header_name(name: &str) -> Result<(), String> {
-    let is_token_byte =
-        |byte: u8| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
-    if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(format!(
-            "header name {name:?} is not a valid HTTP header name"
-        ));
-    }
-    Ok(())
+    sozu_command::validate::header_name(name)
 }
 
 /// A header value must not break the message it is written into.
 fn check_header_value(name: &str, value: &str) -> Result<(), String> {
-    if value.bytes().any(|byte| matches!(byte, b'\r' | b'\n' | 0)) {
-        return Err(format!(
-            "header {name:?} has a value with a line break or NUL byte"
-        ));
-    }
-    Ok(())
+    sozu_command::validate::header_value(name, value)
 }
 
 #[cfg(test)]

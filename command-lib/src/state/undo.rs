@@ -1,0 +1,757 @@
+//! Taking a change back: [`ConfigState::undo_of`] computes, before a change
+//! is applied, what puts the state back as it was; [`ConfigState::undo`]
+//! does it.
+//!
+//! A daemon needs this when a change the state accepted cannot be carried
+//! through: a worker could not bind a listener's address, a worker stayed
+//! silent, the automatic save failed. The main process then restores its own
+//! state with [`ConfigState::undo`] and sends [`Undo::requests`] to the
+//! workers that applied the change, so every process ends where it began.
+
+use std::net::SocketAddr;
+
+use super::{ConfigState, FrontendKey};
+use crate::certificate;
+use crate::proto::command::{
+    ActivateListener, AddCertificate, DeactivateListener, HttpListenerConfig, HttpsListenerConfig,
+    ListenerType, RemoveBackend, RemoveCertificate, RemoveListener, ReplaceCertificate, Request,
+    SetHealthCheck, SocketAddress, TcpListenerConfig, UpdateHttpListenerConfig,
+    UpdateHttpsListenerConfig, UpdateTcpListenerConfig, request::RequestType,
+};
+
+/// What takes one change back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Undo {
+    /// The requests that reverse the change, in order, as sent to workers.
+    pub requests: Vec<Request>,
+    /// A listener's settings before an update, restored exactly in the state
+    /// (an update request can set fields but not clear them, so the
+    /// requests above restore every field that had a value).
+    listener: Option<OldListener>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum OldListener {
+    Http(Box<HttpListenerConfig>),
+    Https(Box<HttpsListenerConfig>),
+    Tcp(Box<TcpListenerConfig>),
+}
+
+fn request(request_type: RequestType) -> Request {
+    request_type.into()
+}
+
+fn remove_listener(address: SocketAddress, proxy: ListenerType) -> Request {
+    request(RequestType::RemoveListener(RemoveListener {
+        address,
+        proxy: proxy as i32,
+        interface: None,
+    }))
+}
+
+impl ConfigState {
+    /// What reverses `change` once it is applied to this state. Call it
+    /// before applying the change; if the change is then refused, the undo
+    /// is meaningless and must not be used.
+    pub fn undo_of(&self, change: &Request) -> Undo {
+        let mut undo = Undo::default();
+        let Some(request_type) = &change.request_type else {
+            return undo;
+        };
+        let requests = &mut undo.requests;
+        match request_type {
+            RequestType::AddHttpListener(listener) => {
+                requests.push(remove_listener(listener.address, ListenerType::Http));
+            }
+            RequestType::AddHttpsListener(listener) => {
+                requests.push(remove_listener(listener.address, ListenerType::Https));
+            }
+            RequestType::AddTcpListener(listener) => {
+                requests.push(remove_listener(listener.address, ListenerType::Tcp));
+            }
+            RequestType::UpdateHttpListener(update) => {
+                if let Some(old) = self.http_listeners.get(&update.address.to_socket_addr()) {
+                    requests.push(request(RequestType::UpdateHttpListener(http_update_from(
+                        old,
+                    ))));
+                    undo.listener = Some(OldListener::Http(Box::new(old.clone())));
+                }
+            }
+            RequestType::UpdateHttpsListener(update) => {
+                if let Some(old) = self.https_listeners.get(&update.address.to_socket_addr()) {
+                    requests.push(request(RequestType::UpdateHttpsListener(
+                        https_update_from(old),
+                    )));
+                    undo.listener = Some(OldListener::Https(Box::new(old.clone())));
+                }
+            }
+            RequestType::UpdateTcpListener(update) => {
+                if let Some(old) = self.tcp_listeners.get(&update.address.to_socket_addr()) {
+                    requests.push(request(RequestType::UpdateTcpListener(
+                        UpdateTcpListenerConfig {
+                            address: old.address,
+                            public_address: None,
+                            expect_proxy: Some(old.expect_proxy),
+                            front_timeout: Some(old.front_timeout),
+                            back_timeout: Some(old.back_timeout),
+                            connect_timeout: Some(old.connect_timeout),
+                        },
+                    )));
+                    undo.listener = Some(OldListener::Tcp(Box::new(old.clone())));
+                }
+            }
+            RequestType::RemoveListener(remove) => {
+                let address = remove.address.to_socket_addr();
+                if let Some(old) = self.http_listeners.get(&address) {
+                    requests.push(request(RequestType::AddHttpListener(old.clone())));
+                } else if let Some(old) = self.https_listeners.get(&address) {
+                    requests.push(request(RequestType::AddHttpsListener(old.clone())));
+                } else if let Some(old) = self.tcp_listeners.get(&address) {
+                    requests.push(request(RequestType::AddTcpListener(old.clone())));
+                }
+            }
+            RequestType::ActivateListener(activate)
+                if self.is_active(activate.address.to_socket_addr()) == Some(false) =>
+            {
+                requests.push(request(RequestType::DeactivateListener(
+                    DeactivateListener {
+                        address: activate.address,
+                        proxy: activate.proxy,
+                        to_scm: false,
+                        interface: None,
+                    },
+                )));
+            }
+            RequestType::DeactivateListener(deactivate)
+                if self.is_active(deactivate.address.to_socket_addr()) == Some(true) =>
+            {
+                requests.push(request(RequestType::ActivateListener(ActivateListener {
+                    address: deactivate.address,
+                    proxy: deactivate.proxy,
+                    from_scm: false,
+                    interface: None,
+                })));
+            }
+            RequestType::AddCluster(cluster) => match self.clusters.get(&cluster.cluster_id) {
+                Some(old) => requests.push(request(RequestType::AddCluster(old.clone()))),
+                None => requests.push(request(RequestType::RemoveCluster(
+                    cluster.cluster_id.clone(),
+                ))),
+            },
+            RequestType::RemoveCluster(cluster_id) => {
+                if let Some(old) = self.clusters.get(cluster_id) {
+                    requests.push(request(RequestType::AddCluster(old.clone())));
+                    let names_it = |front: &&crate::proto::command::RequestHttpFrontend| {
+                        front.cluster_id.as_deref() == Some(cluster_id.as_str())
+                    };
+                    for front in self.http_frontends.values().filter(names_it) {
+                        requests.push(request(RequestType::AddHttpFrontend(front.clone())));
+                    }
+                    for front in self.https_frontends.values().filter(names_it) {
+                        requests.push(request(RequestType::AddHttpsFrontend(front.clone())));
+                    }
+                    for front in self.tcp_frontends.get(cluster_id).into_iter().flatten() {
+                        requests.push(request(RequestType::AddTcpFrontend(front.clone())));
+                    }
+                    for backend in self.backends.get(cluster_id).into_iter().flatten() {
+                        requests.push(request(RequestType::AddBackend(backend.clone())));
+                    }
+                }
+            }
+            RequestType::AddHttpFrontend(front) => {
+                requests.push(request(RequestType::RemoveHttpFrontend(front.clone())));
+            }
+            RequestType::AddHttpsFrontend(front) => {
+                requests.push(request(RequestType::RemoveHttpsFrontend(front.clone())));
+            }
+            RequestType::AddTcpFrontend(front) => {
+                requests.push(request(RequestType::RemoveTcpFrontend(front.clone())));
+            }
+            RequestType::RemoveHttpFrontend(front) => {
+                if let Some(old) = self.http_frontends.get(&FrontendKey::of(front)) {
+                    requests.push(request(RequestType::AddHttpFrontend(old.clone())));
+                }
+            }
+            RequestType::RemoveHttpsFrontend(front) => {
+                if let Some(old) = self.https_frontends.get(&FrontendKey::of(front)) {
+                    requests.push(request(RequestType::AddHttpsFrontend(old.clone())));
+                }
+            }
+            RequestType::RemoveTcpFrontend(front) => {
+                let address = front.address.to_socket_addr();
+                if let Some(old) = self
+                    .tcp_frontends
+                    .get(&front.cluster_id)
+                    .into_iter()
+                    .flatten()
+                    .find(|old| old.address.to_socket_addr() == address && old.sni == front.sni)
+                {
+                    requests.push(request(RequestType::AddTcpFrontend(old.clone())));
+                }
+            }
+            RequestType::AddBackend(backend) => {
+                let address = backend.address.to_socket_addr();
+                let old = self
+                    .backends
+                    .get(&backend.cluster_id)
+                    .and_then(|backends| backends.get(&backend.backend_id, address));
+                requests.push(match old {
+                    Some(old) => request(RequestType::AddBackend(old.clone())),
+                    None => request(RequestType::RemoveBackend(RemoveBackend {
+                        cluster_id: backend.cluster_id.clone(),
+                        backend_id: backend.backend_id.clone(),
+                        address: backend.address,
+                    })),
+                });
+            }
+            RequestType::RemoveBackend(backend) => {
+                if let Some(old) = self.backends.get(&backend.cluster_id).and_then(|backends| {
+                    backends.get(&backend.backend_id, backend.address.to_socket_addr())
+                }) {
+                    requests.push(request(RequestType::AddBackend(old.clone())));
+                }
+            }
+            RequestType::AddCertificate(add) => {
+                if let Some(fingerprint) = fingerprint_of(&add.certificate)
+                    && !self.has_certificate(add.address.to_socket_addr(), &fingerprint)
+                {
+                    requests.push(request(RequestType::RemoveCertificate(RemoveCertificate {
+                        address: add.address,
+                        fingerprint,
+                    })));
+                }
+            }
+            RequestType::ReplaceCertificate(replace) => {
+                let address = replace.address.to_socket_addr();
+                let old_fingerprint = replace.old_fingerprint.to_ascii_lowercase();
+                if let (Some(old), Some(new_fingerprint)) = (
+                    self.certificates
+                        .get(&address)
+                        .and_then(|certificates| certificates.get(&old_fingerprint)),
+                    fingerprint_of(&replace.new_certificate),
+                ) {
+                    requests.push(request(RequestType::ReplaceCertificate(
+                        ReplaceCertificate {
+                            address: replace.address,
+                            new_certificate: old.clone(),
+                            old_fingerprint: new_fingerprint,
+                            new_expired_at: None,
+                        },
+                    )));
+                }
+            }
+            RequestType::RemoveCertificate(remove) => {
+                let fingerprint = remove.fingerprint.to_ascii_lowercase();
+                if let Some(old) = self
+                    .certificates
+                    .get(&remove.address.to_socket_addr())
+                    .and_then(|certificates| certificates.get(&fingerprint))
+                {
+                    requests.push(request(RequestType::AddCertificate(AddCertificate {
+                        address: remove.address,
+                        certificate: old.clone(),
+                        expired_at: None,
+                    })));
+                }
+            }
+            RequestType::SetHealthCheck(set) => {
+                if let Some(cluster) = self.clusters.get(&set.cluster_id) {
+                    requests.push(health_check_as_it_was(&set.cluster_id, cluster));
+                }
+            }
+            RequestType::RemoveHealthCheck(cluster_id) => {
+                if let Some(cluster) = self.clusters.get(cluster_id) {
+                    requests.push(health_check_as_it_was(cluster_id, cluster));
+                }
+            }
+            _ => {}
+        }
+        undo
+    }
+
+    /// Takes a change back (see [`ConfigState::undo_of`]). Returns the
+    /// errors of the reversing requests, which are empty when the state
+    /// was not changed by anything else since.
+    pub fn undo(&mut self, undo: &Undo) -> Vec<super::StateError> {
+        let errors = undo
+            .requests
+            .iter()
+            .filter_map(|request| self.dispatch(request).err())
+            .collect();
+        match &undo.listener {
+            Some(OldListener::Http(old)) => {
+                if let Some(listener) = self.http_listeners.get_mut(&old.address.to_socket_addr()) {
+                    *listener = (**old).clone();
+                }
+            }
+            Some(OldListener::Https(old)) => {
+                if let Some(listener) = self.https_listeners.get_mut(&old.address.to_socket_addr())
+                {
+                    *listener = (**old).clone();
+                }
+            }
+            Some(OldListener::Tcp(old)) => {
+                if let Some(listener) = self.tcp_listeners.get_mut(&old.address.to_socket_addr()) {
+                    *listener = (**old).clone();
+                }
+            }
+            None => {}
+        }
+        errors
+    }
+
+    fn is_active(&self, address: SocketAddr) -> Option<bool> {
+        self.http_listeners
+            .get(&address)
+            .map(|l| l.active)
+            .or_else(|| self.https_listeners.get(&address).map(|l| l.active))
+            .or_else(|| self.tcp_listeners.get(&address).map(|l| l.active))
+    }
+
+    fn has_certificate(&self, address: SocketAddr, fingerprint: &str) -> bool {
+        self.certificates
+            .get(&address)
+            .is_some_and(|certificates| certificates.contains_key(fingerprint))
+    }
+}
+
+fn fingerprint_of(certificate: &crate::proto::command::CertificateAndKey) -> Option<String> {
+    certificate::parse_certificate_and_key(certificate)
+        .ok()
+        .map(|info| info.fingerprint.to_string())
+}
+
+fn health_check_as_it_was(cluster_id: &str, cluster: &crate::proto::command::Cluster) -> Request {
+    match &cluster.health_check {
+        Some(config) => request(RequestType::SetHealthCheck(SetHealthCheck {
+            cluster_id: cluster_id.to_owned(),
+            config: config.clone(),
+        })),
+        None => request(RequestType::RemoveHealthCheck(cluster_id.to_owned())),
+    }
+}
+
+/// An update that sets back every field an HTTP listener had a value for
+/// (fields a worker refuses in updates, like `public_address`, are left
+/// out: they cannot have changed).
+fn http_update_from(old: &HttpListenerConfig) -> UpdateHttpListenerConfig {
+    UpdateHttpListenerConfig {
+        address: old.address,
+        expect_proxy: Some(old.expect_proxy),
+        sticky_name: Some(old.sticky_name.clone()),
+        front_timeout: Some(old.front_timeout),
+        back_timeout: Some(old.back_timeout),
+        connect_timeout: Some(old.connect_timeout),
+        request_timeout: Some(old.request_timeout),
+        http_answers: old.http_answers.clone(),
+        sozu_id_header: old.sozu_id_header.clone(),
+        answers: old.answers.clone(),
+        elide_x_real_ip: old.elide_x_real_ip,
+        send_x_real_ip: old.send_x_real_ip,
+        forwarded_headers: old.forwarded_headers,
+        ..Default::default()
+    }
+}
+
+/// As [`http_update_from`], for HTTPS.
+fn https_update_from(old: &HttpsListenerConfig) -> UpdateHttpsListenerConfig {
+    UpdateHttpsListenerConfig {
+        address: old.address,
+        expect_proxy: Some(old.expect_proxy),
+        sticky_name: Some(old.sticky_name.clone()),
+        front_timeout: Some(old.front_timeout),
+        back_timeout: Some(old.back_timeout),
+        connect_timeout: Some(old.connect_timeout),
+        request_timeout: Some(old.request_timeout),
+        http_answers: old.http_answers.clone(),
+        sozu_id_header: old.sozu_id_header.clone(),
+        answers: old.answers.clone(),
+        elide_x_real_ip: old.elide_x_real_ip,
+        send_x_real_ip: old.send_x_real_ip,
+        forwarded_headers: old.forwarded_headers,
+        alpn_protocols: Some(crate::proto::command::AlpnProtocols {
+            values: old.alpn_protocols.clone(),
+        }),
+        strict_sni_binding: old.strict_sni_binding,
+        disable_http11: old.disable_http11,
+        ..Default::default()
+    }
+}
+
+impl ConfigState {
+    /// For a record loaded on top of a live state, whether the state holds
+    /// something under the same key already: `None` when it does not (the
+    /// record is applied as usual), `Some(Ok(()))` when it holds exactly
+    /// that (the record changes nothing), `Some(Err(..))` naming the fields
+    /// that differ when it holds something else.
+    ///
+    /// Only records that would otherwise be refused as duplicates are
+    /// compared (listeners, their activation, frontends); clusters and
+    /// backends are updated in place and certificates are idempotent.
+    pub fn existing(&self, record: &Request) -> Option<Result<(), String>> {
+        match record.request_type.as_ref()? {
+            RequestType::AddHttpListener(new) => {
+                let address = new.address.to_socket_addr();
+                match self.http_listeners.get(&address) {
+                    Some(old) => Some(same(
+                        &format!("the HTTP listener on {address}"),
+                        old,
+                        &HttpListenerConfig {
+                            active: old.active,
+                            ..new.clone()
+                        },
+                    )),
+                    None => self.other_listener(address, "HTTP"),
+                }
+            }
+            RequestType::AddHttpsListener(new) => {
+                let address = new.address.to_socket_addr();
+                match self.https_listeners.get(&address) {
+                    Some(old) => Some(same(
+                        &format!("the HTTPS listener on {address}"),
+                        old,
+                        &HttpsListenerConfig {
+                            active: old.active,
+                            ..new.clone()
+                        },
+                    )),
+                    None => self.other_listener(address, "HTTPS"),
+                }
+            }
+            RequestType::AddTcpListener(new) => {
+                let address = new.address.to_socket_addr();
+                match self.tcp_listeners.get(&address) {
+                    Some(old) => Some(same(
+                        &format!("the TCP listener on {address}"),
+                        old,
+                        &TcpListenerConfig {
+                            active: old.active,
+                            ..new.clone()
+                        },
+                    )),
+                    None => self.other_listener(address, "TCP"),
+                }
+            }
+            RequestType::ActivateListener(activate) => self
+                .is_active(activate.address.to_socket_addr())
+                .filter(|active| *active)
+                .map(|_| Ok(())),
+            RequestType::AddHttpFrontend(new) => {
+                let key = FrontendKey::of(new);
+                let old = self.http_frontends.get(&key)?;
+                Some(same(&format!("the http frontend {key}"), old, new))
+            }
+            RequestType::AddHttpsFrontend(new) => {
+                let key = FrontendKey::of(new);
+                let old = self.https_frontends.get(&key)?;
+                Some(same(&format!("the https frontend {key}"), old, new))
+            }
+            RequestType::AddTcpFrontend(new) => {
+                let address = new.address.to_socket_addr();
+                let old =
+                    self.tcp_frontends.values().flatten().find(|old| {
+                        old.address.to_socket_addr() == address && old.sni == new.sni
+                    })?;
+                Some(same(&format!("the tcp frontend on {address}"), old, new))
+            }
+            _ => None,
+        }
+    }
+
+    fn other_listener(&self, address: SocketAddr, kind: &str) -> Option<Result<(), String>> {
+        let existing = self.listener_kind_at(&address)?;
+        Some(Err(format!(
+            "a {existing} listener exists on {address}, the record adds a {kind} listener there"
+        )))
+    }
+}
+
+/// `Ok` when `old` and `new` are equal, else the fields that differ with
+/// both values.
+fn same<T: PartialEq + serde::Serialize>(what: &str, old: &T, new: &T) -> Result<(), String> {
+    if old == new {
+        return Ok(());
+    }
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Err(format!("{what} exists with other settings"));
+    };
+    let mut fields: Vec<&String> = old.keys().chain(new.keys()).collect();
+    fields.sort();
+    fields.dedup();
+    let differences: Vec<String> = fields
+        .into_iter()
+        .filter(|field| old.get(*field) != new.get(*field))
+        .map(|field| {
+            let show = |value: Option<&serde_json::Value>| {
+                value.map_or("unset".to_owned(), |value| {
+                    let text = value.to_string();
+                    if text.len() > 60 {
+                        format!("{}…", text.chars().take(60).collect::<String>())
+                    } else {
+                        text
+                    }
+                })
+            };
+            format!(
+                "{field} is {} here, {} in the record",
+                show(old.get(field)),
+                show(new.get(field))
+            )
+        })
+        .collect();
+    Err(format!(
+        "{what} exists with other settings: {}",
+        differences.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::command::{
+        AddBackend, CertificateAndKey, Cluster, HealthCheckConfig, PathRule, RequestHttpFrontend,
+        RequestTcpFrontend,
+    };
+
+    fn address(port: u16) -> SocketAddress {
+        SocketAddress::from(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    fn self_signed(name: &str) -> CertificateAndKey {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let certificate = params.self_signed(&key).unwrap();
+        CertificateAndKey {
+            certificate: certificate.pem(),
+            key: key.serialize_pem(),
+            ..Default::default()
+        }
+    }
+
+    fn http_listener(port: u16) -> HttpListenerConfig {
+        HttpListenerConfig {
+            address: address(port),
+            front_timeout: 60,
+            ..Default::default()
+        }
+    }
+
+    fn frontend(port: u16, host: &str, cluster: &str) -> RequestHttpFrontend {
+        RequestHttpFrontend {
+            cluster_id: Some(cluster.to_owned()),
+            address: address(port),
+            hostname: host.to_owned(),
+            path: PathRule::default(),
+            ..Default::default()
+        }
+    }
+
+    fn backend(cluster: &str, id: &str, port: u16) -> AddBackend {
+        AddBackend {
+            cluster_id: cluster.to_owned(),
+            backend_id: id.to_owned(),
+            address: address(port),
+            ..Default::default()
+        }
+    }
+
+    fn populated() -> (ConfigState, CertificateAndKey) {
+        let mut state = ConfigState::new();
+        let certificate = self_signed("secure.test");
+        let health = HealthCheckConfig {
+            uri: "/health".to_owned(),
+            interval: 5,
+            timeout: 2,
+            ..Default::default()
+        };
+        let setup: Vec<RequestType> = vec![
+            RequestType::AddHttpListener(HttpListenerConfig {
+                active: true,
+                ..http_listener(8080)
+            }),
+            RequestType::AddHttpsListener(HttpsListenerConfig {
+                address: address(8443),
+                ..Default::default()
+            }),
+            RequestType::AddTcpListener(TcpListenerConfig {
+                address: address(5000),
+                ..Default::default()
+            }),
+            RequestType::AddCluster(Cluster {
+                cluster_id: "app".to_owned(),
+                ..Default::default()
+            }),
+            RequestType::AddCluster(Cluster {
+                cluster_id: "db".to_owned(),
+                ..Default::default()
+            }),
+            RequestType::SetHealthCheck(SetHealthCheck {
+                cluster_id: "db".to_owned(),
+                config: health,
+            }),
+            RequestType::AddHttpFrontend(frontend(8080, "app.test", "app")),
+            RequestType::AddHttpsFrontend(frontend(8443, "secure.test", "app")),
+            RequestType::AddTcpFrontend(RequestTcpFrontend {
+                cluster_id: "db".to_owned(),
+                address: address(5000),
+                ..Default::default()
+            }),
+            RequestType::AddBackend(backend("app", "b1", 9001)),
+            RequestType::AddBackend(backend("db", "d1", 9002)),
+            RequestType::AddCertificate(AddCertificate {
+                address: address(8443),
+                certificate: certificate.clone(),
+                expired_at: None,
+            }),
+        ];
+        for change in setup {
+            state.dispatch(&change.into()).unwrap();
+        }
+        (state, certificate)
+    }
+
+    /// Every kind of change, applied then taken back, leaves the state
+    /// exactly as it was.
+    #[test]
+    fn every_kind_of_change_is_taken_back_exactly() {
+        let (state, certificate) = populated();
+        let fingerprint = certificate::parse_certificate_and_key(&certificate)
+            .unwrap()
+            .fingerprint
+            .to_string();
+        let other = self_signed("other.test");
+        let changes: Vec<RequestType> = vec![
+            RequestType::AddHttpListener(http_listener(8081)),
+            RequestType::UpdateHttpListener(UpdateHttpListenerConfig {
+                address: address(8080),
+                front_timeout: Some(5),
+                sozu_id_header: Some("X-Id".to_owned()),
+                ..Default::default()
+            }),
+            RequestType::UpdateHttpsListener(UpdateHttpsListenerConfig {
+                address: address(8443),
+                back_timeout: Some(7),
+                ..Default::default()
+            }),
+            RequestType::UpdateTcpListener(UpdateTcpListenerConfig {
+                address: address(5000),
+                connect_timeout: Some(9),
+                ..Default::default()
+            }),
+            RequestType::DeactivateListener(DeactivateListener {
+                address: address(8080),
+                proxy: ListenerType::Http as i32,
+                to_scm: false,
+                interface: None,
+            }),
+            RequestType::ActivateListener(ActivateListener {
+                address: address(5000),
+                proxy: ListenerType::Tcp as i32,
+                from_scm: false,
+                interface: None,
+            }),
+            RequestType::AddCluster(crate::proto::command::Cluster {
+                cluster_id: "new".to_owned(),
+                ..Default::default()
+            }),
+            RequestType::AddCluster(crate::proto::command::Cluster {
+                cluster_id: "app".to_owned(),
+                sticky_session: true,
+                ..Default::default()
+            }),
+            RequestType::RemoveCluster("app".to_owned()),
+            RequestType::RemoveCluster("db".to_owned()),
+            RequestType::AddHttpFrontend(frontend(8080, "more.test", "app")),
+            RequestType::RemoveHttpFrontend(frontend(8080, "app.test", "app")),
+            RequestType::RemoveHttpsFrontend(frontend(8443, "secure.test", "app")),
+            RequestType::RemoveTcpFrontend(RequestTcpFrontend {
+                cluster_id: "db".to_owned(),
+                address: address(5000),
+                ..Default::default()
+            }),
+            RequestType::AddBackend(backend("app", "b2", 9003)),
+            RequestType::AddBackend(AddBackend {
+                sticky_id: Some("s".to_owned()),
+                ..backend("app", "b1", 9001)
+            }),
+            RequestType::RemoveBackend(RemoveBackend {
+                cluster_id: "app".to_owned(),
+                backend_id: "b1".to_owned(),
+                address: address(9001),
+            }),
+            RequestType::AddCertificate(AddCertificate {
+                address: address(8443),
+                certificate: other.clone(),
+                expired_at: None,
+            }),
+            RequestType::ReplaceCertificate(ReplaceCertificate {
+                address: address(8443),
+                new_certificate: other,
+                old_fingerprint: fingerprint.clone(),
+                new_expired_at: None,
+            }),
+            RequestType::RemoveCertificate(RemoveCertificate {
+                address: address(8443),
+                fingerprint,
+            }),
+            RequestType::SetHealthCheck(SetHealthCheck {
+                cluster_id: "app".to_owned(),
+                config: HealthCheckConfig {
+                    uri: "/up".to_owned(),
+                    interval: 1,
+                    timeout: 1,
+                    ..Default::default()
+                },
+            }),
+            RequestType::RemoveHealthCheck("db".to_owned()),
+        ];
+        for change in changes {
+            let change: Request = change.into();
+            let mut changed = state.clone();
+            let undo = changed.undo_of(&change);
+            changed
+                .dispatch(&change)
+                .unwrap_or_else(|error| panic!("{}: {error}", change.kind_name()));
+            assert_ne!(changed, state, "{} changed nothing", change.kind_name());
+            let errors = changed.undo(&undo);
+            assert!(errors.is_empty(), "{}: {errors:?}", change.kind_name());
+            assert_eq!(changed, state, "{} was not taken back", change.kind_name());
+        }
+    }
+
+    #[test]
+    fn records_for_what_exists_are_compared() {
+        let (state, _) = populated();
+        let same = RequestType::AddHttpListener(http_listener(8080)).into();
+        assert_eq!(state.existing(&same), Some(Ok(())));
+        let other = RequestType::AddHttpListener(HttpListenerConfig {
+            front_timeout: 61,
+            ..http_listener(8080)
+        })
+        .into();
+        let difference = state.existing(&other).unwrap().unwrap_err();
+        assert!(
+            difference.contains("front_timeout is 60 here, 61 in the record"),
+            "{difference}"
+        );
+        let moved = RequestType::AddHttpFrontend(frontend(8080, "app.test", "db")).into();
+        let difference = state.existing(&moved).unwrap().unwrap_err();
+        assert!(difference.contains("cluster_id"), "{difference}");
+        let kind = RequestType::AddTcpListener(TcpListenerConfig {
+            address: address(8080),
+            ..Default::default()
+        })
+        .into();
+        assert!(
+            state
+                .existing(&kind)
+                .unwrap()
+                .unwrap_err()
+                .contains("HTTP listener")
+        );
+        let new = RequestType::AddHttpFrontend(frontend(8080, "new.test", "app")).into();
+        assert_eq!(state.existing(&new), None);
+    }
+}
