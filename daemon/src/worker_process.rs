@@ -38,6 +38,10 @@ pub const ENV_CONFIG: &str = "SOZU_WORKER_CONFIG";
 /// sockets on [`SCM_FD`] (an upgrade).
 pub const ENV_ADOPT: &str = "SOZU_WORKER_ADOPT";
 
+/// How long a stopped worker tries to deliver its last answers before it
+/// exits anyway.
+const LAST_ANSWERS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the worker until the main process stops it or goes away.
 pub fn run() -> ExitCode {
     let Ok(id) = std::env::var(ENV_ID) else {
@@ -124,11 +128,17 @@ async fn serve(
 
     // Answers produced here (socket hand-over) join the server's answers.
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<WorkerResponse>();
+    // Told when the server has ended. The writer cannot wait for the end of
+    // the server's answers instead: tasks that outlive the server (a
+    // backend connection, a health check) still hold a sender.
+    let (server_ended, mut ended) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::task::spawn_local(async move {
         loop {
             let response = tokio::select! {
+                biased;
                 response = receiver.recv() => response,
                 Some(response) = local_rx.recv() => Some(response),
+                _ = &mut ended => None,
             };
             let Some(response) = response else { break };
             // Answers ready meanwhile go out with this one, in as few
@@ -141,9 +151,17 @@ async fn serve(
                 result = sink.feed(fitted(response, max_frame_size)).await;
             }
             if result.and(sink.flush().await).is_err() {
-                break;
+                return;
             }
         }
+        // The last answers (the stop acknowledgement) are queued already.
+        let mut result = Ok(());
+        while result.is_ok()
+            && let Some(response) = receiver.try_recv().or_else(|| local_rx.try_recv().ok())
+        {
+            result = sink.feed(fitted(response, max_frame_size)).await;
+        }
+        let _ = result.and(sink.flush().await);
     });
 
     let reader_sender = sender.clone();
@@ -197,8 +215,10 @@ async fn serve(
     let outcome = server.await;
     reader.abort();
     drop(sender);
-    // Let the last answers (the stop acknowledgement) reach the main process.
-    let _ = writer.await;
+    // Let the last answers (the stop acknowledgement) reach the main
+    // process, unless it does not read them: the worker exits regardless.
+    let _ = server_ended.send(());
+    let _ = tokio::time::timeout(LAST_ANSWERS_DEADLINE, writer).await;
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(std::io::Error::other(error.to_string())),

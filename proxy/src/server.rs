@@ -850,6 +850,8 @@ impl Server {
             .collect()
     }
 
+    /// Stops accepting, tells keep-alive connections to close, and closes
+    /// the idle backend connections (kept by none from now on).
     fn stop_listening(&mut self) {
         for runtime in self.listeners.values_mut() {
             if let Some(active) = runtime.active.take() {
@@ -857,6 +859,7 @@ impl Server {
             }
         }
         let _ = self.shared.stopping.send(true);
+        self.shared.pool.close();
     }
 
     /// Stops accepting, lets every open connection finish its current

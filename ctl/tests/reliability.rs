@@ -1,0 +1,110 @@
+//! What an operator (or a hostile user of the command socket) can do to the
+//! daemon, and what it must survive: stops that leave nothing behind,
+//! malformed requests, files that are not files, runaway descriptors, log
+//! levels changed live. The real `sozu` binary, real workers, real backends
+//! on 127.0.0.1.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::backend::Backend;
+use harness::{Daemon, basic_config, client, code, free_port, wait_until};
+
+/// Whether process `pid` is gone: no such process, or a zombie nobody
+/// reaped yet (it runs no code any more).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // `pid (name) STATE ...`: the state follows the last parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// A daemon with 2 workers serving `app.test` from a backend that keeps
+/// every connection open between requests, and enough traffic that both
+/// workers hold idle pooled connections to it.
+fn daemon_with_idle_backend_connections() -> (Daemon, Backend, Vec<i32>) {
+    let port = free_port();
+    let daemon = Daemon::start(&basic_config(port, ""));
+    let backend = Backend::start("app");
+    daemon.serve(port, "app.test", "app", &[&backend]);
+    for _ in 0..40 {
+        assert_eq!(client::get(port, "app.test", "/").status, 200);
+    }
+    assert!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+    );
+    let workers = daemon.worker_pids();
+    assert_eq!(workers.len(), 2);
+    (daemon, backend, workers)
+}
+
+fn assert_all_gone(workers: &[i32], what: &str) {
+    let all_gone = wait_until(Duration::from_secs(15), || {
+        workers.iter().all(|pid| gone(*pid))
+    });
+    if !all_gone {
+        let left: Vec<_> = workers.iter().filter(|pid| !gone(**pid)).collect();
+        // Leave nothing running behind the test either.
+        for pid in &left {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(**pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        panic!("{what}: workers {left:?} still running");
+    }
+}
+
+/// `sozu shutdown` while backends keep idle pooled connections open: the
+/// soft stop closes them, and every worker exits with the main process.
+#[test]
+fn shutdown_leaves_no_worker_running_while_backends_keep_idle_connections() {
+    let (mut daemon, _backend, workers) = daemon_with_idle_backend_connections();
+    let output = daemon.sozu(&["shutdown"]);
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        daemon
+            .wait_exit(Duration::from_secs(15))
+            .is_some_and(|status| status.success()),
+        "the main process did not exit"
+    );
+    assert_all_gone(&workers, "after `sozu shutdown`");
+}
+
+/// The same with `--hard`.
+#[test]
+fn hard_shutdown_leaves_no_worker_running() {
+    let (mut daemon, _backend, workers) = daemon_with_idle_backend_connections();
+    let output = daemon.sozu(&["shutdown", "--hard"]);
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(daemon.wait_exit(Duration::from_secs(15)).is_some());
+    assert_all_gone(&workers, "after `sozu shutdown --hard`");
+}
+
+/// A main process killed with SIGKILL (no chance to stop anything): its
+/// workers notice and exit on their own.
+#[test]
+fn workers_exit_when_the_main_process_is_killed() {
+    let (mut daemon, _backend, workers) = daemon_with_idle_backend_connections();
+    let mut child = daemon.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_all_gone(&workers, "after kill -9 of the main process");
+}
