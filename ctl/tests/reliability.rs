@@ -108,3 +108,71 @@ fn workers_exit_when_the_main_process_is_killed() {
     child.wait().unwrap();
     assert_all_gone(&workers, "after kill -9 of the main process");
 }
+
+/// Whether the daemon's log (main and workers) mentions `text`.
+fn logged(daemon: &Daemon, text: &str) -> bool {
+    daemon.stderr_text().contains(text)
+}
+
+/// `sozu logging LEVEL` changes the filter of the main process and of every
+/// worker, live: access lines (info) appear after `logging info` and stop
+/// after `logging warn`; a filter that is not one is refused by name and
+/// changes nothing.
+#[test]
+fn logging_changes_the_level_of_every_process_live() {
+    let port = free_port();
+    let daemon = Daemon::start(&basic_config(port, ""));
+    let backend = Backend::start("app");
+    daemon.serve(port, "app.test", "app", &[&backend]);
+    let workers = daemon.worker_pids();
+    // At `warn`, requests leave no access line.
+    for _ in 0..4 {
+        assert_eq!(client::get(port, "app.test", "/quiet-1").status, 200);
+    }
+    let output = daemon.sozu(&["logging", "info"]);
+    assert_eq!(
+        code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every process says so at its new level: the main one and each worker.
+    assert!(wait_until(Duration::from_secs(10), || {
+        daemon.stderr_text().matches("log filter changed").count() > workers.len()
+    }));
+    // Several requests, so that both workers serve some.
+    for _ in 0..8 {
+        assert_eq!(client::get(port, "app.test", "/loud-1").status, 200);
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || logged(&daemon, "/loud-1")),
+        "no access line after `sozu logging info`:\n{}",
+        daemon.stderr_text()
+    );
+    assert!(!logged(&daemon, "/quiet-1"), "{}", daemon.stderr_text());
+
+    // Back to warn: quiet again (checked once a later line at info shows
+    // the quiet requests were handled before it).
+    assert_eq!(code(&daemon.sozu(&["logging", "warn"])), 0);
+    for _ in 0..4 {
+        assert_eq!(client::get(port, "app.test", "/quiet-2").status, 200);
+    }
+    // A bad filter is refused by name, before any process changes.
+    let output = daemon.sozu(&["logging", "sozu_proxy=loud"]);
+    assert_ne!(code(&output), 0);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("sozu_proxy=loud"), "{text}");
+    assert_eq!(code(&daemon.sozu(&["logging", "info"])), 0);
+    for _ in 0..8 {
+        assert_eq!(client::get(port, "app.test", "/loud-2").status, 200);
+    }
+    assert!(wait_until(Duration::from_secs(10), || logged(
+        &daemon, "/loud-2"
+    )));
+    assert!(!logged(&daemon, "/quiet-2"), "{}", daemon.stderr_text());
+    assert_eq!(daemon.worker_pids(), workers);
+}

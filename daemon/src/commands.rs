@@ -161,6 +161,11 @@ async fn apply_change_inner(
             request.kind_name()
         ));
     } else {
+        if let Some(RequestType::Logging(filter)) = &request.request_type {
+            // The main process's own filter first: a filter it refuses
+            // reaches no worker.
+            crate::logging::set_level(filter).map_err(|error| format!("main process: {error}"))?;
+        }
         main.settings
             .borrow_mut()
             .insert(request.kind_name(), request.clone());

@@ -114,7 +114,10 @@ async fn serve(
     let codec = WorkerToMainCodec::with_max_frame_size(max_frame_size);
     let (mut sink, mut stream) = Framed::new(channel, codec).split();
 
-    let options = ProxyOptions::from_server_config(id.clone(), &config);
+    let mut options = ProxyOptions::from_server_config(id.clone(), &config);
+    options.log_filter = Some(sozu_proxy::LogFilter(std::sync::Arc::new(
+        crate::logging::set_level,
+    )));
     let (server, handle) = Server::new(options);
     let (sender, mut receiver) = (handle.sender, handle.receiver);
     if !adopted.is_empty() {

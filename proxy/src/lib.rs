@@ -111,5 +111,5 @@ mod write_deadline;
 
 pub use error::ProxyError;
 pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};
-pub use options::ProxyOptions;
+pub use options::{LogFilter, ProxyOptions};
 pub use server::{Server, spawn};

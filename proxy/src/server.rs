@@ -386,7 +386,12 @@ impl Server {
                 self.shared.metrics.borrow_mut().configure(*configuration);
                 Ok(None)
             }
-            RequestType::Logging(_) => Ok(None),
+            RequestType::Logging(filter) => match &self.shared.options.log_filter {
+                Some(log_filter) => (log_filter.0)(filter).map(|()| None),
+                None => Err("this server does not own the log output of its process: \
+                     its embedder sets the log filter"
+                    .to_owned()),
+            },
             RequestType::SetMaxConnectionsPerIp(limit) => {
                 self.shared.max_connections_per_ip.set(*limit);
                 Ok(None)
