@@ -57,12 +57,8 @@ pub fn run(session: &mut Session, cmd: &StateCmd) -> Result<(), CliError> {
         }
         StateCmd::Load { file } => {
             let path = absolute(file)?;
-            let bytes = std::fs::read(&path).map_err(|error| {
-                CliError::usage(format!(
-                    "-f/--file: cannot read {}: {error}",
-                    path.display()
-                ))
-            })?;
+            let bytes = file::read_bounded(&path, session.max_state_file_size())
+                .map_err(|error| CliError::usage(format!("-f/--file: {error}")))?;
             // The daemon reports progress as it goes; a bar over the number
             // of records shows how far along it is. Counting the records'
             // separators is enough for that: decoding them here would take

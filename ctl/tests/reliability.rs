@@ -176,3 +176,94 @@ fn logging_changes_the_level_of_every_process_live() {
     assert!(!logged(&daemon, "/quiet-2"), "{}", daemon.stderr_text());
     assert_eq!(daemon.worker_pids(), workers);
 }
+
+/// Runs `sozu -c CONFIG ARGUMENTS…` in the daemon's folder, killed if it
+/// has not ended within `deadline` (then `None`).
+fn sozu_within(
+    daemon: &Daemon,
+    arguments: &[&str],
+    deadline: Duration,
+) -> Option<std::process::Output> {
+    let mut child = harness::sozu_command()
+        .arg("-c")
+        .arg(&daemon.config)
+        .args(["-t", "30000"])
+        .args(arguments)
+        .current_dir(daemon.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = wait_until(deadline, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+fn all_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+/// `load_state` of a FIFO, of an endless device or of a file above
+/// `max_state_file_size`: refused by name at once, by the daemon and by the
+/// command line, and the daemon keeps answering with its memory intact.
+#[test]
+fn loading_a_state_that_is_not_a_regular_file_or_too_large_is_refused() {
+    use sozu_command::proto::command::request::RequestType;
+    let port = free_port();
+    let daemon = Daemon::start(&basic_config(port, "max_state_file_size = 4096"));
+    let main_pid = daemon.child.as_ref().unwrap().id() as i32;
+    let fifo = daemon.path().join("state.fifo");
+    mkfifo(&fifo);
+    let large = daemon.path().join("large.state");
+    std::fs::write(&large, vec![b' '; 5000]).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let large = large.to_str().unwrap();
+
+    // Straight to the daemon, as any client may send it.
+    for (path, expected) in [
+        (fifo, "a FIFO"),
+        ("/dev/zero", "character device"),
+        (large, "max_state_file_size"),
+    ] {
+        let message = daemon.failure(RequestType::LoadState(path.to_owned()));
+        assert!(message.contains(expected), "{path}: {message}");
+        assert!(message.contains(path), "{path}: {message}");
+    }
+    assert!(Daemon::peak_rss(main_pid) < 200 << 20);
+
+    // Through the command line, which reads the file first.
+    for (path, expected) in [
+        (fifo, "a FIFO"),
+        ("/dev/zero", "character device"),
+        (large, "max_state_file_size"),
+    ] {
+        let output = sozu_within(
+            &daemon,
+            &["state", "load", "-f", path],
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("`sozu state load -f {path}` did not end"));
+        assert_ne!(code(&output), 0);
+        let text = all_text(&output);
+        assert!(text.contains(expected), "{path}: {text}");
+    }
+
+    // A regular file within the limit loads, and the daemon still answers.
+    let small = daemon.path().join("small.state");
+    std::fs::write(&small, b"").unwrap();
+    daemon.ok(RequestType::LoadState(small.to_str().unwrap().to_owned()));
+    assert_eq!(daemon.worker_pids().len(), 2);
+}

@@ -129,7 +129,8 @@ fn initial_state(config: &Config) -> Result<(ConfigState, Vec<Request>), String>
     if let Some(saved) = &config.saved_state
         && saved.exists()
     {
-        let records = file::read_records(saved).map_err(|error| error.to_string())?;
+        let records = file::read_records(saved, config.max_state_file_size)
+            .map_err(|error| error.to_string())?;
         let mut refused = 0;
         for record in records {
             let applied = record

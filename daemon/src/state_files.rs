@@ -65,14 +65,10 @@ pub fn save_automatically(main: &Rc<Main>) {
 /// apply while the main process reads on.
 pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
     let path = resolve(path);
-    let bytes = match std::fs::read(&path) {
+    let max_size = main.config.borrow().max_state_file_size;
+    let bytes = match file::read_bounded(&path, max_size) {
         Ok(bytes) => bytes,
-        Err(source) => {
-            let error = file::StateFileError::Io {
-                action: "could not read",
-                path,
-                source,
-            };
+        Err(error) => {
             let _ = answers.send(Response::failure(error.to_string()));
             return;
         }

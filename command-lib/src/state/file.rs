@@ -68,6 +68,81 @@ pub enum StateFileError {
         /// The system's reason.
         source: io::Error,
     },
+    /// The path names something that is not a regular file (a FIFO, a
+    /// device, a folder, a socket): reading it could block or never end.
+    #[error("{path} is {kind}, not a regular file: a state file must be a regular file")]
+    NotARegularFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead, e.g. "a FIFO".
+        kind: &'static str,
+    },
+    /// The file is larger than the configured limit.
+    #[error("{path} is larger than {max} bytes (max_state_file_size): not read")]
+    TooLarge {
+        /// The file concerned.
+        path: PathBuf,
+        /// The limit, bytes.
+        max: u64,
+    },
+}
+
+/// Reads the state file at `path`, which must be a regular file of at most
+/// `max_size` bytes.
+///
+/// The file is opened without blocking (opening a FIFO for reading would
+/// otherwise wait for a writer) and checked to be a regular file before a
+/// byte is read; the size limit holds while reading, so a file that grows
+/// meanwhile is refused too instead of filling the memory.
+pub fn read_bounded(path: &Path, max_size: u64) -> Result<Vec<u8>, StateFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let io_error = |source| StateFileError::Io {
+        action: "could not read",
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    let file_type = metadata.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_dir() {
+            "a folder"
+        } else if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else {
+            "not a file"
+        };
+        return Err(StateFileError::NotARegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    let too_large = || StateFileError::TooLarge {
+        path: path.to_path_buf(),
+        max: max_size,
+    };
+    if metadata.len() > max_size {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(max_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > max_size {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// Serializes the whole state as state file bytes.
@@ -200,14 +275,12 @@ pub fn record_count(bytes: &[u8]) -> usize {
         .count()
 }
 
-/// Reads the state file at `path` into records.
-pub fn read_records(path: &Path) -> Result<Vec<Result<StateRecord, RecordError>>, StateFileError> {
-    let bytes = fs::read(path).map_err(|source| StateFileError::Io {
-        action: "could not read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(parse_records(&bytes))
+/// Reads the state file at `path` into records (see [`read_bounded`]).
+pub fn read_records(
+    path: &Path,
+    max_size: u64,
+) -> Result<Vec<Result<StateRecord, RecordError>>, StateFileError> {
+    Ok(parse_records(&read_bounded(path, max_size)?))
 }
 
 /// Applies every record of `bytes` to `state`, keeping going past bad ones.
@@ -237,6 +310,38 @@ pub fn refused(record: &StateRecord, error: &StateError) -> RecordError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_within_the_limit_are_read() {
+        let folder = tempfile::tempdir().unwrap();
+        let regular = folder.path().join("state.json");
+        fs::write(&regular, b"0123456789").unwrap();
+        assert_eq!(read_bounded(&regular, 10).unwrap(), b"0123456789");
+        let error = read_bounded(&regular, 9).unwrap_err();
+        assert!(
+            matches!(error, StateFileError::TooLarge { max: 9, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("max_state_file_size"), "{error}");
+
+        // A FIFO nobody writes to: refused at once, not waited on.
+        let fifo = folder.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let error = read_bounded(&fifo, 1 << 20).unwrap_err();
+        assert!(error.to_string().contains("a FIFO"), "{error}");
+
+        // A device that never ends, and a folder.
+        let error = read_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(error.to_string().contains("character device"), "{error}");
+        let error = read_bounded(folder.path(), 1 << 20).unwrap_err();
+        assert!(error.to_string().contains("a folder"), "{error}");
+        assert!(matches!(
+            read_bounded(&folder.path().join("missing"), 10),
+            Err(StateFileError::Io { .. })
+        ));
+    }
 
     #[test]
     fn garbage_records_are_reported_and_the_rest_loads() {
