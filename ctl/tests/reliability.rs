@@ -267,3 +267,75 @@ fn loading_a_state_that_is_not_a_regular_file_or_too_large_is_refused() {
     daemon.ok(RequestType::LoadState(small.to_str().unwrap().to_owned()));
     assert_eq!(daemon.worker_pids().len(), 2);
 }
+
+/// Starts a prepared daemon with umask `mask` (the harness's own start
+/// keeps the test's umask).
+fn spawn_with_umask(daemon: &mut Daemon, mask: u32) {
+    use std::os::unix::process::CommandExt;
+    let mut command = harness::sozu_command();
+    command
+        .arg("start")
+        .arg("-c")
+        .arg(&daemon.config)
+        .current_dir(daemon.path())
+        .stdout(std::fs::File::create(&daemon.stdout).unwrap())
+        .stderr(std::fs::File::create(&daemon.stderr).unwrap());
+    // SAFETY: umask is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            set_umask(mask);
+            Ok(())
+        });
+    }
+    daemon.child = Some(command.spawn().unwrap());
+    let socket = daemon.socket.clone();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        }),
+        "{}",
+        daemon.stderr_text()
+    );
+}
+
+fn set_umask(mask: u32) {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// State files hold private keys: `state save` and automatic saves write
+/// them 0600 even under umask 000, and a rewrite keeps a tighter mode an
+/// operator set (an automatic save used to turn 0600 back into 0644).
+#[test]
+fn state_files_are_written_0600_and_keep_a_tighter_mode() {
+    use sozu_command::proto::command::request::RequestType;
+    let port = free_port();
+    let mut daemon = Daemon::prepare(&basic_config(
+        port,
+        "saved_state = \"saved.state\"\nautomatic_state_save = true",
+    ));
+    spawn_with_umask(&mut daemon, 0o000);
+    let saved = daemon.path().join("saved.state");
+    daemon.add_cluster(harness::cluster("one"));
+    assert_eq!(mode_of(&saved), 0o600);
+
+    let explicit = daemon.path().join("explicit.state");
+    let output = daemon.sozu(&["state", "save", "-f", explicit.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", all_text(&output));
+    assert_eq!(mode_of(&explicit), 0o600);
+
+    // Tighter than 0600: kept by the next automatic save.
+    std::fs::set_permissions(&saved, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+    daemon.add_cluster(harness::cluster("two"));
+    assert!(std::fs::read_to_string(&saved).unwrap().contains("\"two\""));
+    assert_eq!(mode_of(&saved), 0o400);
+    // Looser: tightened.
+    std::fs::set_permissions(&saved, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    daemon.ok(RequestType::RemoveCluster("one".into()));
+    assert!(!std::fs::read_to_string(&saved).unwrap().contains("\"one\""));
+    assert_eq!(mode_of(&saved), 0o600);
+}

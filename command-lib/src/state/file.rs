@@ -173,7 +173,14 @@ pub fn save(state: &ConfigState, path: &Path) -> Result<usize, StateFileError> {
     Ok(records)
 }
 
+/// The mode of a new state file: read and write for its owner only.
+pub const PRIVATE_MODE: u32 = 0o600;
+
 /// Writes `bytes` to `path` through a temporary file, fsync and rename.
+///
+/// The file is written with mode 0600 whatever the umask (it may hold
+/// private keys), or with the mode of the file it replaces when that one is
+/// tighter (`0400` stays `0400`; `0644` becomes `0600`).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateFileError> {
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -199,8 +206,28 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateFileError>
         }
     };
     let result = (|| {
-        let mut file =
-            File::create(&temporary).map_err(io_error("could not create", &temporary))?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        // State files hold private keys: 0600 whatever the umask, or the
+        // tighter mode of the file being replaced.
+        let mode = match fs::metadata(path) {
+            Ok(existing) => existing.permissions().mode() & PRIVATE_MODE,
+            Err(_) => PRIVATE_MODE,
+        };
+        // A temporary file left by a crash is removed (not followed, if it
+        // is a link); then the new one is created where nothing is, so a
+        // link planted meanwhile makes the save fail instead of writing
+        // through it.
+        let _ = fs::remove_file(&temporary);
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temporary)
+            .map_err(io_error("could not create", &temporary))?;
+        // The umask may have removed bits of `mode`, never added any; the
+        // mode is set exactly either way.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_error("could not set the mode of", &temporary))?;
         file.write_all(bytes)
             .map_err(io_error("could not write", &temporary))?;
         file.sync_all()
@@ -310,6 +337,39 @@ pub fn refused(record: &StateRecord, error: &StateError) -> RecordError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_files_are_private_whatever_the_umask_and_keep_a_tighter_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("state.json");
+        // SAFETY: umask has no memory-safety requirement; the previous
+        // mask is put back below.
+        let previous = unsafe { libc::umask(0o002) };
+        write_atomically(&path, b"one").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // A looser file is tightened, a tighter one stays as it is.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        write_atomically(&path, b"three").unwrap();
+        assert_eq!(mode(&path), 0o400);
+        assert_eq!(fs::read(&path).unwrap(), b"three");
+        // A temporary file planted as a link is not written through.
+        let target = folder.path().join("target");
+        fs::write(&target, b"untouched").unwrap();
+        let other = folder.path().join("other.json");
+        let temporary = folder
+            .path()
+            .join(format!(".other.json.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&target, &temporary).unwrap();
+        write_atomically(&other, b"new").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+        assert_eq!(fs::read(&other).unwrap(), b"new");
+        unsafe { libc::umask(previous) };
+    }
 
     #[test]
     fn only_regular_files_within_the_limit_are_read() {
