@@ -339,3 +339,90 @@ fn state_files_are_written_0600_and_keep_a_tighter_mode() {
     assert!(!std::fs::read_to_string(&saved).unwrap().contains("\"one\""));
     assert_eq!(mode_of(&saved), 0o600);
 }
+
+/// Descriptors process `pid` has open.
+fn open_descriptors(pid: i32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| entries.count() as u64)
+        .unwrap_or(0)
+}
+
+/// CPU time process `pid` used so far, in clock ticks (user + system).
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based).
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A main process out of descriptors (RLIMIT_NOFILE lowered with prlimit,
+/// then more clients than it can hold) neither spins nor floods its log:
+/// accepting pauses and the repeated line is rate-limited; once clients
+/// leave, `sozu status` answers again.
+#[test]
+fn a_main_process_out_of_descriptors_backs_off_and_recovers() {
+    let port = free_port();
+    let daemon = Daemon::start(&basic_config(port, ""));
+    let main_pid = daemon.child.as_ref().unwrap().id() as i32;
+    let limit = open_descriptors(main_pid) + 8;
+    let lowered = nix::libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: valid pointers to a limit and to nothing.
+    let result = unsafe {
+        nix::libc::prlimit(
+            main_pid,
+            nix::libc::RLIMIT_NOFILE,
+            &lowered,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(result, 0, "prlimit: {}", std::io::Error::last_os_error());
+
+    let clients: Vec<_> = (0..40)
+        .map(|_| std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap())
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || open_descriptors(main_pid)
+            >= limit),
+        "the main process never ran out of descriptors"
+    );
+    // Over a measured window, while clients keep waiting in the queue.
+    let log_before = std::fs::metadata(&daemon.stderr).unwrap().len();
+    let cpu_before = cpu_ticks(main_pid);
+    let window = Duration::from_secs(2);
+    std::thread::sleep(window);
+    let cpu = cpu_ticks(main_pid) - cpu_before;
+    let logged = std::fs::metadata(&daemon.stderr).unwrap().len() - log_before;
+    // SAFETY: sysconf has no memory-safety requirement.
+    let ticks_per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
+    assert!(
+        cpu * 4 < ticks_per_second * window.as_secs(),
+        "the main process used {cpu} ticks of CPU in {window:?} ({ticks_per_second}/s)"
+    );
+    assert!(
+        logged < 8 * 1024,
+        "{logged} bytes of log in {window:?}:\n{}",
+        daemon.stderr_text().chars().take(2000).collect::<String>()
+    );
+    assert!(
+        daemon.stderr_text().contains("could not accept"),
+        "{}",
+        daemon.stderr_text()
+    );
+
+    drop(clients);
+    assert!(
+        wait_until(Duration::from_secs(20), || code(
+            &daemon.sozu(&["-t", "2000", "status"])
+        ) == 0),
+        "`sozu status` never answered again"
+    );
+    assert_eq!(daemon.worker_pids().len(), 2);
+}

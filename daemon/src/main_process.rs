@@ -288,7 +288,12 @@ impl Main {
         if let Some(allowed) = allowed
             && !peer.uid.is_some_and(|uid| allowed.contains(&uid))
         {
-            tracing::warn!(%peer, "refused a command connection from a user not in command_allowed_uids");
+            // A refused user could otherwise fill the log by reconnecting.
+            static REFUSED: sozu_proxy::log_limit::LogLimit =
+                sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
+            if let Some(held_back) = REFUSED.allow() {
+                tracing::warn!(%peer, held_back, "refused a command connection from a user not in command_allowed_uids");
+            }
             let _ = answers.send(Response::failure(format!(
                 "user {} is not allowed to use this command socket (command_allowed_uids)",
                 peer.uid.map_or("unknown".to_owned(), |uid| uid.to_string())

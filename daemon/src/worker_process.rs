@@ -173,7 +173,11 @@ async fn serve(
             let request = match frame {
                 Ok(Ok(request)) => request,
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "undecodable request from the main process");
+                    static UNDECODABLE: sozu_proxy::log_limit::LogLimit =
+                        sozu_proxy::log_limit::LogLimit::new(std::time::Duration::from_secs(1));
+                    if let Some(held_back) = UNDECODABLE.allow() {
+                        tracing::warn!(%error, held_back, "undecodable request from the main process");
+                    }
                     continue;
                 }
                 Err(error) => {

@@ -369,7 +369,11 @@ impl WorkerLauncher {
                         }
                     }
                     Ok(Err(error)) => {
-                        tracing::warn!(worker = id, %error, "undecodable answer from worker")
+                        static UNDECODABLE: sozu_proxy::log_limit::LogLimit =
+                            sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
+                        if let Some(held_back) = UNDECODABLE.allow() {
+                            tracing::warn!(worker = id, %error, held_back, "undecodable answer from worker")
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(worker = id, %error, "the channel to the worker broke");

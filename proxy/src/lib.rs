@@ -94,6 +94,7 @@ pub mod health;
 mod http;
 mod http2;
 pub mod listener;
+pub mod log_limit;
 pub mod metrics;
 pub mod options;
 mod per_ip;
