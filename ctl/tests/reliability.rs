@@ -426,3 +426,236 @@ fn a_main_process_out_of_descriptors_backs_off_and_recovers() {
     );
     assert_eq!(daemon.worker_pids().len(), 2);
 }
+
+/// A user created for one test (removed when dropped), when the tests run
+/// as root; `None` otherwise, after saying that the test is skipped.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TestUser {
+    fn create(test: &str) -> Option<TestUser> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("{test}: skipped, creating a test user needs root");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "sozut{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let created = std::process::Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+            ])
+            .arg(&name)
+            .status();
+        if !created.is_ok_and(|status| status.success()) {
+            eprintln!("{test}: skipped, useradd could not create a test user");
+            return None;
+        }
+        let id = |flag: &str| -> u32 {
+            let output = std::process::Command::new("id")
+                .args([flag, &name])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        Some(TestUser { name, uid, gid })
+    }
+
+    /// Runs `sozu -c CONFIG ARGUMENTS…` as this user.
+    fn sozu(&self, daemon: &Daemon, arguments: &[&str]) -> std::process::Output {
+        use std::os::unix::process::CommandExt;
+        harness::sozu_command()
+            .uid(self.uid)
+            .gid(self.gid)
+            .arg("-c")
+            .arg(&daemon.config)
+            .args(["-t", "30000"])
+            .args(arguments)
+            .current_dir(daemon.path())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .status();
+    }
+}
+
+/// A daemon (running as root) whose socket another user may use, in a
+/// folder that user can reach.
+fn daemon_for(user: &TestUser, extra: &str) -> Daemon {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = basic_config(
+        free_port(),
+        &format!(
+            "command_socket_mode = \"0666\"\ncommand_allowed_uids = [0, {}]\n{extra}",
+            user.uid
+        ),
+    );
+    Daemon::start_in(folder, &config)
+}
+
+fn owner_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).unwrap().uid()
+}
+
+/// A client running as another user than the daemon cannot make it read or
+/// write files by path, unless they are inside `state_directory`, reached
+/// without following links; the daemon's own user is not confined.
+#[test]
+fn other_users_name_state_files_only_inside_the_state_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(user) =
+        TestUser::create("other_users_name_state_files_only_inside_the_state_directory")
+    else {
+        return;
+    };
+
+    // Without state_directory: no path at all for that user.
+    let daemon = daemon_for(&user, "");
+    let folder = daemon.path().to_path_buf();
+    let readable = folder.join("readable.state");
+    std::fs::write(&readable, b"").unwrap();
+    std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let target = folder.join("written.state");
+    for arguments in [
+        ["state", "save", "-f", target.to_str().unwrap()],
+        ["state", "load", "-f", readable.to_str().unwrap()],
+    ] {
+        let output = user.sozu(&daemon, &arguments);
+        assert_ne!(code(&output), 0, "{arguments:?}");
+        let text = all_text(&output);
+        assert!(text.contains("state_directory"), "{arguments:?}: {text}");
+        assert!(text.contains(&user.uid.to_string()), "{text}");
+    }
+    assert!(!target.exists());
+    // The daemon's own user is not confined.
+    let output = daemon.sozu(&["state", "save", "-f", target.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", all_text(&output));
+    drop(daemon);
+
+    // With state_directory.
+    let daemon = daemon_for(&user, "state_directory = \"states\"");
+    let folder = daemon.path().to_path_buf();
+    let states = folder.join("states");
+    std::fs::create_dir(&states).unwrap();
+    std::fs::set_permissions(&states, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let private = folder.join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = folder.join("secret.state");
+    std::fs::write(&secret, b"").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&private, states.join("to-private")).unwrap();
+    std::os::unix::fs::symlink(&secret, states.join("to-secret")).unwrap();
+    daemon.add_cluster(harness::cluster("app"));
+
+    // Inside: written, by the daemon's user, 0600; and loaded back.
+    let inside = states.join("mine.state");
+    let output = user.sozu(&daemon, &["state", "save", "-f", inside.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", all_text(&output));
+    assert_eq!(owner_of(&inside), 0);
+    assert_eq!(mode_of(&inside), 0o600);
+    // The daemon reads it (its records overlap the live state, which a
+    // load reports as it does for any user: only the reading is checked).
+    let output = user.sozu(&daemon, &["state", "load", "-f", inside.to_str().unwrap()]);
+    let text = all_text(&output);
+    assert!(
+        text.contains(&format!("of 3 records from {}", inside.display())),
+        "{text}"
+    );
+
+    // Outside, through '..', through a link to a folder, or a link to a
+    // file: refused by name, nothing written or read there.
+    let escapes = [
+        folder.join("outside.state"),
+        states.join("../outside.state"),
+        states.join("to-private/x.state"),
+    ];
+    for path in &escapes {
+        let output = user.sozu(&daemon, &["state", "save", "-f", path.to_str().unwrap()]);
+        assert_ne!(code(&output), 0, "{}", path.display());
+        let text = all_text(&output);
+        assert!(
+            text.contains("state directory") || text.contains("state_directory"),
+            "{}: {text}",
+            path.display()
+        );
+    }
+    assert!(!folder.join("outside.state").exists());
+    assert!(!private.join("x.state").exists());
+    let output = user.sozu(
+        &daemon,
+        &[
+            "state",
+            "load",
+            "-f",
+            states.join("to-secret").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code(&output), 0);
+    assert!(all_text(&output).contains("link"), "{}", all_text(&output));
+    // Saving onto the link replaces the link, never the file it named.
+    let output = user.sozu(
+        &daemon,
+        &[
+            "state",
+            "save",
+            "-f",
+            states.join("to-secret").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", all_text(&output));
+    assert_eq!(std::fs::read(&secret).unwrap(), b"");
+    assert_eq!(mode_of(&secret), 0o644);
+    // Still serving everyone.
+    assert_eq!(daemon.worker_pids().len(), 2);
+}
+
+/// A user the socket lets connect but `command_allowed_uids` refuses reads
+/// the refusal (it used to see "Broken pipe" and exit 5).
+#[test]
+fn a_refused_user_reads_why() {
+    let Some(user) = TestUser::create("a_refused_user_reads_why") else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = basic_config(
+        free_port(),
+        "command_socket_mode = \"0666\"\ncommand_allowed_uids = [0]",
+    );
+    let daemon = Daemon::start_in(folder, &config);
+    for _ in 0..5 {
+        let output = user.sozu(&daemon, &["status"]);
+        let text = all_text(&output);
+        assert!(
+            text.contains("not allowed") && text.contains(&user.uid.to_string()),
+            "{text}"
+        );
+        assert!(!text.contains("Broken pipe"), "{text}");
+        assert_ne!(code(&output), 5, "{text}");
+        assert_ne!(code(&output), 0, "{text}");
+    }
+}

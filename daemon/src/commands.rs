@@ -37,7 +37,7 @@ pub async fn handle(main: &Rc<Main>, request: Request, peer: &Peer, answers: &An
         return;
     };
     match request_type {
-        RequestType::SaveState(path) => crate::state_files::save(main, &path, answers),
+        RequestType::SaveState(path) => crate::state_files::save(main, &path, peer, answers),
         RequestType::LoadState(path) => crate::state_files::load(main, &path, peer, answers).await,
         RequestType::ListWorkers(_) => {
             let _ = answers.send(Response::ok(
