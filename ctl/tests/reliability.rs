@@ -659,3 +659,31 @@ fn a_refused_user_reads_why() {
         assert_ne!(code(&output), 0, "{text}");
     }
 }
+
+/// An argument that is not UTF-8 is refused by its position, and nothing
+/// reaches the daemon (it used to become U+FFFD silently).
+#[test]
+fn a_non_utf8_argument_is_refused_by_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let daemon = Daemon::start(&basic_config(free_port(), ""));
+    let output = harness::sozu_command()
+        .arg("-c")
+        .arg(&daemon.config)
+        .args(["cluster", "add", "--id"])
+        .arg(std::ffi::OsStr::from_bytes(b"app\xff"))
+        .current_dir(daemon.path())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 2, "{}", all_text(&output));
+    let text = all_text(&output);
+    assert!(
+        text.contains("argument 6") && text.contains("not valid UTF-8"),
+        "{text}"
+    );
+    let listed = daemon.sozu(&["--json", "cluster", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("app"),
+        "{}",
+        all_text(&listed)
+    );
+}
