@@ -89,26 +89,6 @@ fn text_arguments(
     (texts, refusal)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStringExt;
-
-    #[test]
-    fn a_non_utf8_argument_is_refused_by_its_position() {
-        let arguments = ["sozu", "cluster", "add", "--id"]
-            .map(std::ffi::OsString::from)
-            .into_iter()
-            .chain([std::ffi::OsString::from_vec(b"a\xffb".to_vec())]);
-        let (texts, refusal) = text_arguments(arguments);
-        assert_eq!(texts.len(), 5);
-        let refusal = refusal.unwrap();
-        assert!(refusal.starts_with("argument 4 (a\u{fffd}b)"), "{refusal}");
-        let (_, refusal) = text_arguments(["sozu", "status"].map(std::ffi::OsString::from));
-        assert_eq!(refusal, None);
-    }
-}
-
 /// Help and version are successes; anything else is a usage error, printed
 /// as JSON on stdout when JSON was asked for.
 fn clap_failure(error: clap::Error, json: bool) -> ExitCode {
@@ -191,4 +171,24 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         | Command::Top => unreachable!("handled before connecting"),
     }
     .map(|()| ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_non_utf8_argument_is_refused_by_its_position() {
+        let arguments = ["sozu", "cluster", "add", "--id"]
+            .map(std::ffi::OsString::from)
+            .into_iter()
+            .chain([std::ffi::OsString::from_vec(b"a\xffb".to_vec())]);
+        let (texts, refusal) = text_arguments(arguments);
+        assert_eq!(texts.len(), 5);
+        let refusal = refusal.unwrap();
+        assert!(refusal.starts_with("argument 4 (a\u{fffd}b)"), "{refusal}");
+        let (_, refusal) = text_arguments(["sozu", "status"].map(std::ffi::OsString::from));
+        assert_eq!(refusal, None);
+    }
 }
