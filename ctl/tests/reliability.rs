@@ -687,3 +687,69 @@ fn a_non_utf8_argument_is_refused_by_name() {
         all_text(&listed)
     );
 }
+
+/// An event subscriber that never reads is cut off once 4096 events wait
+/// for it (doc/daemon.md), instead of holding the main process's memory
+/// without bound; everyone else goes on.
+#[test]
+fn an_event_subscriber_that_never_reads_is_cut_off() {
+    use sozu_command::channel::frame;
+    use sozu_command::proto::command::{Request, request::RequestType};
+    use std::io::{Read, Write};
+    let port = free_port();
+    let daemon = Daemon::start(&harness::config(port, 1, "", ""));
+    let mut subscriber = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    let subscribe: Request = RequestType::SubscribeEvents(Default::default()).into();
+    subscriber
+        .write_all(&frame::encode_to_vec(&subscribe, usize::MAX).unwrap())
+        .unwrap();
+    // Its first answer says it is subscribed; then it stops reading.
+    let mut channel = sozu_command::channel::CommandChannel::connect(&daemon.socket).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        channel
+            .exchange(
+                &RequestType::Status(Default::default()).into(),
+                Some(Duration::from_secs(10)),
+                |_| {},
+            )
+            .is_ok()
+    }));
+
+    // Well over 4096 events (and whatever the socket buffers), from one
+    // client that sends its requests without waiting for each answer.
+    let changes = 6000;
+    let mut writer = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    let mut reader = writer.try_clone().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    for index in 0..changes {
+        let request: Request =
+            RequestType::AddCluster(harness::cluster(&format!("c{index}"))).into();
+        writer
+            .write_all(&frame::encode_to_vec(&request, usize::MAX).unwrap())
+            .unwrap();
+    }
+    // The subscriber's connection is closed by the daemon: reading it
+    // now reaches the end instead of waiting for more.
+    subscriber
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut received = Vec::new();
+    let result = subscriber.read_to_end(&mut received);
+    assert!(
+        result.is_ok(),
+        "the subscriber was never cut off ({} bytes read): {result:?}",
+        received.len()
+    );
+    // What it holds is what the socket buffered: a few hundred events.
+    assert!(received.len() < 1 << 20, "{} bytes", received.len());
+    // The writer's own answers end once the daemon has read everything.
+    writer.shutdown(std::net::Shutdown::Write).unwrap();
+    drain.join().unwrap();
+    // Everyone else is served, and the changes all applied.
+    let listed = daemon.sozu(&["--json", "cluster", "list"]);
+    assert_eq!(code(&listed), 0, "{}", all_text(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("c{}", changes - 1)));
+}
