@@ -95,6 +95,9 @@ use crate::proto::command::{
 pub const DEFAULT_COMMAND_BUFFER_SIZE: u64 = 1_000_000;
 /// `max_command_buffer_size` when absent, bytes.
 pub const DEFAULT_MAX_COMMAND_BUFFER_SIZE: u64 = 2_000_000;
+/// `max_state_file_size` when absent, bytes: 256 MiB, thirty times the
+/// state of 5,000 clusters with their frontends, backends and certificates.
+pub const DEFAULT_MAX_STATE_FILE_SIZE: u64 = 256 * 1024 * 1024;
 /// `worker_count` when absent.
 pub const DEFAULT_WORKER_COUNT: u16 = 2;
 /// `worker_timeout` when absent, seconds.
@@ -200,6 +203,13 @@ pub struct Config {
     /// Whether every change is saved to `saved_state` (then `saved_state`
     /// is set).
     pub automatic_state_save: bool,
+    /// Largest state file read (`load_state`, `saved_state` at start, the
+    /// command line's `state load`), bytes; at least 1.
+    pub max_state_file_size: u64,
+    /// The folder that holds the state files named by clients running as
+    /// another user than the daemon (absolute); `None`: such clients cannot
+    /// name a state file.
+    pub state_directory: Option<PathBuf>,
     /// Log filter, e.g. `info` or `error`.
     pub log_level: String,
     /// Log destination: `stdout`, `udp://...`, `tcp://...`, `unix://...`,

@@ -43,10 +43,12 @@ use crate::session::{Globals, Session};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let arguments: Vec<String> = std::env::args_os()
-        .map(|argument| argument.to_string_lossy().into_owned())
-        .collect();
+    let (arguments, not_text) = text_arguments(std::env::args_os());
     let json = cli::wants_json(&arguments);
+    if let Some(refusal) = not_text {
+        Output::detect(json).error(&CliError::usage(refusal));
+        return ExitCode::from(error::ErrorKind::Usage.exit_code());
+    }
     let args = match Args::try_parse_from(cli::normalize(arguments)) {
         Ok(args) => args,
         Err(error) => return clap_failure(error, json),
@@ -59,6 +61,33 @@ fn main() -> ExitCode {
             ExitCode::from(error.kind.exit_code())
         }
     }
+}
+
+/// The arguments as text, and the refusal of the first one that is not
+/// UTF-8: everything sent to the daemon is protocol text, and replacing the
+/// bytes with U+FFFD would silently name something else. The program's own
+/// name (argument 0) may be anything.
+fn text_arguments(
+    arguments: impl IntoIterator<Item = std::ffi::OsString>,
+) -> (Vec<String>, Option<String>) {
+    let mut texts = Vec::new();
+    let mut refusal = None;
+    for (position, argument) in arguments.into_iter().enumerate() {
+        match argument.into_string() {
+            Ok(text) => texts.push(text),
+            Err(raw) => {
+                if position > 0 && refusal.is_none() {
+                    refusal = Some(format!(
+                        "argument {position} ({}) is not valid UTF-8: names, paths and values \
+                         sent to the daemon must be text",
+                        raw.to_string_lossy()
+                    ));
+                }
+                texts.push(raw.to_string_lossy().into_owned());
+            }
+        }
+    }
+    (texts, refusal)
 }
 
 /// Help and version are successes; anything else is a usage error, printed
@@ -143,4 +172,24 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         | Command::Top(_) => unreachable!("handled before connecting"),
     }
     .map(|()| ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_non_utf8_argument_is_refused_by_its_position() {
+        let arguments = ["sozu", "cluster", "add", "--id"]
+            .map(std::ffi::OsString::from)
+            .into_iter()
+            .chain([std::ffi::OsString::from_vec(b"a\xffb".to_vec())]);
+        let (texts, refusal) = text_arguments(arguments);
+        assert_eq!(texts.len(), 5);
+        let refusal = refusal.unwrap();
+        assert!(refusal.starts_with("argument 4 (a\u{fffd}b)"), "{refusal}");
+        let (_, refusal) = text_arguments(["sozu", "status"].map(std::ffi::OsString::from));
+        assert_eq!(refusal, None);
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sozu_command::channel::{CommandChannel, DEFAULT_MAX_BUFFER_SIZE};
 use sozu_command::config::{
     DEFAULT_BACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CTL_COMMAND_TIMEOUT,
-    DEFAULT_FRONT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, FileConfig,
+    DEFAULT_FRONT_TIMEOUT, DEFAULT_MAX_STATE_FILE_SIZE, DEFAULT_REQUEST_TIMEOUT, FileConfig,
 };
 use sozu_command::proto::command::response_content::ContentType;
 use sozu_command::proto::command::{Request, Response, ResponseStatus};
@@ -53,6 +53,9 @@ pub struct ClientSettings {
     pub max_command_buffer_size: usize,
     /// Timeouts a new listener takes by default.
     pub listener_defaults: ListenerDefaults,
+    /// `max_state_file_size`, bytes: the largest state file `state load`
+    /// reads.
+    pub max_state_file_size: u64,
 }
 
 impl ClientSettings {
@@ -87,6 +90,9 @@ impl ClientSettings {
                 .ctl_command_timeout
                 .unwrap_or(DEFAULT_CTL_COMMAND_TIMEOUT),
             max_command_buffer_size,
+            max_state_file_size: file
+                .max_state_file_size
+                .unwrap_or(DEFAULT_MAX_STATE_FILE_SIZE),
             listener_defaults: ListenerDefaults {
                 front_timeout: file.front_timeout.unwrap_or(DEFAULT_FRONT_TIMEOUT),
                 back_timeout: file.back_timeout.unwrap_or(DEFAULT_BACK_TIMEOUT),
@@ -159,6 +165,16 @@ impl Session {
     /// The wait for each answer (`None`: forever).
     pub fn timeout(&self) -> Option<Duration> {
         answer_timeout(self.globals.timeout, self.settings.as_ref())
+    }
+
+    /// The largest state file `state load` reads: the configuration's
+    /// `max_state_file_size`, else the default.
+    pub fn max_state_file_size(&self) -> u64 {
+        self.settings
+            .as_ref()
+            .map_or(DEFAULT_MAX_STATE_FILE_SIZE, |settings| {
+                settings.max_state_file_size
+            })
     }
 
     /// The timeouts a new listener takes when not given.
@@ -350,6 +366,7 @@ mod tests {
             ctl_command_timeout: timeout,
             max_command_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
             listener_defaults: ListenerDefaults::default(),
+            max_state_file_size: DEFAULT_MAX_STATE_FILE_SIZE,
         }
     }
 

@@ -57,18 +57,22 @@ pub fn run(session: &mut Session, cmd: &StateCmd) -> Result<(), CliError> {
         }
         StateCmd::Load { file } => {
             let path = absolute(file)?;
-            let bytes = std::fs::read(&path).map_err(|error| {
-                CliError::usage(format!(
-                    "-f/--file: cannot read {}: {error}",
-                    path.display()
-                ))
-            })?;
             // The daemon reports progress as it goes; a bar over the number
             // of records shows how far along it is. Counting the records'
             // separators is enough for that: decoding them here would take
-            // CPU time from the daemon that loads them.
-            let records = file::record_count(&bytes) as u64;
-            let progress = session.out.bar(Some(records));
+            // CPU time from the daemon that loads them. A file this user
+            // may not read (one in the daemon's state_directory) is the
+            // daemon's to read: the bar then has no total.
+            let records = match file::read_bounded(&path, session.max_state_file_size()) {
+                Ok(bytes) => Some(file::record_count(&bytes) as u64),
+                Err(file::StateFileError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    None
+                }
+                Err(error) => return Err(CliError::usage(format!("-f/--file: {error}"))),
+            };
+            let progress = session.out.bar(records);
             let answer = session.request_with(
                 &requests::load_state(&path),
                 &progress,

@@ -360,3 +360,42 @@ fn a_client_that_stops_reading_is_cut_off_by_the_front_timeout() {
     drop(connection);
     nothing_broke(&site, pids, bystander);
 }
+
+/// RFC 9112, 3.2: a request with more than one Host line, or a Host that is
+/// not a valid `host[:port]`, is answered 400 and reaches no backend (it was
+/// routed on the first Host and forwarded with both).
+#[test]
+fn a_request_with_two_hosts_or_a_bad_host_port_is_answered_400() {
+    let (site, pids, bystander) = watched_site("");
+    let echo = Backend::start("echo");
+    site.daemon
+        .serve(site.port, "echo.localhost", "echo", &[&echo]);
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: echo.localhost\r\nHost: app.test\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: echo.localhost\r\nX-Other: 1\r\nhost: echo.localhost\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: echo.localhost:abc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: echo.localhost:80a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: echo.localhost:99999\r\n\r\n",
+        b"GET http://echo.localhost/ HTTP/1.1\r\nHost: echo.localhost\r\nHost: echo.localhost\r\n\r\n",
+    ] {
+        let status = status_of(site.port, request);
+        assert_eq!(status, Some(400), "{:?}", String::from_utf8_lossy(request));
+    }
+    assert_eq!(echo.served(), 0, "a refused request reached the backend");
+    // One Host, with or without a numeric port, is routed as before.
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: echo.localhost\r\nConnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: echo.localhost:8080\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: echo.localhost:\r\nConnection: close\r\n\r\n",
+    ] {
+        let status = status_of(site.port, request);
+        assert_eq!(status, Some(200), "{:?}", String::from_utf8_lossy(request));
+    }
+    // An IPv6 literal is a host like any other (no frontend for it here).
+    let status = status_of(
+        site.port,
+        b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, Some(404));
+    nothing_broke(&site, pids, bystander);
+}

@@ -37,7 +37,7 @@ pub async fn handle(main: &Rc<Main>, request: Request, peer: &Peer, answers: &An
         return;
     };
     match request_type {
-        RequestType::SaveState(path) => crate::state_files::save(main, &path, answers),
+        RequestType::SaveState(path) => crate::state_files::save(main, &path, peer, answers),
         RequestType::LoadState(path) => crate::state_files::load(main, &path, peer, answers).await,
         RequestType::ListWorkers(_) => {
             let _ = answers.send(Response::ok(
@@ -164,6 +164,11 @@ async fn apply_change_inner(
             "{} is not a request the daemon handles",
             request.kind_name()
         ));
+    }
+    if let Some(RequestType::Logging(filter)) = &request.request_type {
+        // The main process's own filter first: a filter it refuses
+        // reaches no worker.
+        crate::logging::set_level(filter).map_err(|error| format!("main process: {error}"))?;
     }
     main.settings
         .borrow_mut()

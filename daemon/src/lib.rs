@@ -28,10 +28,12 @@ pub mod workers;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::time::Duration;
 
 use sozu_command::config::Config;
 use sozu_command::proto::command::{ListenerType, Request};
 use sozu_command::state::{ConfigState, file};
+use sozu_proxy::log_limit::LogLimit;
 use tokio::sync::mpsc;
 
 use crate::main_process::{Main, bind_command_socket};
@@ -130,7 +132,8 @@ fn initial_state(config: &Config) -> Result<(ConfigState, Vec<Request>), String>
     if let Some(saved) = &config.saved_state
         && saved.exists()
     {
-        let records = file::read_records(saved).map_err(|error| error.to_string())?;
+        let records = file::read_records(saved, config.max_state_file_size)
+            .map_err(|error| error.to_string())?;
         let mut refused = 0;
         for record in records {
             let applied = record
@@ -337,14 +340,35 @@ async fn serve(
     }
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    static ACCEPT_FAILED: LogLimit = LogLimit::new(Duration::from_secs(1));
+    // While out of descriptors (or memory), accepting again at once fails
+    // again at once: the socket stays readable and the loop would spin.
+    // Accepting pauses instead, longer each time it fails the same way,
+    // while everything else (workers, signals, clients) goes on.
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if backoff.until.is_none() => match accepted {
                 Ok((stream, _)) => {
+                    backoff.reset();
                     tokio::task::spawn_local(main.clone().serve_client(stream));
                 }
-                Err(error) => tracing::warn!(%error, "could not accept a command connection"),
+                Err(error) => {
+                    let exhausted = sozu_proxy::listener::is_resource_exhaustion(&error);
+                    if exhausted {
+                        backoff.pause();
+                    }
+                    if let Some(held_back) = ACCEPT_FAILED.allow() {
+                        tracing::warn!(
+                            %error,
+                            held_back,
+                            pause_ms = backoff.delay.as_millis() as u64,
+                            "could not accept a command connection"
+                        );
+                    }
+                }
             },
+            () = sleep_until(backoff.until), if backoff.until.is_some() => backoff.until = None,
             Some(news) = news.recv() => main.on_news(news).await,
             () = main.exit.notified() => break,
             _ = terminate.recv() => {
@@ -362,6 +386,39 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// The pause of the command socket's accept loop while the process is out
+/// of resources.
+#[derive(Default)]
+struct AcceptBackoff {
+    /// The last pause (zero once an accept succeeds).
+    delay: Duration,
+    /// When accepting resumes, while paused.
+    until: Option<tokio::time::Instant>,
+}
+
+impl AcceptBackoff {
+    /// Shortest and longest pause.
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_secs(1);
+
+    fn pause(&mut self) {
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::LONGEST);
+        self.until = Some(tokio::time::Instant::now() + self.delay);
+    }
+
+    fn reset(&mut self) {
+        self.delay = Duration::ZERO;
+    }
+}
+
+/// Waits until `until` (never, for `None`: the branch is disabled then).
+async fn sleep_until(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, String> {

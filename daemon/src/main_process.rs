@@ -30,6 +30,13 @@ use crate::audit::Peer;
 use crate::events::Subscribers;
 use crate::workers::{NoAnswer, Worker, WorkerLauncher, WorkerNews};
 
+/// Answers (events included) a command connection may have waiting to be
+/// written before the client is cut off for not reading them: an event
+/// subscriber's documented queue.
+const MAX_UNWRITTEN_ANSWERS: usize = crate::events::SUBSCRIBER_QUEUE;
+/// How often a blocked write looks at how much is waiting behind it.
+const UNWRITTEN_CHECK: Duration = Duration::from_millis(100);
+
 /// Longest wait between two restarts of a crashing worker.
 const MAX_RELAUNCH_DELAY: Duration = Duration::from_secs(30);
 
@@ -310,7 +317,38 @@ impl Main {
         let (answers, mut outgoing) = mpsc::unbounded_channel::<Response>();
         let writer = tokio::task::spawn_local(async move {
             while let Some(response) = outgoing.recv().await {
-                if sink.send(fitted(response, max_frame)).await.is_err() {
+                let send = sink.send(fitted(response, max_frame));
+                tokio::pin!(send);
+                // While the client does not read, answers (events above
+                // all) pile up here: past the limit it is cut off, rather
+                // than hold the main process's memory without bound.
+                let written = loop {
+                    tokio::select! {
+                        result = &mut send => break result.is_ok(),
+                        () = tokio::time::sleep(UNWRITTEN_CHECK) => {
+                            if outgoing.len() >= MAX_UNWRITTEN_ANSWERS {
+                                break false;
+                            }
+                        }
+                    }
+                };
+                if !written {
+                    if outgoing.len() >= MAX_UNWRITTEN_ANSWERS {
+                        static CUT_OFF: sozu_proxy::log_limit::LogLimit =
+                            sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
+                        if let Some(held_back) = CUT_OFF.allow() {
+                            tracing::warn!(
+                                held_back,
+                                "cut off a command client that does not read its answers"
+                            );
+                        }
+                        // Said once more, in case it reads again soon.
+                        let failure = Response::failure(format!(
+                            "connection closed: {MAX_UNWRITTEN_ANSWERS} answers or events were \
+                             waiting to be written and the client did not read them"
+                        ));
+                        let _ = tokio::time::timeout(UNWRITTEN_CHECK, sink.send(failure)).await;
+                    }
                     break;
                 }
             }
@@ -318,7 +356,12 @@ impl Main {
         if let Some(allowed) = allowed
             && !peer.uid.is_some_and(|uid| allowed.contains(&uid))
         {
-            tracing::warn!(%peer, "refused a command connection from a user not in command_allowed_uids");
+            // A refused user could otherwise fill the log by reconnecting.
+            static REFUSED: sozu_proxy::log_limit::LogLimit =
+                sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
+            if let Some(held_back) = REFUSED.allow() {
+                tracing::warn!(%peer, held_back, "refused a command connection from a user not in command_allowed_uids");
+            }
             let _ = answers.send(Response::failure(format!(
                 "user {} is not allowed to use this command socket (command_allowed_uids)",
                 peer.uid.map_or("unknown".to_owned(), |uid| uid.to_string())

@@ -1,6 +1,7 @@
 //! `save_state`, `load_state` and the automatic save after every change.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,10 +23,64 @@ const LISTED_ERRORS: usize = 20;
 /// Most worker answers a state load waits for at once.
 const ANSWERS_IN_FLIGHT: usize = 2048;
 
+/// Where a client may read or write the state file it named.
+enum StatePath {
+    /// Anywhere the daemon can: a client running as the daemon's own user
+    /// could read and write those files itself.
+    Free(PathBuf),
+    /// Below `state_directory`, links not followed: a client running as
+    /// another user must not make the daemon touch files it could not.
+    Beneath { root: PathBuf, relative: PathBuf },
+}
+
+impl StatePath {
+    /// The path `requested` by `peer` (relative paths are against the
+    /// daemon's working directory, or the state directory when confined),
+    /// or why it is refused.
+    fn of(main: &Main, peer: &Peer, requested: &str) -> Result<StatePath, String> {
+        let own = nix::unistd::geteuid().as_raw();
+        if peer.uid == Some(own) {
+            return Ok(StatePath::Free(resolve(requested)));
+        }
+        let user = peer
+            .uid
+            .map_or_else(|| "an unknown user".to_owned(), |uid| format!("user {uid}"));
+        let Some(root) = main.config.borrow().state_directory.clone() else {
+            return Err(format!(
+                "{user} may not name state files: the daemon runs as user {own}, and only its \
+                 own user may name a state file unless state_directory is configured"
+            ));
+        };
+        let relative = file::confine(&root, Path::new(requested)).map_err(|reason| {
+            format!("{user} may only name state files in state_directory: {reason}")
+        })?;
+        Ok(StatePath::Beneath { root, relative })
+    }
+
+    fn display(&self) -> PathBuf {
+        match self {
+            StatePath::Free(path) => path.clone(),
+            StatePath::Beneath { root, relative } => root.join(relative),
+        }
+    }
+}
+
 /// Writes the state to `path` (relative to the daemon's working directory).
-pub fn save(main: &Rc<Main>, path: &str, answers: &UnboundedSender<Response>) {
-    let path = resolve(path);
-    let result = file::save(&main.state.borrow(), &path);
+pub fn save(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
+    let path = match StatePath::of(main, peer, path) {
+        Ok(path) => path,
+        Err(refusal) => {
+            let _ = answers.send(Response::failure(refusal));
+            return;
+        }
+    };
+    let result = match &path {
+        StatePath::Free(path) => file::save(&main.state.borrow(), path),
+        StatePath::Beneath { root, relative } => {
+            file::save_beneath(&main.state.borrow(), root, relative)
+        }
+    };
+    let path = path.display();
     let _ = answers.send(match result {
         Ok(records) => {
             main.event(events::event(EventKind::StateSaved));
@@ -66,15 +121,22 @@ pub fn save_automatically(main: &Rc<Main>) -> Result<(), file::StateFileError> {
 /// once, so memory stays bounded whatever the file's size and the workers
 /// apply while the main process reads on.
 pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
-    let path = resolve(path);
-    let bytes = match std::fs::read(&path) {
+    let path = match StatePath::of(main, peer, path) {
+        Ok(path) => path,
+        Err(refusal) => {
+            let _ = answers.send(Response::failure(refusal));
+            return;
+        }
+    };
+    let max_size = main.config.borrow().max_state_file_size;
+    let read = match &path {
+        StatePath::Free(path) => file::read_bounded(path, max_size),
+        StatePath::Beneath { root, relative } => file::read_beneath(root, relative, max_size),
+    };
+    let path = path.display();
+    let bytes = match read {
         Ok(bytes) => bytes,
-        Err(source) => {
-            let error = file::StateFileError::Io {
-                action: "could not read",
-                path,
-                source,
-            };
+        Err(error) => {
             let _ = answers.send(Response::failure(error.to_string()));
             return;
         }

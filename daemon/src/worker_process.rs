@@ -38,6 +38,10 @@ pub const ENV_CONFIG: &str = "SOZU_WORKER_CONFIG";
 /// sockets on [`SCM_FD`] (an upgrade).
 pub const ENV_ADOPT: &str = "SOZU_WORKER_ADOPT";
 
+/// How long a stopped worker tries to deliver its last answers before it
+/// exits anyway.
+const LAST_ANSWERS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the worker until the main process stops it or goes away.
 pub fn run() -> ExitCode {
     let Ok(id) = std::env::var(ENV_ID) else {
@@ -110,7 +114,10 @@ async fn serve(
     let codec = WorkerToMainCodec::with_max_frame_size(max_frame_size);
     let (mut sink, mut stream) = Framed::new(channel, codec).split();
 
-    let options = ProxyOptions::from_server_config(id.clone(), &config);
+    let mut options = ProxyOptions::from_server_config(id.clone(), &config);
+    options.log_filter = Some(sozu_proxy::LogFilter(std::sync::Arc::new(
+        crate::logging::set_level,
+    )));
     let (server, handle) = Server::new(options);
     let (sender, mut receiver) = (handle.sender, handle.receiver);
     if !adopted.is_empty() {
@@ -124,11 +131,17 @@ async fn serve(
 
     // Answers produced here (socket hand-over) join the server's answers.
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<WorkerResponse>();
+    // Told when the server has ended. The writer cannot wait for the end of
+    // the server's answers instead: tasks that outlive the server (a
+    // backend connection, a health check) still hold a sender.
+    let (server_ended, mut ended) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::task::spawn_local(async move {
         loop {
             let response = tokio::select! {
+                biased;
                 response = receiver.recv() => response,
                 Some(response) = local_rx.recv() => Some(response),
+                _ = &mut ended => None,
             };
             let Some(response) = response else { break };
             // Answers ready meanwhile go out with this one, in as few
@@ -141,9 +154,17 @@ async fn serve(
                 result = sink.feed(fitted(response, max_frame_size)).await;
             }
             if result.and(sink.flush().await).is_err() {
-                break;
+                return;
             }
         }
+        // The last answers (the stop acknowledgement) are queued already.
+        let mut result = Ok(());
+        while result.is_ok()
+            && let Some(response) = receiver.try_recv().or_else(|| local_rx.try_recv().ok())
+        {
+            result = sink.feed(fitted(response, max_frame_size)).await;
+        }
+        let _ = result.and(sink.flush().await);
     });
 
     let reader_sender = sender.clone();
@@ -152,7 +173,11 @@ async fn serve(
             let request = match frame {
                 Ok(Ok(request)) => request,
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "undecodable request from the main process");
+                    static UNDECODABLE: sozu_proxy::log_limit::LogLimit =
+                        sozu_proxy::log_limit::LogLimit::new(std::time::Duration::from_secs(1));
+                    if let Some(held_back) = UNDECODABLE.allow() {
+                        tracing::warn!(%error, held_back, "undecodable request from the main process");
+                    }
                     continue;
                 }
                 Err(error) => {
@@ -197,8 +222,10 @@ async fn serve(
     let outcome = server.await;
     reader.abort();
     drop(sender);
-    // Let the last answers (the stop acknowledgement) reach the main process.
-    let _ = writer.await;
+    // Let the last answers (the stop acknowledgement) reach the main
+    // process, unless it does not read them: the worker exits regardless.
+    let _ = server_ended.send(());
+    let _ = tokio::time::timeout(LAST_ANSWERS_DEADLINE, writer).await;
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(std::io::Error::other(error.to_string())),

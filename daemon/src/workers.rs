@@ -262,13 +262,23 @@ impl WorkerLauncher {
         }
         let channel_fd = worker_channel.as_raw_fd();
         let scm_fd = worker_scm.as_raw_fd();
+        let main_pid = std::process::id() as libc::pid_t;
         // SAFETY: between fork and exec only async-signal-safe calls are
-        // made: dup2 places the two channels at their fixed numbers (dup2
-        // clears close-on-exec on the copies).
+        // made, and nothing is allocated: dup2 places the two channels at
+        // their fixed numbers (dup2 clears close-on-exec on the copies);
+        // prctl asks the kernel to kill the worker when the main process
+        // is gone, however it went (a SIGKILL included), so that no worker
+        // outlives it; getppid catches a main process that died before.
         unsafe {
             command.as_std_mut().pre_exec(move || {
                 if libc::dup2(channel_fd, CHANNEL_FD) < 0 || libc::dup2(scm_fd, SCM_FD) < 0 {
                     return Err(io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != main_pid {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -359,7 +369,11 @@ impl WorkerLauncher {
                         }
                     }
                     Ok(Err(error)) => {
-                        tracing::warn!(worker = id, %error, "undecodable answer from worker")
+                        static UNDECODABLE: sozu_proxy::log_limit::LogLimit =
+                            sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
+                        if let Some(held_back) = UNDECODABLE.allow() {
+                            tracing::warn!(worker = id, %error, held_back, "undecodable answer from worker")
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(worker = id, %error, "the channel to the worker broke");

@@ -452,8 +452,19 @@ fn templates(
 }
 
 /// The host a request is for: the absolute URI's authority, else the Host
-/// header; without any port. `None` when missing or malformed.
+/// header; without any port. `None` when missing or malformed, which
+/// includes more than one Host line and a port that is not a port number
+/// (RFC 9112, 3.2: both are answered 400).
 fn request_host(request: &Request<Incoming>) -> Option<String> {
+    if request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return None;
+    }
     let authority = match request.uri().authority() {
         Some(authority) => authority.as_str().to_owned(),
         None => {
@@ -467,11 +478,31 @@ fn request_host(request: &Request<Incoming>) -> Option<String> {
     if authority.contains('@') {
         return None;
     }
-    let host = strip_port(&authority);
+    let host = host_of_authority(&authority)?;
     if host.is_empty() {
         return None;
     }
     Some(host.to_owned())
+}
+
+/// The host of a `host[:port]` authority, or `None` when the port is not
+/// a port number (digits, at most 65535; an empty port counts as none).
+fn host_of_authority(authority: &str) -> Option<&str> {
+    // An IPv6 literal is bracketed, and its colons are not a port's.
+    let port_start = match authority.rfind(']') {
+        Some(end) => authority[end..].find(':').map(|colon| end + colon),
+        None => authority.rfind(':'),
+    };
+    let Some(colon) = port_start else {
+        return Some(authority);
+    };
+    let (host, port) = (&authority[..colon], &authority[colon + 1..]);
+    if port.is_empty() || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+    {
+        Some(host)
+    } else {
+        None
+    }
 }
 
 fn strip_port(authority: &str) -> &str {
@@ -1295,4 +1326,28 @@ async fn connect(
             .backend_connection(&cluster_id, backend.id(), false);
     });
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of_authority;
+
+    #[test]
+    fn the_host_of_an_authority_is_found_and_a_bad_port_refused() {
+        for (authority, host) in [
+            ("app.test", Some("app.test")),
+            ("app.test:8080", Some("app.test")),
+            ("app.test:", Some("app.test")),
+            ("app.test:65535", Some("app.test")),
+            ("[::1]", Some("[::1]")),
+            ("[::1]:443", Some("[::1]")),
+            ("app.test:abc", None),
+            ("app.test:80a", None),
+            ("app.test:65536", None),
+            ("app.test:+80", None),
+            ("[::1]:x", None),
+        ] {
+            assert_eq!(host_of_authority(authority), host, "{authority}");
+        }
+    }
 }

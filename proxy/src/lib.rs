@@ -94,6 +94,7 @@ pub mod health;
 mod http;
 mod http2;
 pub mod listener;
+pub mod log_limit;
 pub mod metrics;
 pub mod options;
 mod per_ip;
@@ -111,5 +112,5 @@ mod write_deadline;
 
 pub use error::ProxyError;
 pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};
-pub use options::ProxyOptions;
+pub use options::{LogFilter, ProxyOptions};
 pub use server::{Server, spawn};

@@ -3,11 +3,13 @@
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinHandle;
 
 use crate::http;
+use crate::log_limit::LogLimit;
 use crate::proxy_protocol;
 use crate::server::{HttpListener, Shared};
 use crate::tcp::{self, TcpListener};
@@ -107,9 +109,12 @@ fn spawn_accept(
                     // A connection reset while queued, or out of
                     // descriptors: keep accepting, after a pause when the
                     // process itself is short of resources.
-                    tracing::warn!(%address, %error, "accept failed");
+                    static ACCEPT_FAILED: LogLimit = LogLimit::new(Duration::from_secs(1));
+                    if let Some(held_back) = ACCEPT_FAILED.allow() {
+                        tracing::warn!(%address, %error, held_back, "accept failed");
+                    }
                     if is_resource_exhaustion(&error) {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     continue;
                 }
@@ -125,7 +130,10 @@ fn spawn_accept(
     }))
 }
 
-fn is_resource_exhaustion(error: &io::Error) -> bool {
+/// Whether an accept failed because the process or the system is short of
+/// descriptors or memory: accepting again at once would fail the same way,
+/// so the caller pauses first.
+pub fn is_resource_exhaustion(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)

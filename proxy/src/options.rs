@@ -1,5 +1,6 @@
 //! Process-wide settings of a proxy server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sozu_command::proto::command::ServerConfig;
@@ -34,6 +35,25 @@ pub struct ProxyOptions {
     /// `buffer_size`): what one read moves, and what a session holds in
     /// memory twice for as long as it lives.
     pub buffer_size: usize,
+    /// What a `logging` request does: the program that owns the process's
+    /// log output changes its filter. Without it (the default) the server
+    /// refuses `logging` requests rather than acknowledge and ignore them.
+    pub log_filter: Option<LogFilter>,
+}
+
+/// Changes the log filter of the program embedding a server, given the
+/// filter a `logging` request names (`info`, `sozu_proxy=debug`, …); an
+/// error says why the filter was not applied.
+#[derive(Clone)]
+pub struct LogFilter(pub Arc<SetLogFilter>);
+
+/// The function behind a [`LogFilter`].
+pub type SetLogFilter = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for LogFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogFilter")
+    }
 }
 
 /// Sozu's default `buffer_size`.
@@ -54,6 +74,7 @@ impl Default for ProxyOptions {
             max_header_size: 64 * 1024,
             soft_stop_deadline: Duration::from_secs(60),
             buffer_size: DEFAULT_BUFFER_SIZE,
+            log_filter: None,
         }
     }
 }

@@ -120,6 +120,8 @@ impl Drop for H2Connecting {
 pub(crate) struct BackendPool {
     idle: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<ForwardedBody>>>>,
     h2: RefCell<HashMap<SocketAddr, Rc<H2Slot>>>,
+    /// Set when the server stops: nothing is kept for later any more.
+    closed: Cell<bool>,
 }
 
 impl BackendPool {
@@ -200,7 +202,7 @@ impl BackendPool {
         let BackendSender::Http1(sender) = sender else {
             return;
         };
-        if sender.is_closed() {
+        if sender.is_closed() || self.closed.get() {
             return;
         }
         let mut idle = self.idle.borrow_mut();
@@ -226,6 +228,18 @@ impl BackendPool {
             })
             .count();
         http1 + http2
+    }
+
+    /// Closes every idle connection and keeps none from now on (the server
+    /// is stopping): a backend that keeps idle connections open must not
+    /// keep the stopping process alive. Shared HTTP/2 connections close
+    /// once the requests they carry are over.
+    pub(crate) fn close(&self) {
+        self.closed.set(true);
+        self.idle.borrow_mut().clear();
+        for slot in self.h2.borrow_mut().drain().map(|(_, slot)| slot) {
+            slot.sender.borrow_mut().take();
+        }
     }
 
     /// Closes the idle connections of a backend that is gone; its HTTP/2
@@ -303,6 +317,32 @@ mod tests {
                 assert!(waiter.await.unwrap());
             })
             .await;
+    }
+
+    /// An HTTP/1.1 client handle on an in-memory connection, and what
+    /// keeps that connection open (its task and its other end).
+    async fn http1_sender() -> (http1::SendRequest<ForwardedBody>, impl Sized) {
+        let (client, server) = tokio::io::duplex(1024);
+        let (sender, connection) =
+            http1::handshake::<_, ForwardedBody>(hyper_util::rt::TokioIo::new(client))
+                .await
+                .unwrap();
+        (sender, (connection, server))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_closed_pool_drops_its_idle_connections_and_keeps_no_new_one() {
+        let pool = BackendPool::default();
+        let (first, _first_end) = http1_sender().await;
+        pool.give(address(), BackendSender::Http1(first));
+        assert_eq!(pool.idle_count(), 1);
+        pool.close();
+        assert_eq!(pool.idle_count(), 0);
+        // A request that finishes during the stop gives its connection
+        // back: it is closed, not kept.
+        let (second, _second_end) = http1_sender().await;
+        pool.give(address(), BackendSender::Http1(second));
+        assert_eq!(pool.idle_count(), 0);
     }
 
     #[tokio::test(flavor = "current_thread")]

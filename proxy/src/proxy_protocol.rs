@@ -596,7 +596,11 @@ where
             None
         }
         Err(error) => {
-            tracing::warn!(%peer, %error, "closed a connection without a valid PROXY header");
+            static INVALID_HEADER: crate::log_limit::LogLimit =
+                crate::log_limit::LogLimit::new(std::time::Duration::from_secs(1));
+            if let Some(held_back) = INVALID_HEADER.allow() {
+                tracing::warn!(%peer, %error, held_back, "closed a connection without a valid PROXY header");
+            }
             shared.metrics.borrow_mut().proxy_protocol_errors += 1;
             None
         }

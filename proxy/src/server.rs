@@ -386,7 +386,12 @@ impl Server {
                 self.shared.metrics.borrow_mut().configure(*configuration);
                 Ok(None)
             }
-            RequestType::Logging(_) => Ok(None),
+            RequestType::Logging(filter) => match &self.shared.options.log_filter {
+                Some(log_filter) => (log_filter.0)(filter).map(|()| None),
+                None => Err("this server does not own the log output of its process: \
+                     its embedder sets the log filter"
+                    .to_owned()),
+            },
             RequestType::SetMaxConnectionsPerIp(limit) => {
                 self.shared.max_connections_per_ip.set(*limit);
                 Ok(None)
@@ -837,6 +842,8 @@ impl Server {
             .collect()
     }
 
+    /// Stops accepting, tells keep-alive connections to close, and closes
+    /// the idle backend connections (kept by none from now on).
     fn stop_listening(&mut self) {
         for runtime in self.listeners.values_mut() {
             if let Some(active) = runtime.active.take() {
@@ -844,6 +851,7 @@ impl Server {
             }
         }
         let _ = self.shared.stopping.send(true);
+        self.shared.pool.close();
     }
 
     /// Stops accepting, lets every open connection finish its current

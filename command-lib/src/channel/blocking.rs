@@ -13,6 +13,10 @@ use prost::Message;
 use super::frame::{self, DEFAULT_MAX_BUFFER_SIZE, INITIAL_CLIENT_BUFFER_SIZE, LENGTH_PREFIX_SIZE};
 use super::{Answer, ChannelError};
 
+/// How long a client whose request could not be written looks for an
+/// answer the peer sent before closing.
+const REFUSAL_WAIT: Duration = Duration::from_millis(500);
+
 /// A byte stream whose blocking reads can be bounded in time.
 ///
 /// Implemented for [`UnixStream`] (the command socket) and for in-memory
@@ -269,7 +273,15 @@ impl<Tx: Message, Rx: Message + Default + Answer, S: BlockingStream + Write> Cha
         timeout: Option<Duration>,
         mut on_progress: impl FnMut(&Rx),
     ) -> Result<Rx, ChannelError> {
-        self.write_message(request)?;
+        if let Err(error) = self.write_message(request) {
+            // The peer may have answered and closed without reading (a
+            // daemon refusing this user does): its answer explains more
+            // than the broken pipe.
+            return match self.read_message(Some(REFUSAL_WAIT)) {
+                Ok(Some(answer)) if answer.is_final() => Ok(answer),
+                _ => Err(error),
+            };
+        }
         loop {
             match self.read_message(timeout)? {
                 Some(answer) if answer.is_final() => return Ok(answer),

@@ -10,9 +10,9 @@ use super::{
     DEFAULT_COMMAND_BUFFER_SIZE, DEFAULT_COMMAND_SOCKET_MODE, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_CTL_COMMAND_TIMEOUT, DEFAULT_FRONT_TIMEOUT, DEFAULT_MAX_BUFFERS,
     DEFAULT_MAX_COMMAND_BUFFER_SIZE, DEFAULT_MAX_CONNECTION_ATTEMPTS, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MIN_BUFFERS, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER, DEFAULT_WORKER_COUNT,
-    DEFAULT_WORKER_TIMEOUT, DEFAULT_ZOMBIE_CHECK_INTERVAL, H2_MIN_BUFFER_SIZE, ListenerConfig,
-    Position,
+    DEFAULT_MAX_STATE_FILE_SIZE, DEFAULT_MIN_BUFFERS, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETRY_AFTER,
+    DEFAULT_WORKER_COUNT, DEFAULT_WORKER_TIMEOUT, DEFAULT_ZOMBIE_CHECK_INTERVAL,
+    H2_MIN_BUFFER_SIZE, ListenerConfig, Position,
 };
 
 /// Bounds of `slab_entries_per_connection`, clamped like Sozu.
@@ -244,6 +244,15 @@ impl Builder {
                 "automatic_state_save needs saved_state: the file to save to",
             ));
         }
+        let max_state_file_size = file
+            .max_state_file_size
+            .unwrap_or(DEFAULT_MAX_STATE_FILE_SIZE);
+        if max_state_file_size == 0 {
+            return Err(self.invalid(
+                "max_state_file_size",
+                "0 would refuse every state file: give a size in bytes",
+            ));
+        }
         let command_socket = match &file.command_socket {
             Some(socket) => self.resolve(socket),
             None => std::path::absolute("sozu.sock").unwrap_or_else(|_| "sozu.sock".into()),
@@ -265,6 +274,11 @@ impl Builder {
             buffer_size: defaults.buffer_size,
             saved_state: file.saved_state.as_deref().map(|path| self.resolve(path)),
             automatic_state_save,
+            max_state_file_size,
+            state_directory: file
+                .state_directory
+                .as_deref()
+                .map(|path| self.resolve(path)),
             log_level: file.log_level.clone().unwrap_or_else(|| "info".to_owned()),
             log_target: file
                 .log_target

@@ -77,6 +77,8 @@ pub struct FileConfig {
     pub command_allowed_uids: Option<Vec<u32>>,
     pub saved_state: Option<String>,
     pub automatic_state_save: Option<bool>,
+    pub max_state_file_size: Option<u64>,
+    pub state_directory: Option<String>,
     pub log_level: Option<String>,
     pub log_target: Option<String>,
     pub log_colored: Option<bool>,
