@@ -7,8 +7,7 @@
 # Environment: SOZU_OURS, SOZU_REFERENCE, SOZU_FIXTURES.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-FIXTURES="${SOZU_FIXTURES:-$ROOT/../shared/fixtures/sozu-2.3}"
-[ -d "$FIXTURES" ] || FIXTURES="$ROOT/../../shared/fixtures/sozu-2.3"
+FIXTURES="${SOZU_FIXTURES:-$ROOT/tests/fixtures/sozu-2.3}"
 REFERENCE_ROOT="$HOME/.cache/sozu-reference/2.3.3"
 REF="${SOZU_REFERENCE:-$REFERENCE_ROOT/bin/sozu}"
 
@@ -34,7 +33,9 @@ if [ ! -x "$REF" ]; then
     # Sozu's build compiles its protocol with protoc.
     need_tool protoc protobuf-compiler
     log "installing Sozu 2.3.3 into $REFERENCE_ROOT (several minutes)"
-    cargo install sozu --version 2.3.3 --locked --root "$REFERENCE_ROOT" >&2
+    # In cargo's own temporary folder: with this project's CARGO_TARGET_DIR,
+    # Sozu's `sozu` would land on ours.
+    env -u CARGO_TARGET_DIR cargo install sozu --version 2.3.3 --locked --root "$REFERENCE_ROOT" >&2
 fi
 "$REF" --version >/dev/null || die "the reference binary $REF does not run"
 
@@ -46,7 +47,11 @@ if [ -z "${SOZU_OURS:-}" ]; then
         die "could not build our sozu"
     }
     rm -f "$BUILD_LOG"
-    OURS="$ROOT/target/debug/sozu"
+    # Where cargo put it: CARGO_TARGET_DIR when set (relative to the
+    # project), else target/.
+    TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+    case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+    OURS="$TARGET_DIR/debug/sozu"
 else
     OURS="$SOZU_OURS"
 fi

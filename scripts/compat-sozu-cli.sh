@@ -140,6 +140,92 @@ compare "certificate list" certificate list
 # Counts move with every request; the kinds counted must agree.
 compare "state stats" --filter '.REQUEST_COUNTS.map | del(.COUNT_REQUESTS) | keys' state stats
 
+# -- the console: `sozu top --snapshot` against the Sozu daemon
+# Each view's frame must come out with exit 0 (every data source reached
+# the daemon) and show what Sozu's own command line says the daemon holds:
+# its cluster ids, its listeners' addresses, each backend (id and address).
+# The ids and addresses come from Sozu's `--json` listings, not from the
+# fixture, so the check follows the daemon.
+CONSOLE_VIEWS=(overview clusters listeners backends)
+console_snapshot() {
+    local view="$1" code=0
+    "$OURS" -c "$CONFIG" top --snapshot --size 120x40 --view "$view" \
+        >"$WORK/top-$view.txt" 2>"$WORK/top-$view.err" || code=$?
+    if [ "$code" == 0 ]; then
+        return 0
+    fi
+    FAILURES=$((FAILURES + 1))
+    log "MISMATCH: sozu top --snapshot --view $view against Sozu 2.3.3 exited $code"
+    sed 's/^/    /' "$WORK/top-$view.err" "$WORK/top-$view.txt" | head -60 >&2
+    return 1
+}
+# console_shows VIEW LABEL PATTERN...: a line of the view's frame holds
+# every PATTERN (fixed strings).
+console_shows() {
+    local view="$1" label="$2" lines
+    shift 2
+    lines="$(cat "$WORK/top-$view.txt")"
+    for pattern in "$@"; do
+        lines="$(printf '%s\n' "$lines" | grep -F -- "$pattern" || true)"
+    done
+    if [ -n "$lines" ]; then
+        return 0
+    fi
+    CONSOLE_MISSING+=("$view: $label")
+    return 1
+}
+# A jq function: Sozu's JSON socket address as the console writes it
+# (IPv4 in full; for IPv6 only the "]:port" end, to spare jq the address
+# compression rules).
+SOZU_ADDRESS='def addr: if .ip.inner.V4 != null
+    then (.ip.inner.V4 | [(. / 16777216 | floor), (. / 65536 | floor) % 256, (. / 256 | floor) % 256, . % 256]
+        | map(tostring) | join(".")) + ":" + (.port | tostring)
+    else "]:" + (.port | tostring) end; '
+CONSOLE_MISSING=()
+CONSOLE_OK=1
+for view in "${CONSOLE_VIEWS[@]}"; do
+    console_snapshot "$view" || CONSOLE_OK=0
+done
+if [ "$CONSOLE_OK" == 1 ]; then
+    mapfile -t sozu_clusters < <(theirs cluster list | jq -r '.WORKER_RESPONSES.map.main.content_type.CLUSTER_HASHES.map | keys[]')
+    mapfile -t sozu_listeners < <(theirs listener list |
+        jq -r '.LISTENERS_LIST | (.http_listeners, .https_listeners, .tcp_listeners) | keys[]')
+    [ "${#sozu_clusters[@]}" -gt 0 ] && [ "${#sozu_listeners[@]}" -gt 0 ] ||
+        die "Sozu's listings name no cluster or no listener: nothing for the console check"
+    for cluster in "${sozu_clusters[@]}"; do
+        console_shows clusters "cluster $cluster" "$cluster" || true
+    done
+    for address in "${sozu_listeners[@]}"; do
+        console_shows listeners "listener $address" "$address" || true
+    done
+    backend_count=0
+    for cluster in "${sozu_clusters[@]}"; do
+        while IFS=$'\t' read -r backend_id address; do
+            backend_count=$((backend_count + 1))
+            console_shows backends "backend $backend_id ($address) of $cluster" "$cluster" "$backend_id" "$address" || true
+        done < <(theirs cluster list -i "$cluster" |
+            jq -r "$SOZU_ADDRESS"'.WORKER_RESPONSES.map.main.content_type.CLUSTERS.vec[].backends[] | [.backend_id, (.address | addr)] | @tsv')
+    done
+    # The overview counts what the daemon holds (in its box, not the tabs).
+    grep -Eq "(│|\\|)clusters +${#sozu_clusters[@]}( |$)" "$WORK/top-overview.txt" ||
+        CONSOLE_MISSING+=("overview: clusters ${#sozu_clusters[@]}")
+    grep -Eq "(│|\\|)listeners +${#sozu_listeners[@]}( |$)" "$WORK/top-overview.txt" ||
+        CONSOLE_MISSING+=("overview: listeners ${#sozu_listeners[@]}")
+    grep -Eq "(│|\\|)backends +$backend_count( |$)" "$WORK/top-overview.txt" ||
+        CONSOLE_MISSING+=("overview: backends $backend_count")
+    if [ "${#CONSOLE_MISSING[@]}" == 0 ]; then
+        MATCHED+=("sozu top --snapshot (${CONSOLE_VIEWS[*]}): ${#sozu_clusters[@]} clusters, ${#sozu_listeners[@]} listeners, $backend_count backends shown")
+    else
+        FAILURES=$((FAILURES + 1))
+        log "MISMATCH: sozu top --snapshot does not show what the Sozu daemon holds:"
+        for missing in "${CONSOLE_MISSING[@]}"; do log "    missing from view $missing"; done
+        for view in "${CONSOLE_VIEWS[@]}"; do
+            log "    -- view $view:"
+            sed 's/^/    | /' "$WORK/top-$view.txt" >&2
+        done
+    fi
+fi
+
 change "cluster add" \
     "cluster add -i newapp --load-balancing-policy round_robin -s" \
     "cluster remove -i newapp" \

@@ -158,23 +158,34 @@ pub fn run(options: Options) -> Result<(), TopError> {
 
     let mut app = App::new(settings(&options), options.view);
     let outcome = (|| -> Result<(), TopError> {
+        // Drawn after every batch of news that changes something, and once
+        // per tick for the ages the status line shows.
+        let mut dirty = true;
+        let mut next_tick = Instant::now();
         loop {
-            // Drawn after every batch of news, and once per tick for the
-            // ages the status line shows.
-            let (now, wall) = (Instant::now(), SystemTime::now());
-            screen
-                .terminal
-                .draw(|frame| view::draw(frame, &mut app, now, wall))?;
-            let message = match receiver.recv_timeout(TICK) {
-                Ok(message) => message,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            };
+            if dirty || Instant::now() >= next_tick {
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                screen
+                    .terminal
+                    .draw(|frame| view::draw(frame, &mut app, now, wall))?;
+                dirty = false;
+                next_tick = now + TICK;
+            }
+            let message =
+                match receiver.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                    Ok(message) => message,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                };
+            dirty |= changes_screen(&app, &message);
             let mut effects = handle(&mut app, message);
             let until = Instant::now() + COALESCE;
             while !app.quit {
                 match receiver.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                    Ok(message) => effects.extend(handle(&mut app, message)),
+                    Ok(message) => {
+                        dirty |= changes_screen(&app, &message);
+                        effects.extend(handle(&mut app, message));
+                    }
                     Err(_) => break,
                 }
             }
@@ -216,6 +227,15 @@ fn clear_lease(lease: Lease, connector: Connector) {
         });
     if spawned.is_ok() {
         let _ = cleared.recv_timeout(LEASE_CLEAR_WAIT);
+    }
+}
+
+/// Whether a message can change what is on screen: a live source saying
+/// nothing changed cannot (the tick redraws its age).
+fn changes_screen(app: &App, message: &Msg) -> bool {
+    match message {
+        Msg::Report(source, Update::Unchanged) => !app.data.source(*source).is_live(),
+        _ => true,
     }
 }
 

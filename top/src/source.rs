@@ -116,9 +116,10 @@ impl Lease {
             timeout: wait,
             ..connector.clone()
         };
+        // Sent, not waited for: the daemon reads it after the console is
+        // gone, and the lease's time to live is the backstop.
         if let Ok(mut channel) = connector.connect() {
-            let _ = connector.ask(
-                &mut channel,
+            let _ = channel.write_message(
                 &RequestType::SetMetricDetail(SetMetricDetail {
                     client_id,
                     clear: Some(true),
@@ -315,7 +316,7 @@ impl MetricsPoller {
         {
             return;
         }
-        let client_id = format!("sozu-top-{}", std::process::id());
+        let client_id = lease_client_id();
         let request: Request = RequestType::SetMetricDetail(SetMetricDetail {
             client_id: client_id.clone(),
             detail: Some(MetricDetail::DetailBackend as i32),
@@ -594,6 +595,22 @@ impl Poller for CertificatesPoller {
     }
 }
 
+/// The client id of this console's metric-detail lease.
+fn lease_client_id() -> String {
+    format!("sozu-top-{}", std::process::id())
+}
+
+/// Whether an event only reports this console's own lease (a Sozu daemon
+/// announces each one).
+fn is_own_lease(event: &sozu_command::proto::command::Event) -> bool {
+    event.kind == sozu_command::proto::command::EventKind::MetricDetailChanged as i32
+        && event
+            .metric_detail
+            .as_ref()
+            .and_then(|transition| transition.client_id.as_deref())
+            .is_some_and(|client| client == lease_client_id())
+}
+
 /// The event subscription: reconnects and subscribes again whenever the
 /// connection is lost.
 fn run_events<M: From<Report>>(connector: &Connector, reports: &Sender<M>) {
@@ -648,6 +665,7 @@ fn subscribe<M: From<Report>>(
             }
         }
         if let Some(ContentType::Event(event)) = content(answer)
+            && !is_own_lease(&event)
             && reports
                 .send(M::from((
                     SourceId::Events,

@@ -200,9 +200,16 @@ fn draw_title(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     } else {
         spans.push(Span::styled("DISCONNECTED ", theme.level(Level::Bad)));
     }
+    // The span the figures really cover: the window once it is full.
+    let span = match app.data.metrics.span() {
+        Some(span) => format!("rates over last {}", format::age(span)),
+        None => format!(
+            "rates over last {}s, from the second sample",
+            WINDOW.as_secs()
+        ),
+    };
     spans.push(Span::raw(format!(
-        "| rates over last {}s | refresh {}ms",
-        WINDOW.as_secs(),
+        "| {span} | refresh {}ms",
         app.settings.refresh_ms
     )));
     if app.settings.read_only {
