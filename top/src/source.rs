@@ -175,7 +175,7 @@ pub fn spawn_all<M: From<Report> + Send + 'static>(
             lease_refused: false,
         }),
     );
-    start(SourceId::Workers, refresh, Box::new(WorkersPoller));
+    start(SourceId::Workers, refresh, Box::<WorkersPoller>::default());
     start(
         SourceId::Clusters,
         refresh,
@@ -387,9 +387,16 @@ impl Poller for MetricsPoller {
     }
 }
 
-struct WorkersPoller;
+#[derive(Default)]
+struct WorkersPoller {
+    last: Option<Vec<sozu_command::proto::command::WorkerInfo>>,
+}
 
 impl Poller for WorkersPoller {
+    fn connected(&mut self, _connector: &Connector, _channel: &mut CommandChannel) {
+        self.last = None;
+    }
+
     fn poll(
         &mut self,
         connector: &Connector,
@@ -400,6 +407,10 @@ impl Poller for WorkersPoller {
             Some(ContentType::Workers(workers)) => {
                 let mut workers = workers.vec;
                 workers.sort_by_key(|worker| worker.id);
+                if self.last.as_ref() == Some(&workers) {
+                    return Ok(Update::Unchanged);
+                }
+                self.last = Some(workers.clone());
                 Ok(Update::Workers(workers))
             }
             _ => Err("the status answer lists no workers".to_owned()),
