@@ -280,6 +280,20 @@ fn content(answer: Response) -> Option<ContentType> {
     answer.content.and_then(|content| content.content_type)
 }
 
+/// `Unchanged` when `now` equals what was reported last, else `now`
+/// reported (and remembered).
+fn report_change<T: PartialEq + Clone>(
+    last: &mut Option<T>,
+    now: T,
+    report: fn(T) -> Update,
+) -> Update {
+    if last.as_ref() == Some(&now) {
+        return Update::Unchanged;
+    }
+    *last = Some(now.clone());
+    report(now)
+}
+
 /// The main process's part of a merged answer, else any worker's.
 fn merged(content: Option<ContentType>) -> Vec<ContentType> {
     match content {
@@ -407,11 +421,7 @@ impl Poller for WorkersPoller {
             Some(ContentType::Workers(workers)) => {
                 let mut workers = workers.vec;
                 workers.sort_by_key(|worker| worker.id);
-                if self.last.as_ref() == Some(&workers) {
-                    return Ok(Update::Unchanged);
-                }
-                self.last = Some(workers.clone());
-                Ok(Update::Workers(workers))
+                Ok(report_change(&mut self.last, workers, Update::Workers))
             }
             _ => Err("the status answer lists no workers".to_owned()),
         }
@@ -514,11 +524,7 @@ impl Poller for ListenersPoller {
             return Err("the listener answer lists no listeners".to_owned());
         };
         let rows = listener_rows(&list);
-        if self.last.as_ref() == Some(&rows) {
-            return Ok(Update::Unchanged);
-        }
-        self.last = Some(rows.clone());
-        Ok(Update::Listeners(rows))
+        Ok(report_change(&mut self.last, rows, Update::Listeners))
     }
 }
 
@@ -598,11 +604,7 @@ impl Poller for CertificatesPoller {
                 not_after,
             });
         }
-        if self.last.as_ref() == Some(&rows) {
-            return Ok(Update::Unchanged);
-        }
-        self.last = Some(rows.clone());
-        Ok(Update::Certificates(rows))
+        Ok(report_change(&mut self.last, rows, Update::Certificates))
     }
 }
 
