@@ -907,6 +907,15 @@ fn acknowledged_changes_survive_random_crashes_descriptor_exhaustion_and_a_full_
         Fault::Descriptors,
         Fault::DiskFull,
     ];
+    // Longer runs get more: about one fault every three seconds.
+    while (faults.len() as u64) < seconds / 3 {
+        faults.push(match dice.below(20) {
+            0..10 => Fault::KillWorker,
+            10..15 => Fault::KillMain,
+            15..18 => Fault::Descriptors,
+            _ => Fault::DiskFull,
+        });
+    }
     for index in (1..faults.len()).rev() {
         faults.swap(index, dice.below(index as u64 + 1) as usize);
     }
@@ -964,7 +973,7 @@ fn acknowledged_changes_survive_random_crashes_descriptor_exhaustion_and_a_full_
                     disk_filled = true;
                     // While the disk is full, a change is refused naming the
                     // save, and rolled back.
-                    let id = "while-full".to_owned();
+                    let id = format!("while-full-{}", dice.below(1 << 32));
                     let before = ledger.lock().unwrap().save_refusals;
                     change(
                         &socket,
