@@ -83,10 +83,11 @@
 
 #![warn(missing_docs)]
 
-// The modules, bottom to top: each imports only modules above it in this
-// list (`scripts/check-module-dag.sh` checks that imports form no cycle).
+// The modules in layers, bottom to top: a module imports from its own layer
+// or the ones before it, never from a later one, and
+// `scripts/check-module-dag.sh` checks that the imports form no cycle.
 //
-// Building blocks, which import none of the proxy's runtime:
+// Building blocks, which know nothing of the running server:
 mod answers;
 mod auth;
 mod balancer;

@@ -1,10 +1,13 @@
 //! The listeners of a server: one per address, HTTP (or HTTPS) or TCP,
 //! each accepting or not.
 //!
-//! [`Listeners`] is the table the server's command loop changes; the accept
-//! tasks it starts (`accept`) hand each connection to its protocol module.
-//! Sockets handed over by the server this one replaces (an upgrade) are
-//! kept here until a listener on their address is activated.
+//! Public here: [`bind`], how every listening socket is made, and
+//! [`is_resource_exhaustion`], which tells an accept failure that calls
+//! for a pause. The rest is the server's own: `Listeners` is the table
+//! its command loop changes; the accept tasks it starts (`accept`) hand
+//! each connection to its protocol module. Sockets handed over by the
+//! server this one replaces (an upgrade) are kept there until a listener
+//! on their address is activated.
 
 mod accept;
 
