@@ -8,7 +8,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sozu_command::proto::command::{
     AddBackend, LoadBalancingAlgorithms, LoadBalancingParams, LoadMetric, SocketAddress,
 };
-use sozu_proxy::balancer::Balancer;
+use sozu_proxy::bench::Balancer;
 
 const BACKENDS: u16 = 100;
 

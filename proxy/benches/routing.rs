@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sozu_command::proto::command::{
     PathRule, PathRuleKind, RequestHttpFrontend, RulePosition, SocketAddress,
 };
-use sozu_proxy::router::Router;
+use sozu_proxy::bench::Router;
 
 const HOSTS: usize = 10_000;
 

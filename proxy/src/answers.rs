@@ -38,11 +38,6 @@ pub struct AnswerContext<'a> {
     pub retry_after: &'a str,
 }
 
-/// Statuses with a built-in answer.
-pub const BUILT_IN: [u16; 14] = [
-    301, 302, 308, 400, 401, 404, 408, 413, 421, 429, 502, 503, 504, 507,
-];
-
 fn built_in(status: u16) -> &'static str {
     match status {
         301 => "HTTP/1.1 301 Moved Permanently\r\nLocation: %REDIRECT_LOCATION\r\n\r\n",
@@ -261,6 +256,11 @@ fn parse(text: &str) -> Option<Response<ProxyBody>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Statuses with a built-in answer.
+    const BUILT_IN: [u16; 14] = [
+        301, 302, 308, 400, 401, 404, 408, 413, 421, 429, 502, 503, 504, 507,
+    ];
 
     fn header() -> HeaderName {
         HeaderName::from_static("sozu-id")

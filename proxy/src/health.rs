@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::balancer::Health;
-use crate::server::Shared;
+use crate::context::{ClusterRuntime, Shared};
 
 /// Whether a status code passes `config`: within `accepted_statuses` when
 /// given, else equal to `expected_status`, else any 2xx.
@@ -94,14 +94,36 @@ struct Streak {
     verdict: Health,
 }
 
+/// Starts, replaces or stops the health check of `cluster` to match its
+/// configuration; without a health check every backend counts as healthy.
+pub(crate) fn sync(shared: &Rc<Shared>, cluster: &ClusterRuntime) {
+    if let Some(task) = cluster.health_check.borrow_mut().take() {
+        task.abort();
+    }
+    let config = cluster.config.borrow().clone();
+    match &config.health_check {
+        Some(health_check) => {
+            let task = spawn(
+                shared.clone(),
+                config.cluster_id.clone(),
+                health_check.clone(),
+            );
+            *cluster.health_check.borrow_mut() = Some(task);
+        }
+        None => {
+            let mut balancer = cluster.balancer.borrow_mut();
+            let backends: Vec<_> = balancer.backends().cloned().collect();
+            for backend in backends {
+                balancer.set_health(&backend, Health::Unknown);
+            }
+        }
+    }
+}
+
 /// Starts probing the backends of `cluster_id` every `config.interval`
 /// seconds. The task ends when aborted (the check is removed or replaced)
 /// or when the cluster is gone.
-pub(crate) fn spawn(
-    shared: Rc<Shared>,
-    cluster_id: String,
-    config: HealthCheckConfig,
-) -> JoinHandle<()> {
+fn spawn(shared: Rc<Shared>, cluster_id: String, config: HealthCheckConfig) -> JoinHandle<()> {
     tokio::task::spawn_local(async move {
         let interval = Duration::from_secs(u64::from(config.interval.max(1)));
         let mut streaks: HashMap<(String, SocketAddr), Streak> = HashMap::new();

@@ -23,11 +23,11 @@ use crate::answers::{self, AnswerContext};
 
 use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
+use crate::context::{ClusterRuntime, ConnectionGuard, HttpListener, Shared};
 use crate::forwarding::{self, ForwardingValues, Origin};
 use crate::metrics::Answered;
 use crate::per_ip::ClientSlots;
 use crate::pool::{BackendSender, Checkout};
-use crate::server::{ClusterRuntime, HttpListener, Shared};
 use crate::settings::ListenerSettings;
 use crate::shared_stream::SharedStream;
 use crate::write_deadline::WriteDeadline;
@@ -87,27 +87,6 @@ impl ConnectionContext {
 impl Drop for ConnectionContext {
     fn drop(&mut self) {
         self.shared.connections_per_ip.release(&self.slots);
-    }
-}
-
-/// Decrements the connection count however the connection task ends.
-pub(crate) struct ConnectionGuard(pub(crate) Rc<Shared>);
-
-impl ConnectionGuard {
-    fn new(shared: &Rc<Shared>) -> Self {
-        shared.connections.set(shared.connections.get() + 1);
-        shared.metrics.borrow_mut().accepted += 1;
-        ConnectionGuard(shared.clone())
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        let shared = &self.0;
-        shared
-            .connections
-            .set(shared.connections.get().saturating_sub(1));
-        shared.connection_closed.notify_one();
     }
 }
 

@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 
 use crate::balancer::Backend;
 use crate::body::ForwardedBody;
+use crate::context::Shared;
 use crate::options::ProxyOptions;
-use crate::server::Shared;
 use crate::settings::ListenerSettings;
 
 /// Streams a client may have open at once on one connection, unless the

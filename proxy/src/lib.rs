@@ -13,7 +13,7 @@
 //!   [`handle::EVENT_ID`] and status `PROCESSING`.
 //!
 //! A request the server cannot enforce is refused, never acknowledged and
-//! ignored ([`support`] lists what is refused).
+//! ignored ([`enforceable`] lists what is refused).
 //!
 //! # The whole flow
 //!
@@ -83,34 +83,58 @@
 
 #![warn(missing_docs)]
 
-pub mod answers;
-pub mod auth;
-pub mod balancer;
-pub mod body;
+// The modules in layers, bottom to top: a module imports from its own layer
+// or the ones before it, never from a later one, and
+// `scripts/check-module-dag.sh` checks that the imports form no cycle.
+//
+// Building blocks, which know nothing of the running server:
+mod answers;
+mod auth;
+mod balancer;
+mod body;
+pub mod enforceable;
 pub mod error;
-pub mod forwarding;
+mod forwarding;
 pub mod handle;
-pub mod health;
-mod http;
-mod http2;
-pub mod listener;
 pub mod log_limit;
-pub mod metrics;
+mod metrics;
 pub mod options;
 mod per_ip;
 mod pool;
-pub mod proxy_protocol;
-pub mod router;
-mod server;
+mod proxy_protocol;
+mod router;
 mod sessions;
-pub mod settings;
+mod settings;
 mod shared_stream;
-pub mod support;
-mod tcp;
-pub mod tls;
+mod tls;
 mod write_deadline;
+// The runtime context every connection shares with the command loop:
+mod context;
+// The protocols, each serving connections with the context:
+mod health;
+mod http;
+mod http2;
+mod proxy_protocol_io;
+mod tcp;
+// The listeners, which accept connections and hand them to a protocol:
+pub mod listener;
+// The server's command loop, which owns the listeners and the context:
+mod server;
 
 pub use error::ProxyError;
-pub use handle::{CommandSender, ListenSocket, ProxyHandle, ResponseReceiver};
+pub use handle::{CommandSender, EVENT_ID, ListenSocket, ProxyHandle, ResponseReceiver};
 pub use options::{LogFilter, ProxyOptions};
 pub use server::{Server, spawn};
+
+/// The old name of [`enforceable`], kept so that existing paths
+/// (`sozu_proxy::support::check`) still resolve.
+#[doc(hidden)]
+pub use enforceable as support;
+
+/// The router and the balancer, for this crate's benchmarks only: not part
+/// of the embedding API, and free to change at any time.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::balancer::Balancer;
+    pub use crate::router::Router;
+}

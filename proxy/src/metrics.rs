@@ -20,7 +20,19 @@ use sozu_command::proto::command::{
 };
 use sozu_command::state::ConfigState;
 
-use crate::server::Shared;
+/// What `query_metrics` reports that the metrics do not count themselves:
+/// gauges of the running server, read when the query arrives.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LiveGauges {
+    /// Open client connections.
+    pub(crate) connections: usize,
+    /// The server's limit of client connections.
+    pub(crate) max_connections: usize,
+    /// Idle connections kept to backends.
+    pub(crate) idle_backend_connections: usize,
+    /// Backends each cluster's balancer can hand out now, by cluster id.
+    pub(crate) available_backends: HashMap<String, usize>,
+}
 
 /// A latency distribution.
 #[derive(Debug, Clone)]
@@ -371,18 +383,15 @@ impl Metrics {
     pub(crate) fn query(
         &self,
         options: &QueryMetricsOptions,
-        shared: &Shared,
+        live: &LiveGauges,
         state: &ConfigState,
     ) -> ContentType {
         let mut proxy = BTreeMap::new();
         self.proxy.report(&mut proxy, "http.requests");
-        proxy.insert(
-            "client.connections".into(),
-            gauge(shared.connections.get() as u64),
-        );
+        proxy.insert("client.connections".into(), gauge(live.connections as u64));
         proxy.insert(
             "client.connections_max".into(),
-            gauge(shared.options.max_connections as u64),
+            gauge(live.max_connections as u64),
         );
         proxy.insert("listener.accepted.total".into(), count(self.accepted));
         proxy.insert("http.failed_backend_matching".into(), count(self.unrouted));
@@ -398,7 +407,7 @@ impl Metrics {
         );
         proxy.insert(
             "backend.pool.size".into(),
-            gauge(shared.pool.idle_count() as u64),
+            gauge(live.idle_backend_connections as u64),
         );
 
         let mut clusters = BTreeMap::new();
@@ -435,13 +444,10 @@ impl Metrics {
                     .get(cluster_id)
                     .map_or(0, sozu_command::state::ClusterBackends::len)
                     as u64;
-                let available = shared
-                    .clusters
-                    .borrow()
+                let available = live
+                    .available_backends
                     .get(cluster_id)
-                    .map_or(0, |runtime| {
-                        runtime.balancer.borrow().available(Instant::now()) as u64
-                    });
+                    .map_or(0, |available| *available as u64);
                 cluster.insert("cluster.total_backends".into(), gauge(total));
                 cluster.insert("cluster.available_backends".into(), gauge(available));
                 let _ = configuration;

@@ -15,18 +15,15 @@
 //!  n bytes  addresses (12 for INET, 36 for INET6, 216 for UNIX), then TLVs
 //! ```
 //!
-//! Reading follows the same two steps as the command channel's framing:
+//! This module is a codec on bytes only: it never touches a socket.
+//! Decoding follows the same two steps as the command channel's framing:
 //! [`header_len`] checks the 16 fixed bytes and bounds the total size before
 //! anything is allocated, then [`parse`] decodes a header that is entirely
-//! buffered. [`read_header`] does both on a stream, reads nothing past the
-//! header (what follows belongs to the proxied protocol), and never
-//! allocates more than [`MAX_HEADER_LEN`] bytes.
+//! buffered. Reading a header off a connection (`proxy_protocol_io`) uses
+//! both, plus [`check_signature`] to turn a client away at its first wrong
+//! byte.
 
-use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::time::Duration;
-
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The 12 bytes every version 2 header starts with.
 pub const SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -122,6 +119,7 @@ impl Addresses {
 }
 
 /// One type-length-value entry after the addresses.
+#[allow(dead_code, reason = "part of the codec; only its tests use it so far")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tlv<'a> {
     /// The type (`PP2_TYPE_ALPN` is 0x01, `PP2_TYPE_AUTHORITY` 0x02, …).
@@ -223,10 +221,11 @@ pub fn header_len(bytes: &[u8]) -> Result<usize, ParseError> {
     Ok(total)
 }
 
-/// Fails as soon as the bytes seen so far cannot start a version 2 header,
-/// so a client speaking something else is turned away without waiting for
-/// 16 bytes it may never send.
-fn check_signature(bytes: &[u8]) -> Result<(), ParseError> {
+/// Fails as soon as the bytes seen so far (any number, even fewer than the
+/// signature) cannot start a version 2 header, so a client speaking
+/// something else is turned away without waiting for 16 bytes it may never
+/// send.
+pub fn check_signature(bytes: &[u8]) -> Result<(), ParseError> {
     let seen = bytes.len().min(SIGNATURE.len());
     if bytes[..seen] == SIGNATURE[..seen] {
         return Ok(());
@@ -377,6 +376,7 @@ impl Header {
     }
 
     /// A LOCAL header: no client behind this connection.
+    #[allow(dead_code, reason = "part of the codec; only its tests use it so far")]
     pub fn local() -> Header {
         Header {
             command: Command::Local,
@@ -400,6 +400,7 @@ impl Header {
     }
 
     /// The TLV entries, in order.
+    #[allow(dead_code, reason = "part of the codec; only its tests use it so far")]
     pub fn tlvs(&self) -> impl Iterator<Item = Tlv<'_>> {
         let mut area = self.tlvs.as_slice();
         std::iter::from_fn(move || {
@@ -419,6 +420,7 @@ impl Header {
     }
 
     /// The size of [`Header::encode`]'s output.
+    #[allow(dead_code, reason = "part of the codec; only its tests use it so far")]
     pub fn encoded_len(&self) -> usize {
         FIXED_LEN + self.addresses.encoded_len() + self.tlvs.len()
     }
@@ -487,146 +489,6 @@ pub enum EncodeError {
     /// Addresses and TLVs over 65535 bytes.
     #[error("PROXY header addresses and TLVs take {0} bytes, over 65535")]
     TooLong(usize),
-}
-
-/// A header read from a connection, with its exact bytes for relaying.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedHeader {
-    /// The decoded header.
-    pub header: Header,
-    /// The bytes as received, signature to last TLV.
-    pub bytes: Vec<u8>,
-}
-
-/// Why no header could be read from a connection.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The peer closed before sending anything: a plain TCP health check.
-    #[error("the connection closed before any PROXY header byte")]
-    Closed,
-    /// The peer closed in the middle of the header.
-    #[error("the connection closed after {received} of {expected} PROXY header bytes")]
-    Truncated {
-        /// Bytes received.
-        received: usize,
-        /// Bytes the header (or its fixed part) takes.
-        expected: usize,
-    },
-    /// The header did not arrive in time.
-    #[error("no complete PROXY header within {0:?}")]
-    TimedOut(Duration),
-    /// The bytes are not a header the proxy accepts.
-    #[error(transparent)]
-    Malformed(#[from] ParseError),
-    /// The socket failed.
-    #[error("could not read the PROXY header: {0}")]
-    Io(#[from] io::Error),
-}
-
-/// Reads one header from the start of `stream` within `limit`, and not one
-/// byte more. Allocates the header's declared size once the fixed part has
-/// shown it is at most [`MAX_HEADER_LEN`].
-pub async fn read_header<R>(stream: &mut R, limit: Duration) -> Result<ReceivedHeader, ReadError>
-where
-    R: AsyncRead + Unpin,
-{
-    tokio::time::timeout(limit, read_header_now(stream))
-        .await
-        .map_err(|_| ReadError::TimedOut(limit))?
-}
-
-async fn read_header_now<R>(stream: &mut R) -> Result<ReceivedHeader, ReadError>
-where
-    R: AsyncRead + Unpin,
-{
-    let mut fixed = [0u8; FIXED_LEN];
-    let mut filled = 0;
-    while filled < FIXED_LEN {
-        let read = stream.read(&mut fixed[filled..]).await?;
-        if read == 0 {
-            return Err(match filled {
-                0 => ReadError::Closed,
-                received => ReadError::Truncated {
-                    received,
-                    expected: FIXED_LEN,
-                },
-            });
-        }
-        filled += read;
-        check_signature(&fixed[..filled])?;
-    }
-    let total = header_len(&fixed)?;
-    let mut bytes = vec![0u8; total];
-    bytes[..FIXED_LEN].copy_from_slice(&fixed);
-    while filled < total {
-        let read = stream.read(&mut bytes[filled..]).await?;
-        if read == 0 {
-            return Err(ReadError::Truncated {
-                received: filled,
-                expected: total,
-            });
-        }
-        filled += read;
-    }
-    let (header, _) = parse(&bytes)?;
-    Ok(ReceivedHeader { header, bytes })
-}
-
-/// For an accept path whose listener expects a PROXY header: reads it and
-/// returns the client's address (the header's source, else `peer`) with
-/// the header. `None` means the connection must be closed; the reason is
-/// logged and counted in `proxy_protocol.errors`.
-pub(crate) async fn accept_header<R>(
-    stream: &mut R,
-    peer: SocketAddr,
-    limit: Duration,
-    shared: &crate::server::Shared,
-) -> Option<(SocketAddr, ReceivedHeader)>
-where
-    R: AsyncRead + Unpin,
-{
-    match read_header(stream, limit).await {
-        Ok(received) => {
-            let client = received.header.source().unwrap_or(peer);
-            Some((client, received))
-        }
-        Err(ReadError::Closed) => {
-            // A load balancer's TCP health check: connect, then close.
-            tracing::debug!(%peer, "connection closed before its PROXY header");
-            None
-        }
-        Err(error) => {
-            static INVALID_HEADER: crate::log_limit::LogLimit =
-                crate::log_limit::LogLimit::new(std::time::Duration::from_secs(1));
-            if let Some(held_back) = INVALID_HEADER.allow() {
-                tracing::warn!(%peer, %error, held_back, "closed a connection without a valid PROXY header");
-            }
-            shared.metrics.borrow_mut().proxy_protocol_errors += 1;
-            None
-        }
-    }
-}
-
-/// The client address of a new HTTP or HTTPS connection, read before the
-/// stream goes to hyper (or to TLS): the PROXY header's source when the
-/// listener has `expect_proxy`, else `peer`. `None` means the connection
-/// must be closed (no valid header within `limit`).
-pub(crate) async fn client_address<R>(
-    stream: &mut R,
-    peer: SocketAddr,
-    expect_proxy: bool,
-    limit: Duration,
-    shared: &crate::server::Shared,
-) -> Option<SocketAddr>
-where
-    R: AsyncRead + Unpin,
-{
-    if !expect_proxy {
-        return Some(peer);
-    }
-    accept_header(stream, peer, limit, shared)
-        .await
-        .map(|(client, _)| client)
 }
 
 #[cfg(test)]
@@ -872,94 +734,6 @@ mod tests {
         );
         assert_eq!(header.source(), None);
         assert_eq!(header.encode().unwrap(), unix);
-    }
-
-    /// An in-memory stream that hands out its bytes a few at a time.
-    struct Trickle {
-        bytes: Vec<u8>,
-        at: usize,
-        step: usize,
-    }
-
-    impl AsyncRead for Trickle {
-        fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            let end = (self.at + self.step)
-                .min(self.bytes.len())
-                .min(self.at + buf.remaining());
-            let chunk = self.bytes[self.at..end].to_vec();
-            buf.put_slice(&chunk);
-            self.at = end;
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
-    fn read_all(bytes: Vec<u8>, step: usize) -> (Result<ReceivedHeader, ReadError>, usize) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let mut stream = Trickle { bytes, at: 0, step };
-        let result = runtime.block_on(read_header(&mut stream, Duration::from_secs(5)));
-        (result, stream.at)
-    }
-
-    #[test]
-    fn reading_stops_at_the_end_of_the_header() {
-        let mut bytes = v4_header();
-        bytes.extend_from_slice(b"payload");
-        for step in [1, 3, 16, 100] {
-            let (result, consumed) = read_all(bytes.clone(), step);
-            let received = result.unwrap();
-            assert_eq!(consumed, 28, "step {step}");
-            assert_eq!(received.bytes, v4_header());
-            assert_eq!(
-                received.header.source(),
-                Some("192.0.2.10:50000".parse().unwrap())
-            );
-        }
-    }
-
-    #[test]
-    fn reading_reports_closed_truncated_and_malformed() {
-        assert!(matches!(read_all(Vec::new(), 4).0, Err(ReadError::Closed)));
-        assert!(matches!(
-            read_all(v4_header()[..20].to_vec(), 4).0,
-            Err(ReadError::Truncated {
-                received: 20,
-                expected: 28
-            })
-        ));
-        // A plain HTTP client is turned away at its first byte.
-        let (result, consumed) = read_all(b"GET / HTTP/1.1\r\n\r\n".to_vec(), 1);
-        assert!(matches!(
-            result,
-            Err(ReadError::Malformed(ParseError::Signature))
-        ));
-        assert_eq!(consumed, 1);
-        let mut oversized = SIG.to_vec();
-        oversized.extend_from_slice(&[0x21, 0x11, 0xFF, 0xFF]);
-        oversized.extend_from_slice(&[0; 64]);
-        let (result, consumed) = read_all(oversized, 64);
-        assert!(matches!(
-            result,
-            Err(ReadError::Malformed(ParseError::TooLarge { .. }))
-        ));
-        assert_eq!(consumed, FIXED_LEN);
-    }
-
-    #[test]
-    fn a_silent_peer_times_out() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let (mut client, _server) = tokio::io::duplex(64);
-        let result = runtime.block_on(read_header(&mut client, Duration::from_millis(100)));
-        assert!(matches!(result, Err(ReadError::TimedOut(_))));
     }
 
     proptest! {

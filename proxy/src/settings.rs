@@ -13,9 +13,8 @@ pub const DEFAULT_REQUEST_ID_HEADER: &str = "sozu-id";
 /// What the request path needs to know about its listener.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
-    /// Where it listens.
-    pub address: SocketAddr,
-    /// The address announced in `Forwarded: by=`, when not `address`.
+    /// The address announced in `Forwarded: by=`, when not the one the
+    /// listener listens on.
     pub public_address: Option<SocketAddr>,
     /// Name of the sticky-session cookie.
     pub sticky_name: String,
@@ -95,7 +94,6 @@ fn id_header(name: Option<&str>) -> HeaderName {
 macro_rules! settings_from {
     ($config:ident, secure: $secure:expr, strict_sni: $strict:expr, h2_streams: $h2_streams:expr, h2_headers: $h2_headers:expr) => {
         ListenerSettings {
-            address: $config.address.to_socket_addr(),
             public_address: $config
                 .public_address
                 .map(|address| address.to_socket_addr()),

@@ -36,10 +36,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::balancer::Backend;
-use crate::http::ConnectionGuard;
+use crate::context::{ClusterRuntime, ConnectionGuard, Shared};
 use crate::metrics::Piped;
-use crate::proxy_protocol::{self, Header, ReceivedHeader};
-use crate::server::{ClusterRuntime, Shared};
+use crate::proxy_protocol::Header;
+use crate::proxy_protocol_io::{self, ReceivedHeader};
 
 /// A TCP listener's settings and the frontend its connections go to.
 pub(crate) struct TcpListener {
@@ -120,13 +120,8 @@ pub(crate) async fn serve_connection(
     listener: Rc<TcpListener>,
     shared: Rc<Shared>,
 ) {
-    shared.connections.set(shared.connections.get() + 1);
-    {
-        let mut metrics = shared.metrics.borrow_mut();
-        metrics.accepted += 1;
-        metrics.tcp_accepted += 1;
-    }
-    let _guard = ConnectionGuard(shared.clone());
+    let _guard = ConnectionGuard::new(&shared);
+    shared.metrics.borrow_mut().tcp_accepted += 1;
     let started = Instant::now();
     let config = listener.config.borrow().clone();
     let frontend = listener.frontend.borrow().clone();
@@ -150,7 +145,7 @@ pub(crate) async fn serve_connection(
     let mut received: Option<ReceivedHeader> = None;
     let mut client = peer;
     if headers.reads() {
-        match proxy_protocol::accept_header(&mut stream, peer, timeouts.front, &shared).await {
+        match proxy_protocol_io::accept_header(&mut stream, peer, timeouts.front, &shared).await {
             Some((address, header)) => {
                 client = address;
                 received = Some(header);

@@ -33,8 +33,6 @@ pub struct LoadedCertificate {
     pub not_after: i64,
     /// Chain and key for rustls.
     pub key: Arc<CertifiedKey>,
-    /// The material as it was given.
-    pub source: CertificateAndKey,
 }
 
 /// Why a certificate or TLS settings were refused.
@@ -64,7 +62,6 @@ pub fn load(certificate: &CertificateAndKey) -> Result<LoadedCertificate, TlsErr
         names: names.iter().map(|name| name.to_ascii_lowercase()).collect(),
         not_after: parsed.info.not_after,
         key: Arc::new(key),
-        source: certificate.clone(),
     })
 }
 
@@ -117,13 +114,6 @@ impl CertificateSet {
     pub fn take(&mut self, fingerprint: &str) -> Option<LoadedCertificate> {
         self.by_fingerprint
             .remove(&fingerprint.to_ascii_lowercase())
-    }
-
-    /// Removes a certificate; returns whether it was there.
-    pub fn remove(&mut self, fingerprint: &str) -> bool {
-        self.by_fingerprint
-            .remove(&fingerprint.to_ascii_lowercase())
-            .is_some()
     }
 
     /// Sets the listener's own default certificate.

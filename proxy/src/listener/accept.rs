@@ -1,4 +1,6 @@
-//! Listening sockets and the tasks that accept on them.
+//! Listening sockets and the tasks that accept on them: each accepted
+//! connection goes to its protocol (`http`, `tcp`), after the PROXY header
+//! when the listener expects one.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,10 +10,10 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinHandle;
 
+use crate::context::{HttpListener, Shared};
 use crate::http;
 use crate::log_limit::LogLimit;
-use crate::proxy_protocol;
-use crate::server::{HttpListener, Shared};
+use crate::proxy_protocol_io;
 use crate::tcp::{self, TcpListener};
 
 /// How many connections the kernel queues while the proxy is busy.
@@ -59,7 +61,7 @@ pub(crate) fn spawn_http_accept(
                 (settings.expect_proxy, std::time::Duration::from_secs(limit))
             };
             let client =
-                proxy_protocol::client_address(&mut stream, peer, expect_proxy, limit, &shared)
+                proxy_protocol_io::client_address(&mut stream, peer, expect_proxy, limit, &shared)
                     .await;
             let Some(client) = client else { return };
             if listener.tls.is_some() {
