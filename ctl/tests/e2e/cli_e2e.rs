@@ -7,7 +7,7 @@
 //! protocol 5). `top` is left to its own tests; `apply` and `diff` on a
 //! realistic change set are in `apply_e2e.rs`.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! misbehave during the handshake. Clients are rustls (to see which
 //! certificate and version the server chose) and the system's curl.
 
-mod harness;
+use crate::harness;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! configuration (HTTP, HTTPS and TCP listeners). The command families are
 //! covered one by one in `cli_e2e.rs`; this is the short round trip.
 
-mod harness;
+use crate::harness;
 
 use harness::{Daemon, code, stdout_json};
 
