@@ -2,10 +2,15 @@
 //! a thread, configured through its channel, proxying to a real backend,
 //! answering unmatched hosts with the listener's default answer, and
 //! stopping cleanly.
+//!
+//! Every wait has a deadline: a proxy that never answers, never serves or
+//! never stops fails the test with what it was waiting for, instead of
+//! hanging the run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use sozu_command::proto::command::{
     AddBackend, Cluster, HttpListenerConfig, PathRule, RequestHttpFrontend, ResponseStatus,
@@ -37,27 +42,57 @@ fn start_backend(body: &'static str) -> SocketAddr {
     address
 }
 
-fn answer_to(receiver: &mut ResponseReceiver, id: &str) -> WorkerResponse {
+/// How long the proxy may take to answer a request, serve a client or stop
+/// (generous: the machine running the tests may be loaded).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `ready` every few milliseconds until it gives a value, or panics
+/// naming `what` once [`DEADLINE`] has passed.
+fn within<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
     loop {
-        let response = receiver.blocking_recv().expect("the proxy stopped");
-        if response.id == id {
-            return response;
+        if let Some(value) = ready() {
+            return value;
         }
+        assert!(Instant::now() < end, "{what}: nothing after {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
+/// The answer to request `id`, skipping events and other answers.
+fn answer_to(receiver: &mut ResponseReceiver, id: &str) -> WorkerResponse {
+    within(&format!("the answer to `{id}`"), || {
+        while let Some(response) = receiver.try_recv() {
+            if response.id == id {
+                return Some(response);
+            }
+        }
+        None
+    })
+}
+
+/// Waits for the proxy thread to end and returns what it returned.
+fn join(thread: JoinHandle<Result<(), ProxyError>>) -> Result<(), ProxyError> {
+    within("the proxy thread to end", || {
+        thread.is_finished().then_some(())
+    });
+    thread.join().expect("the proxy thread panicked")
+}
+
+/// `GET /` for `host` on a new connection, closed after the answer.
 fn get(address: SocketAddr, host: &str) -> String {
     let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
     write!(
         stream,
         "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    stream
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|error| panic!("no whole answer for {host} ({error}): {answer:?}"));
     answer
 }
 
@@ -157,14 +192,19 @@ fn the_whole_embedding_flow() {
         answer_to(&mut receiver, "stop").status,
         ResponseStatus::Ok as i32
     );
-    thread.join().unwrap().unwrap();
+    join(thread).unwrap();
     // Once stopped, the handle says so instead of panicking.
     assert!(matches!(
         sender.request("late", RequestType::Status(Default::default())),
         Err(ProxyError::Stopped)
     ));
-    // And the listener is closed.
-    assert!(TcpStream::connect(listen).is_err());
+    // And the listener is closed: nothing accepts there any more.
+    assert_eq!(
+        TcpStream::connect(listen)
+            .map_err(|error| error.kind())
+            .err(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
 }
 
 #[test]
@@ -176,12 +216,12 @@ fn a_hard_stop_ends_the_thread_at_once() {
         answer_to(&mut receiver, "stop").status,
         ResponseStatus::Ok as i32
     );
-    thread.join().unwrap().unwrap();
+    join(thread).unwrap();
 }
 
 #[test]
 fn dropping_the_handle_stops_the_server() {
     let (handle, thread) = sozu_proxy::spawn(ProxyOptions::default()).unwrap();
     drop(handle);
-    thread.join().unwrap().unwrap();
+    join(thread).unwrap();
 }

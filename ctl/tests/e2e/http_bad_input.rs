@@ -3,7 +3,7 @@
 //! Each gets a clear answer or a closed connection; the worker never
 //! crashes and other clients never notice.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;

@@ -4,7 +4,7 @@
 //! levels changed live. The real `sozu` binary, real workers, real backends
 //! on 127.0.0.1.
 
-mod harness;
+use crate::harness;
 
 use std::time::Duration;
 

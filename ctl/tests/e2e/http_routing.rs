@@ -2,7 +2,7 @@
 //! every kind of host, path and method rule and the order between them,
 //! and what the proxy answers when no cluster can take the request.
 
-mod harness;
+use crate::harness;
 
 use harness::backend::Backend;
 use harness::{Site, backend, client, cluster, free_port, frontend};

@@ -3,7 +3,7 @@
 //! Sozu's main process does: the live state is rebuilt, the plan is sent
 //! step by step, and a second apply sends nothing.
 
-mod harness;
+use crate::harness;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

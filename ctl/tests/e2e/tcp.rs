@@ -6,7 +6,7 @@
 //! PROXY headers are written out byte by byte here, independently of the
 //! proxy's own encoder, so a mistake in one cannot hide in the other.
 
-mod harness;
+use crate::harness;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -3,7 +3,7 @@
 //! header edits, forwarding headers and request ids, hop-by-hop headers,
 //! Basic authentication, and the metrics that count all of it.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufReader, Read, Write};
 use std::sync::mpsc;

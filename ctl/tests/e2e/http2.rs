@@ -3,7 +3,7 @@
 //! the proxy sets, clients that open and reset streams in a loop, and
 //! backends that speak HTTP/2 cleartext only (clusters with `http2`).
 
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! reaches the backend with its headers, and once switched, frames flow
 //! both ways unchanged, over HTTP and over HTTPS.
 
-mod harness;
+use crate::harness;
 
 use std::io::BufReader;
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! cluster's backends under each policy, sticky sessions, backups, and what
 //! happens when backends die, leave, or refuse connections.
 
-mod harness;
+use crate::harness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

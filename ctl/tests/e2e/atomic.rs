@@ -6,7 +6,7 @@
 //!
 //! Each test drives the real `sozu` binary with real workers.
 
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The daemon end to end: the real `sozu` binary in a temporary folder,
 //! driven over its command socket, with real workers and backends.
 
-mod harness;
+use crate::harness;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -1,7 +1,7 @@
 //! Multi-request commands (`upgrade`, `metrics get -r`) with the real binary
 //! against a scripted daemon.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

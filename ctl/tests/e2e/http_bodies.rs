@@ -2,7 +2,7 @@
 //! way without the worker holding them, chunked bodies, keep-alive reuse on
 //! both sides, and `Expect: 100-continue`.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufReader, Write};
 use std::sync::mpsc;

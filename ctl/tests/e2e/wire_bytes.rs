@@ -3,7 +3,7 @@
 //! bytes, and it prints and exits as promised for the recorded answers and
 //! for dead, stuck and broken daemons.
 
-mod harness;
+use crate::harness;
 
 use std::time::{Duration, Instant};
 

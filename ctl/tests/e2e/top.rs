@@ -2,7 +2,7 @@
 //! traffic: views, filter, drill-down, an action, and the daemon going away
 //! and coming back.
 
-mod harness;
+use crate::harness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

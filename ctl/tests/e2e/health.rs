@@ -1,6 +1,6 @@
 //! Active health checks through the real daemon.
 
-mod harness;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};

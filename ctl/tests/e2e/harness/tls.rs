@@ -352,6 +352,29 @@ impl TlsConnection {
         read_answer(&mut self.reader)
     }
 
+    /// Whether the server sent something (or ended the connection) within
+    /// `wait`, without consuming it: what arrived is read next as usual.
+    pub fn answered_within(&mut self, wait: Duration) -> bool {
+        self.reader
+            .get_ref()
+            .sock
+            .set_read_timeout(Some(wait))
+            .unwrap();
+        let arrived = match self.reader.fill_buf() {
+            Ok(_) => true,
+            Err(error) => !matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.reader
+            .get_ref()
+            .sock
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        arrived
+    }
+
     /// The stream under the reader (for protocols after an upgrade).
     pub fn reader(&mut self) -> &mut BufReader<TlsStream> {
         &mut self.reader

@@ -1,6 +1,6 @@
 //! Zero-downtime upgrades under steady traffic.
 
-mod harness;
+use crate::harness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

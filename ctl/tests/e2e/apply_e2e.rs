@@ -6,7 +6,7 @@
 //! sends nothing, and clients of an unchanged frontend never see an error
 //! while the plan is applied.
 
-mod harness;
+use crate::harness;
 
 use std::collections::BTreeSet;
 use std::path::Path;
