@@ -16,6 +16,7 @@ mod cli_e2e;
 mod control;
 mod daemon;
 mod daemon_e2e;
+mod fault;
 mod health;
 mod http2;
 mod http_answers;

@@ -9,9 +9,10 @@
 //!
 //! `SOZU_FAULT_SECONDS` sets how long faults are injected (20 by default,
 //! so the test stays within a minute in CI) and `SOZU_FAULT_SEED` replays
-//! one run (the seed is printed at the start and in every failure).
+//! one run (the seed is printed at the start and in every failure):
+//! `SOZU_FAULT_SECONDS=300 cargo test -p sozu-ctl --test e2e fault:: -- --nocapture`.
 
-mod harness;
+use crate::harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
