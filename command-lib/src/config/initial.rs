@@ -25,8 +25,9 @@ pub struct InitialState {
 /// The first request of a configuration that could not be used, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefusedRequest {
-    /// The request as the configuration generated it.
-    pub request: Request,
+    /// The request as the configuration generated it (boxed: requests are
+    /// large).
+    pub request: Box<Request>,
     /// Why: the caller's check refused it, or the state did.
     pub reason: String,
 }
@@ -54,12 +55,18 @@ impl Config {
         let mut initial = InitialState::default();
         for request in self.requests() {
             if let Err(reason) = check(&request) {
-                return Err(RefusedRequest { request, reason });
+                return Err(RefusedRequest {
+                    request: Box::new(request),
+                    reason,
+                });
             }
             if ConfigState::changes_state(&request) {
                 if let Err(error) = initial.state.dispatch(&request) {
                     let reason = error.to_string();
-                    return Err(RefusedRequest { request, reason });
+                    return Err(RefusedRequest {
+                        request: Box::new(request),
+                        reason,
+                    });
                 }
             } else {
                 initial.settings.push(request);

@@ -304,26 +304,29 @@ backends = [{ address = "127.0.0.1:9001" }]
         let Some(ContentType::Clusters(clusters)) = by_id else {
             panic!("{by_id:?}");
         };
-        assert_eq!(clusters.vec, vec![state.cluster_information("app").unwrap()]);
+        assert_eq!(
+            clusters.vec,
+            vec![state.cluster_information("app").unwrap()]
+        );
         assert_eq!(clusters.vec[0].backends.len(), 1);
 
         let missing = state.answer_cluster_query(&RequestType::QueryClusterById("none".into()));
         assert_eq!(
             missing,
-            Some(ContentType::Clusters(ClusterInformations { vec: Vec::new() }))
+            Some(ContentType::Clusters(ClusterInformations {
+                vec: Vec::new()
+            }))
         );
 
-        let by_domain = state.answer_cluster_query(&RequestType::QueryClustersByDomain(
-            QueryClusterByDomain {
+        let by_domain =
+            state.answer_cluster_query(&RequestType::QueryClustersByDomain(QueryClusterByDomain {
                 hostname: "app.example.com".into(),
                 path: None,
-            },
-        ));
+            }));
         assert_eq!(by_domain, Some(ContentType::Clusters(clusters)));
 
-        let hashes = state.answer_cluster_query(&RequestType::QueryClustersHashes(
-            QueryClustersHashes {},
-        ));
+        let hashes =
+            state.answer_cluster_query(&RequestType::QueryClustersHashes(QueryClustersHashes {}));
         assert_eq!(
             hashes,
             Some(ContentType::ClusterHashes(ClusterHashes {
