@@ -3,21 +3,21 @@
 //!
 //! Modules, each importing only those listed before it:
 //!
-//! - [`handover`]: what crosses an `exec` (worker descriptors and
-//!   environment, the upgrade record); [`scm`]: passing listening sockets;
-//!   [`logging`], [`audit`], [`events`], [`metrics`]: what the daemon
+//! - `handover`: what crosses an `exec` (worker descriptors and
+//!   environment, the upgrade record); `scm`: passing listening sockets;
+//!   `logging`, `audit`, `events`, `metrics`: what the daemon
 //!   reports;
-//! - [`workers`]: starting workers and talking to them; [`fan_out`]: one
+//! - `workers`: starting workers and talking to them; `fan_out`: one
 //!   request to every worker, and which ones failed;
-//! - [`main_process`]: the main process's state, workers and settings, and
+//! - `main_process`: the main process's state, workers and settings, and
 //!   keeping workers running;
-//! - [`changes`]: a configuration change, everywhere or nowhere;
-//! - [`commands`]: what each request does, one file per family;
-//! - [`command_socket`]: binding, accepting and serving command
+//! - `changes`: a configuration change, everywhere or nowhere;
+//! - `commands`: what each request does, one file per family;
+//! - `command_socket`: binding, accepting and serving command
 //!   connections;
-//! - [`boot`]: one start path for `sozu start` and for the program an
+//! - `boot`: one start path for `sozu start` and for the program an
 //!   upgrade runs, and the main loop;
-//! - [`worker_process`]: the worker side, a `sozu_proxy::Server` driven
+//! - `worker_process`: the worker side, a `sozu_proxy::Server` driven
 //!   over the channel.
 
 mod audit;

@@ -1,7 +1,9 @@
 //! Answers computed from a [`ConfigState`]: listings, cluster views, hashes.
 //!
 //! These are the shapes the daemon puts in its responses, so listing commands
-//! print the same whether the answer comes from the main process or a worker.
+//! print the same whether the answer comes from the main process or a worker;
+//! [`ConfigState::answer_cluster_query`] is the one answer to the cluster
+//! queries that both give.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};

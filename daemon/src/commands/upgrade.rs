@@ -10,7 +10,9 @@
 //! same process id, so the workers stay its children). The command socket,
 //! the worker channels and the requesting client's connection survive the
 //! exec; the state and settings travel in a file named by an environment
-//! variable. The new program answers the client and carries on.
+//! variable. The new program answers the client and carries on. What both
+//! programs must agree on is in [`crate::handover`]; the new program starts
+//! through the same boot path as `sozu start` (`crate::boot`).
 
 use std::path::PathBuf;
 use std::rc::Rc;
