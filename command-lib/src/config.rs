@@ -68,6 +68,7 @@ mod checks;
 mod clusters;
 mod error;
 mod file;
+pub mod initial;
 mod listeners;
 
 use std::collections::BTreeMap;

@@ -272,21 +272,16 @@ fn changes_of(live: &ConfigState, mut steps: Vec<Step>) -> Vec<Step> {
 
 /// The state a configuration file describes.
 pub fn desired_state(config: &Config) -> Result<ConfigState, CliError> {
-    let mut state = ConfigState::new();
-    for request in config.requests() {
-        if !ConfigState::changes_state(&request) {
-            // Process settings (metrics switches) are not configuration
-            // objects; apply leaves them alone.
-            continue;
-        }
-        state.dispatch(&request).map_err(|error| {
-            CliError::usage(format!(
-                "-f/--file: {} cannot be applied: {error}",
-                describe(&request).1
-            ))
-        })?;
-    }
-    Ok(state)
+    // Process settings (metrics switches) are not configuration objects;
+    // apply leaves them alone.
+    let initial = config.initial_state(|_| Ok(())).map_err(|refused| {
+        CliError::usage(format!(
+            "-f/--file: {} cannot be applied: {}",
+            describe(&refused.request).1,
+            refused.reason
+        ))
+    })?;
+    Ok(initial.state)
 }
 
 /// `desired` plus everything in `live` the file does not mention, so that

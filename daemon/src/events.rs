@@ -64,14 +64,4 @@ impl Subscribers {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
     }
-
-    /// Number of subscribers.
-    pub fn len(&self) -> usize {
-        self.queues.borrow().len()
-    }
-
-    /// Whether nobody listens.
-    pub fn is_empty(&self) -> bool {
-        self.queues.borrow().is_empty()
-    }
 }

@@ -1,41 +1,26 @@
-//! The main process: owns the configuration state, serves the command
-//! socket, and keeps the workers running and in sync.
+//! The main process's own data: the configuration state (the truth), the
+//! running workers, the process settings, and keeping the workers running.
 //!
-//! One single-threaded event loop runs everything. Each command connection
-//! is a task that reads one request, has it handled, writes every answer,
-//! and only then reads the next, so a client's answers come in the order of
-//! its requests; clients never wait for each other. A change is validated
-//! and applied to the main state synchronously (so concurrent clients are
-//! serialized in arrival order), then sent to every worker.
+//! [`Main`]'s fields are private to this module: the command handlers, the
+//! command socket and the boot path go through its methods. Everything runs
+//! on one single-threaded event loop, hence `RefCell`s: a borrow is never
+//! held across an `.await`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use sozu_command::channel::{ChannelError, CommandServerCodec};
 use sozu_command::config::Config;
 use sozu_command::proto::command::{
-    Request, Response, ResponseStatus, RunState, WorkerRequest, WorkerResponse,
-    request::RequestType, response_content::ContentType,
+    Request, ResponseStatus, RunState, WorkerRequest, response_content::ContentType,
 };
 use sozu_command::state::ConfigState;
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Notify, mpsc};
-use tokio_util::codec::Framed;
+use tokio::sync::{MutexGuard, Notify};
 
-use crate::audit::Peer;
 use crate::events::Subscribers;
-use crate::workers::{NoAnswer, Worker, WorkerLauncher, WorkerNews};
-
-/// Answers (events included) a command connection may have waiting to be
-/// written before the client is cut off for not reading them: an event
-/// subscriber's documented queue.
-const MAX_UNWRITTEN_ANSWERS: usize = crate::events::SUBSCRIBER_QUEUE;
-/// How often a blocked write looks at how much is waiting behind it.
-const UNWRITTEN_CHECK: Duration = Duration::from_millis(100);
+use crate::fan_out::{self, FanOut};
+use crate::workers::{Worker, WorkerLauncher, WorkerNews};
 
 /// Longest wait between two restarts of a crashing worker.
 const MAX_RELAUNCH_DELAY: Duration = Duration::from_secs(30);
@@ -43,42 +28,48 @@ const MAX_RELAUNCH_DELAY: Duration = Duration::from_secs(30);
 /// The main process.
 pub struct Main {
     /// The configuration the daemon started with (or last reloaded).
-    pub config: RefCell<Config>,
+    config: RefCell<Config>,
     /// The configuration state: the truth.
-    pub state: RefCell<ConfigState>,
+    state: RefCell<ConfigState>,
     /// Running workers, by id.
-    pub workers: RefCell<BTreeMap<u32, Rc<Worker>>>,
+    workers: RefCell<BTreeMap<u32, Rc<Worker>>>,
     /// How workers are started.
-    pub launcher: WorkerLauncher,
+    launcher: WorkerLauncher,
     /// Event subscribers.
-    pub subscribers: Subscribers,
+    subscribers: Subscribers,
     /// Requests received, by kind (`count_requests`).
-    pub request_counts: RefCell<BTreeMap<String, i32>>,
+    request_counts: RefCell<BTreeMap<String, i32>>,
     /// Process-wide settings sent to workers (logging, metrics, limits),
     /// the latest of each kind, replayed to restarted workers.
-    pub settings: RefCell<BTreeMap<String, Request>>,
+    settings: RefCell<BTreeMap<String, Request>>,
     /// How long workers have to answer.
-    pub worker_timeout: Duration,
+    worker_timeout: Duration,
     /// Held while a configuration change is applied (or taken back) and
     /// while a worker is given the whole state, so that changes happen one
     /// at a time and a starting worker misses none.
-    pub changes: tokio::sync::Mutex<()>,
+    changes: tokio::sync::Mutex<()>,
     /// Consecutive quick deaths by worker id, for the restart backoff.
     relaunches: RefCell<HashMap<u32, u32>>,
     next_request: Cell<u64>,
     /// Set when the daemon must exit.
-    pub exit: Notify,
+    exit: Notify,
     /// True once a stop began: nothing is restarted any more.
-    pub stopping: Cell<bool>,
+    stopping: Cell<bool>,
     /// Set by a stop request: the daemon exits once its answer is written.
-    pub exit_after_answer: Cell<bool>,
+    exit_after_answer: Cell<bool>,
     /// The listening command socket (handed over by `upgrade_main`).
-    pub command_socket_fd: Cell<std::os::fd::RawFd>,
+    command_socket_fd: Cell<std::os::fd::RawFd>,
 }
 
 impl Main {
-    /// A main process for `config` and an initial state, with no worker yet.
-    pub fn new(config: Config, state: ConfigState, launcher: WorkerLauncher) -> Rc<Main> {
+    /// A main process for `config`, an initial state and the process
+    /// settings, with no worker yet.
+    pub fn new(
+        config: Config,
+        state: ConfigState,
+        settings: Vec<Request>,
+        launcher: WorkerLauncher,
+    ) -> Rc<Main> {
         Rc::new(Main {
             worker_timeout: Duration::from_secs(u64::from(config.worker_timeout.max(1))),
             config: RefCell::new(config),
@@ -88,7 +79,12 @@ impl Main {
             launcher,
             subscribers: Subscribers::default(),
             request_counts: RefCell::new(BTreeMap::new()),
-            settings: RefCell::new(BTreeMap::new()),
+            settings: RefCell::new(
+                settings
+                    .into_iter()
+                    .map(|request| (request.kind_name(), request))
+                    .collect(),
+            ),
             relaunches: RefCell::new(HashMap::new()),
             next_request: Cell::new(0),
             exit: Notify::new(),
@@ -96,6 +92,129 @@ impl Main {
             exit_after_answer: Cell::new(false),
             command_socket_fd: Cell::new(-1),
         })
+    }
+
+    /// The configuration in use. Not to be held across an `.await`.
+    pub fn config(&self) -> Ref<'_, Config> {
+        self.config.borrow()
+    }
+
+    /// Takes from a reloaded configuration the settings that apply while
+    /// running (those that only matter at start, such as the socket and
+    /// the worker count, stay as they are), and remembers its file.
+    pub fn reloaded(&self, reloaded: &Config, path: std::path::PathBuf) {
+        let mut current = self.config.borrow_mut();
+        current.automatic_state_save = reloaded.automatic_state_save;
+        current.saved_state = reloaded.saved_state.clone();
+        current.worker_automatic_restart = reloaded.worker_automatic_restart;
+        current.config_path = Some(path);
+    }
+
+    /// The configuration state. Not to be held across an `.await`.
+    pub fn state(&self) -> Ref<'_, ConfigState> {
+        self.state.borrow()
+    }
+
+    /// The configuration state, to change it. Not to be held across an
+    /// `.await`; changes go through [`Main::change_turn`] first.
+    pub fn state_mut(&self) -> RefMut<'_, ConfigState> {
+        self.state.borrow_mut()
+    }
+
+    /// Waits for the turn to change the configuration: held while a change
+    /// is applied (or taken back) everywhere, and while a worker is given
+    /// the whole state, so that changes happen one at a time.
+    pub async fn change_turn(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().await
+    }
+
+    /// The running workers, in id order.
+    pub fn workers(&self) -> Vec<Rc<Worker>> {
+        self.workers.borrow().values().cloned().collect()
+    }
+
+    /// The running worker `id`.
+    pub fn worker(&self, id: u32) -> Option<Rc<Worker>> {
+        self.workers.borrow().get(&id).cloned()
+    }
+
+    /// Makes `worker` the running worker of its id (replacing any other).
+    pub fn insert_worker(&self, worker: Rc<Worker>) {
+        self.workers.borrow_mut().insert(worker.id, worker);
+    }
+
+    /// How workers are started (and adopted after an upgrade).
+    pub fn launcher(&self) -> &WorkerLauncher {
+        &self.launcher
+    }
+
+    /// How long workers have to answer a request.
+    pub fn worker_timeout(&self) -> Duration {
+        self.worker_timeout
+    }
+
+    /// The event subscribers.
+    pub fn subscribers(&self) -> &Subscribers {
+        &self.subscribers
+    }
+
+    /// The number of requests received, by kind.
+    pub fn request_counts(&self) -> BTreeMap<String, i32> {
+        self.request_counts.borrow().clone()
+    }
+
+    /// Keeps `request` as the latest process setting of its kind, replayed
+    /// to every worker started from now on.
+    pub fn keep_setting(&self, request: &Request) {
+        self.settings
+            .borrow_mut()
+            .insert(request.kind_name(), request.clone());
+    }
+
+    /// The process settings, the latest of each kind.
+    pub fn settings(&self) -> Vec<Request> {
+        self.settings.borrow().values().cloned().collect()
+    }
+
+    /// Marks the daemon as stopping: dead workers are not restarted any
+    /// more, and every worker is marked as stopping.
+    pub fn begin_stop(&self) {
+        self.stopping.set(true);
+        for worker in self.workers.borrow().values() {
+            worker.set_run_state(RunState::Stopping);
+        }
+    }
+
+    /// Asks for the daemon to exit once the current answer is written.
+    pub fn exit_after_answer(&self) {
+        self.exit_after_answer.set(true);
+    }
+
+    /// Whether a stop asked for the daemon to exit once its answer is
+    /// written.
+    pub fn exits_after_answer(&self) -> bool {
+        self.exit_after_answer.get()
+    }
+
+    /// Tells the main loop to exit.
+    pub fn exit(&self) {
+        self.exit.notify_one();
+    }
+
+    /// Waits until [`Main::exit`] is called.
+    pub async fn exited(&self) {
+        self.exit.notified().await
+    }
+
+    /// Remembers the descriptor of the listening command socket, to hand it
+    /// over in an upgrade.
+    pub fn set_command_socket_fd(&self, fd: std::os::fd::RawFd) {
+        self.command_socket_fd.set(fd);
+    }
+
+    /// The descriptor of the listening command socket.
+    pub fn command_socket_fd(&self) -> std::os::fd::RawFd {
+        self.command_socket_fd.get()
     }
 
     /// A fresh request id for the worker channels.
@@ -180,20 +299,9 @@ impl Main {
 
     /// Sends `request` to every worker and waits for each answer, at most
     /// `timeout` (`None`: no limit).
-    pub async fn fan_out(
-        &self,
-        request: &Request,
-        timeout: Option<Duration>,
-    ) -> Vec<(u32, Result<WorkerResponse, NoAnswer>)> {
-        let workers: Vec<Rc<Worker>> = self.workers.borrow().values().cloned().collect();
-        let asks = workers.iter().map(|worker| {
-            let request = WorkerRequest {
-                id: self.request_id("REQ"),
-                content: request.clone(),
-            };
-            async move { (worker.id, worker.ask(request, timeout).await) }
-        });
-        futures::future::join_all(asks).await
+    pub async fn fan_out(&self, request: &Request, timeout: Option<Duration>) -> FanOut {
+        let workers = self.workers();
+        fan_out::ask_all(&workers, request, || self.request_id("REQ"), timeout).await
     }
 
     /// Reports an event to subscribers, from the main process.
@@ -288,115 +396,6 @@ impl Main {
         }
     }
 
-    /// Answers the client whose `upgrade_main` request this program was
-    /// started for, then serves it like any other.
-    pub async fn serve_upgraded_client(self: Rc<Self>, stream: UnixStream) {
-        let mut framed = Framed::new(
-            stream,
-            CommandServerCodec::with_max_frame_size(
-                usize::try_from(self.config.borrow().max_command_buffer_size).unwrap_or(usize::MAX),
-            ),
-        );
-        let answer = Response::ok(
-            format!("Main process upgraded (pid {})", std::process::id()),
-            None,
-        );
-        if framed.send(answer).await.is_ok() {
-            self.serve_client(framed.into_inner()).await;
-        }
-    }
-
-    /// Serves one command connection until the client goes away.
-    pub async fn serve_client(self: Rc<Self>, stream: UnixStream) {
-        let peer = Peer::of(&stream);
-        let allowed = self.config.borrow().command_allowed_uids.clone();
-        let max_frame =
-            usize::try_from(self.config.borrow().max_command_buffer_size).unwrap_or(usize::MAX);
-        let framed = Framed::new(stream, CommandServerCodec::with_max_frame_size(max_frame));
-        let (mut sink, mut stream) = framed.split();
-        let (answers, mut outgoing) = mpsc::unbounded_channel::<Response>();
-        let writer = tokio::task::spawn_local(async move {
-            while let Some(response) = outgoing.recv().await {
-                let send = sink.send(fitted(response, max_frame));
-                tokio::pin!(send);
-                // While the client does not read, answers (events above
-                // all) pile up here: past the limit it is cut off, rather
-                // than hold the main process's memory without bound.
-                let written = loop {
-                    tokio::select! {
-                        result = &mut send => break result.is_ok(),
-                        () = tokio::time::sleep(UNWRITTEN_CHECK) => {
-                            if outgoing.len() >= MAX_UNWRITTEN_ANSWERS {
-                                break false;
-                            }
-                        }
-                    }
-                };
-                if !written {
-                    if outgoing.len() >= MAX_UNWRITTEN_ANSWERS {
-                        static CUT_OFF: sozu_proxy::log_limit::LogLimit =
-                            sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
-                        if let Some(held_back) = CUT_OFF.allow() {
-                            tracing::warn!(
-                                held_back,
-                                "cut off a command client that does not read its answers"
-                            );
-                        }
-                        // Said once more, in case it reads again soon.
-                        let failure = Response::failure(format!(
-                            "connection closed: {MAX_UNWRITTEN_ANSWERS} answers or events were \
-                             waiting to be written and the client did not read them"
-                        ));
-                        let _ = tokio::time::timeout(UNWRITTEN_CHECK, sink.send(failure)).await;
-                    }
-                    break;
-                }
-            }
-        });
-        if let Some(allowed) = allowed
-            && !peer.uid.is_some_and(|uid| allowed.contains(&uid))
-        {
-            // A refused user could otherwise fill the log by reconnecting.
-            static REFUSED: sozu_proxy::log_limit::LogLimit =
-                sozu_proxy::log_limit::LogLimit::new(Duration::from_secs(1));
-            if let Some(held_back) = REFUSED.allow() {
-                tracing::warn!(%peer, held_back, "refused a command connection from a user not in command_allowed_uids");
-            }
-            let _ = answers.send(Response::failure(format!(
-                "user {} is not allowed to use this command socket (command_allowed_uids)",
-                peer.uid.map_or("unknown".to_owned(), |uid| uid.to_string())
-            )));
-            drop(answers);
-            let _ = writer.await;
-            return;
-        }
-        while let Some(frame) = stream.next().await {
-            match frame {
-                Ok(Ok(request)) => {
-                    crate::commands::handle(&self, request, &peer, &answers).await;
-                }
-                Ok(Err(error)) => {
-                    let _ = answers.send(Response::failure(format!(
-                        "could not decode the request: {error}"
-                    )));
-                }
-                Err(error) => {
-                    // The stream cannot be resynchronised: say why, then close.
-                    let _ = answers.send(Response::failure(describe_frame_error(&error)));
-                    break;
-                }
-            }
-            if answers.is_closed() || self.exit_after_answer.get() {
-                break;
-            }
-        }
-        drop(answers);
-        let _ = writer.await;
-        if self.exit_after_answer.get() {
-            self.exit.notify_one();
-        }
-    }
-
     /// Counts a received request for `count_requests`.
     pub fn count(&self, request: &Request) {
         *self
@@ -404,156 +403,5 @@ impl Main {
             .borrow_mut()
             .entry(request.kind_name())
             .or_insert(0) += 1;
-    }
-}
-
-fn describe_frame_error(error: &ChannelError) -> String {
-    match error {
-        ChannelError::FrameTooLarge { declared, max } => format!(
-            "the request frame declares {declared} bytes, more than the {max} allowed (max_command_buffer_size); closing the connection"
-        ),
-        ChannelError::FrameTooSmall { declared } => format!(
-            "the request frame declares {declared} bytes, less than its own 8-byte length; closing the connection"
-        ),
-        other => format!("broken command stream: {other}; closing the connection"),
-    }
-}
-
-/// The result of answering a request that was sent to every worker:
-/// `Ok` when all answered OK, else the `worker id: reason` list.
-pub fn summarize(answers: &[(u32, Result<WorkerResponse, NoAnswer>)]) -> Result<(), String> {
-    let failures: Vec<String> = answers
-        .iter()
-        .filter_map(|(id, answer)| match answer {
-            Ok(response) if response.status == ResponseStatus::Ok as i32 => None,
-            Ok(response) => Some(format!("worker {id}: {}", response.message)),
-            Err(no_answer) => Some(format!("worker {id}: {no_answer}")),
-        })
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
-    }
-}
-
-/// Resolves a path sent by a client against the main process's working
-/// directory (the CLI makes them absolute before sending).
-pub fn resolve(path: &str) -> PathBuf {
-    let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
-    }
-}
-
-/// Checks that no daemon is alive on the command socket, and removes a
-/// stale socket file left by one that is gone.
-pub fn check_command_socket(path: &Path) -> Result<(), String> {
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "another daemon is already listening on the command socket {}",
-                path.display()
-            ));
-        }
-        std::fs::remove_file(path).map_err(|error| {
-            format!(
-                "could not remove the stale socket {}: {error}",
-                path.display()
-            )
-        })?;
-    }
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-        && !parent.exists()
-    {
-        return Err(format!(
-            "the folder of the command socket {} does not exist",
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-/// Binds the command socket with the configured mode (0600 by default).
-/// The socket is created with no access for others from its first instant.
-pub fn bind_command_socket(path: &Path, mode: u32) -> Result<UnixListener, String> {
-    check_command_socket(path)?;
-    let previous = unsafe_umask(0o177);
-    let listener = UnixListener::bind(path);
-    unsafe_umask(previous);
-    let listener = listener.map_err(|error| {
-        format!(
-            "could not create the command socket {}: {error}",
-            path.display()
-        )
-    })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|error| format!("could not set the mode of {}: {error}", path.display()))?;
-    Ok(listener)
-}
-
-fn unsafe_umask(mask: u32) -> u32 {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask)).bits()
-}
-
-/// Whether a request is handled by the main process alone.
-pub fn is_main_only(request_type: &RequestType) -> bool {
-    matches!(
-        request_type,
-        RequestType::SaveState(_)
-            | RequestType::LoadState(_)
-            | RequestType::ListWorkers(_)
-            | RequestType::ListFrontends(_)
-            | RequestType::ListListeners(_)
-            | RequestType::UpgradeMain(_)
-            | RequestType::UpgradeWorker(_)
-            | RequestType::SubscribeEvents(_)
-            | RequestType::ReloadConfiguration(_)
-            | RequestType::QueryCertificatesFromTheState(_)
-            | RequestType::CountRequests(_)
-            | RequestType::QueryHealthChecks(_)
-    )
-}
-
-/// The content a PROCESSING-then-final answer ends with.
-pub fn final_answer(result: Result<(String, Option<ContentType>), String>) -> Response {
-    match result {
-        Ok((message, content)) => Response::ok(message, content),
-        Err(message) => Response::failure(message),
-    }
-}
-
-/// The answer itself, or, when it would not fit in one frame, a failure
-/// that says so: the client gets an answer instead of waiting for one that
-/// can never be written, and the connection goes on.
-fn fitted(response: Response, max_frame_size: usize) -> Response {
-    let len = sozu_command::channel::frame::frame_len(&response);
-    if len <= max_frame_size {
-        return response;
-    }
-    Response::failure(format!(
-        "the answer is too large to send ({len} bytes, at most {max_frame_size}): raise \
-         max_command_buffer_size, or ask for less (a cluster id, a domain)"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_answer_too_large_to_send_becomes_a_failure_that_says_so() {
-        let small = Response::ok("fine", None);
-        assert_eq!(fitted(small.clone(), 4096), small);
-        let large = Response::ok("x".repeat(10_000), None);
-        let refused = fitted(large.clone(), 4096);
-        assert_eq!(refused.status, ResponseStatus::Failure as i32);
-        assert!(refused.message.contains("too large"), "{}", refused.message);
-        assert!(sozu_command::channel::frame::frame_len(&refused) <= 4096);
-        assert_eq!(fitted(large.clone(), 1 << 20), large);
     }
 }

@@ -24,19 +24,8 @@ use sozu_proxy::{ListenSocket, ProxyOptions, Server};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
+use crate::handover::{CHANNEL_FD, ENV_ADOPT, ENV_CONFIG, ENV_ID, SCM_FD};
 use crate::scm;
-
-/// The descriptor of the command channel in a worker.
-pub const CHANNEL_FD: i32 = 3;
-/// The descriptor of the socket-passing channel in a worker.
-pub const SCM_FD: i32 = 4;
-/// Environment variable holding the worker id.
-pub const ENV_ID: &str = "SOZU_WORKER_ID";
-/// Environment variable holding the `ServerConfig` as JSON.
-pub const ENV_CONFIG: &str = "SOZU_WORKER_CONFIG";
-/// Environment variable set when the worker must first receive listening
-/// sockets on [`SCM_FD`] (an upgrade).
-pub const ENV_ADOPT: &str = "SOZU_WORKER_ADOPT";
 
 /// How long a stopped worker tries to deliver its last answers before it
 /// exits anyway.

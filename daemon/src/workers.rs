@@ -20,8 +20,8 @@ use sozu_command::proto::command::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Encoder, Framed};
 
+use crate::handover::{self, CHANNEL_FD, ENV_ADOPT, ENV_CONFIG, ENV_ID, SCM_FD};
 use crate::scm;
-use crate::worker_process::{CHANNEL_FD, ENV_ADOPT, ENV_CONFIG, ENV_ID, SCM_FD};
 
 /// Why a worker did not answer a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,14 +245,14 @@ impl WorkerLauncher {
     ) -> io::Result<Rc<Worker>> {
         let (main_channel, worker_channel) = StdUnixStream::pair()?;
         let (main_scm, worker_scm) = StdUnixStream::pair()?;
-        let executable = crate::upgrade::executable()?;
+        let executable = handover::executable()?;
         let config_json = serde_json::to_string(&self.config).map_err(io::Error::other)?;
         let mut command = tokio::process::Command::new(executable);
         command
             .arg("worker")
             .env(ENV_ID, id.to_string())
             .env(ENV_CONFIG, config_json)
-            .env_remove(crate::upgrade::ENV_UPGRADE)
+            .env_remove(handover::ENV_UPGRADE)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(false);
         if sockets.is_some() {

@@ -1,7 +1,9 @@
 //! Answers computed from a [`ConfigState`]: listings, cluster views, hashes.
 //!
 //! These are the shapes the daemon puts in its responses, so listing commands
-//! print the same whether the answer comes from the main process or a worker.
+//! print the same whether the answer comes from the main process or a worker;
+//! [`ConfigState::answer_cluster_query`] is the one answer to the cluster
+//! queries that both give.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -10,8 +12,9 @@ use prost::Message;
 
 use super::ConfigState;
 use crate::proto::command::{
-    CertificateAndKey, Cluster, ClusterInformation, FrontendFilters, HealthChecksList,
-    ListedFrontends, ListenersList, QueryCertificatesFilters, RequestHttpFrontend,
+    CertificateAndKey, Cluster, ClusterHashes, ClusterInformation, ClusterInformations,
+    FrontendFilters, HealthChecksList, ListedFrontends, ListenersList, QueryCertificatesFilters,
+    RequestHttpFrontend, request::RequestType, response_content::ContentType,
 };
 
 impl ConfigState {
@@ -238,5 +241,104 @@ impl ConfigState {
             .values()
             .map(super::ClusterBackends::len)
             .sum()
+    }
+}
+
+impl ConfigState {
+    /// The answer to a cluster query (`QueryClusterById`,
+    /// `QueryClustersByDomain`, `QueryClustersHashes`) from this state, or
+    /// `None` for any other request. The main process and every worker
+    /// answer these from their own state with this one function, so their
+    /// answers have the same shape and agree when their states do.
+    pub fn answer_cluster_query(&self, request: &RequestType) -> Option<ContentType> {
+        match request {
+            RequestType::QueryClusterById(cluster_id) => {
+                Some(ContentType::Clusters(ClusterInformations {
+                    vec: self.cluster_information(cluster_id).into_iter().collect(),
+                }))
+            }
+            RequestType::QueryClustersByDomain(query) => {
+                Some(ContentType::Clusters(ClusterInformations {
+                    vec: self
+                        .cluster_ids_by_domain(&query.hostname, query.path.as_deref())
+                        .iter()
+                        .filter_map(|id| self.cluster_information(id))
+                        .collect(),
+                }))
+            }
+            RequestType::QueryClustersHashes(_) => {
+                Some(ContentType::ClusterHashes(ClusterHashes {
+                    map: self.cluster_hashes(),
+                }))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::command::{QueryClusterByDomain, QueryClustersHashes};
+
+    fn state() -> ConfigState {
+        let config = crate::config::Config::from_toml(
+            r#"
+[[listeners]]
+protocol = "http"
+address = "127.0.0.1:18080"
+
+[clusters.app]
+protocol = "http"
+frontends = [{ address = "127.0.0.1:18080", hostname = "app.example.com" }]
+backends = [{ address = "127.0.0.1:9001" }]
+"#,
+            std::path::Path::new("/nowhere/sozu.toml"),
+        )
+        .unwrap();
+        config.initial_state(|_| Ok(())).unwrap().state
+    }
+
+    #[test]
+    fn cluster_queries_are_answered_from_the_state_and_nothing_else_is() {
+        let state = state();
+        let by_id = state.answer_cluster_query(&RequestType::QueryClusterById("app".into()));
+        let Some(ContentType::Clusters(clusters)) = by_id else {
+            panic!("{by_id:?}");
+        };
+        assert_eq!(
+            clusters.vec,
+            vec![state.cluster_information("app").unwrap()]
+        );
+        assert_eq!(clusters.vec[0].backends.len(), 1);
+
+        let missing = state.answer_cluster_query(&RequestType::QueryClusterById("none".into()));
+        assert_eq!(
+            missing,
+            Some(ContentType::Clusters(ClusterInformations {
+                vec: Vec::new()
+            }))
+        );
+
+        let by_domain =
+            state.answer_cluster_query(&RequestType::QueryClustersByDomain(QueryClusterByDomain {
+                hostname: "app.example.com".into(),
+                path: None,
+            }));
+        assert_eq!(by_domain, Some(ContentType::Clusters(clusters)));
+
+        let hashes =
+            state.answer_cluster_query(&RequestType::QueryClustersHashes(QueryClustersHashes {}));
+        assert_eq!(
+            hashes,
+            Some(ContentType::ClusterHashes(ClusterHashes {
+                map: state.cluster_hashes()
+            }))
+        );
+
+        assert_eq!(
+            state.answer_cluster_query(&RequestType::ListWorkers(Default::default())),
+            None
+        );
     }
 }

@@ -5,19 +5,19 @@ use std::rc::Rc;
 
 use sozu_command::config::Config;
 use sozu_command::proto::command::{EventKind, Response};
-use sozu_command::state::{ConfigState, diff::diff};
-use tokio::sync::mpsc::UnboundedSender;
+use sozu_command::state::diff::diff;
 
+use super::{Answers, resolve};
 use crate::audit::Peer;
-use crate::commands::apply_change;
+use crate::changes::apply_change;
 use crate::events;
-use crate::main_process::{Main, resolve};
+use crate::main_process::Main;
 
 /// Reloads from `path`, or from the file the daemon started with when
 /// `path` is empty.
-pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
+pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     let path = if path.is_empty() {
-        match main.config.borrow().config_path.clone() {
+        match main.config().config_path.clone() {
             Some(path) => path,
             None => {
                 let _ = answers.send(Response::failure(
@@ -38,32 +38,20 @@ pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Unbounde
             return;
         }
     };
-    let mut desired = ConfigState::new();
-    let mut settings = Vec::new();
-    for request in config.requests() {
-        if let Err(reason) = sozu_proxy::support::check(&request) {
+    let initial = match config.initial_state(sozu_proxy::support::check) {
+        Ok(initial) => initial,
+        Err(refused) => {
             let _ = answers.send(Response::failure(format!(
-                "configuration not reloaded: {} in {}: {reason}",
-                request.kind_name(),
-                path.display()
+                "configuration not reloaded: {} in {}: {}",
+                refused.request.kind_name(),
+                path.display(),
+                refused.reason
             )));
             return;
         }
-        if ConfigState::changes_state(&request) {
-            if let Err(error) = desired.dispatch(&request) {
-                let _ = answers.send(Response::failure(format!(
-                    "configuration not reloaded: {} in {}: {error}",
-                    request.kind_name(),
-                    path.display()
-                )));
-                return;
-            }
-        } else {
-            settings.push(request);
-        }
-    }
-    let mut changes = diff(&main.state.borrow(), &desired);
-    changes.extend(settings);
+    };
+    let mut changes = diff(&main.state(), &initial.state);
+    changes.extend(initial.settings);
     let total = changes.len();
     let _ = answers.send(Response::processing(format!(
         "Applying {total} changes from {}",
@@ -75,14 +63,7 @@ pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Unbounde
             failures.push(format!("{}: {error}", change.kind_name()));
         }
     }
-    // Settings that only matter at start (socket, workers) stay as they are.
-    {
-        let mut current = main.config.borrow_mut();
-        current.automatic_state_save = config.automatic_state_save;
-        current.saved_state = config.saved_state.clone();
-        current.worker_automatic_restart = config.worker_automatic_restart;
-        current.config_path = Some(path.clone());
-    }
+    main.reloaded(&config, path.clone());
     main.event(events::event(EventKind::ConfigurationReloaded));
     let _ = answers.send(if failures.is_empty() {
         Response::ok(

@@ -5,15 +5,18 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use sozu_command::proto::command::{EventKind, Response, ResponseStatus, WorkerResponse};
-use sozu_command::state::{ConfigState, file, undo::Undo};
-use tokio::sync::mpsc::UnboundedSender;
+use sozu_command::state::file::{self, StateRecord};
+use sozu_command::state::{ConfigState, undo::Undo};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::{Answers, resolve};
 use crate::audit::{self, Peer};
+use crate::changes;
 use crate::events;
-use crate::main_process::{Main, resolve};
+use crate::main_process::Main;
 use crate::workers;
 
 /// How often `load_state` reports progress, in records.
@@ -45,7 +48,7 @@ impl StatePath {
         let user = peer
             .uid
             .map_or_else(|| "an unknown user".to_owned(), |uid| format!("user {uid}"));
-        let Some(root) = main.config.borrow().state_directory.clone() else {
+        let Some(root) = main.config().state_directory.clone() else {
             return Err(format!(
                 "{user} may not name state files: the daemon runs as user {own}, and only its \
                  own user may name a state file unless state_directory is configured"
@@ -66,7 +69,7 @@ impl StatePath {
 }
 
 /// Writes the state to `path` (relative to the daemon's working directory).
-pub fn save(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
+pub fn save(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     let path = match StatePath::of(main, peer, path) {
         Ok(path) => path,
         Err(refusal) => {
@@ -75,10 +78,8 @@ pub fn save(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<
         }
     };
     let result = match &path {
-        StatePath::Free(path) => file::save(&main.state.borrow(), path),
-        StatePath::Beneath { root, relative } => {
-            file::save_beneath(&main.state.borrow(), root, relative)
-        }
+        StatePath::Free(path) => file::save(&main.state(), path),
+        StatePath::Beneath { root, relative } => file::save_beneath(&main.state(), root, relative),
     };
     let path = path.display();
     let _ = answers.send(match result {
@@ -94,25 +95,6 @@ pub fn save(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<
     });
 }
 
-/// Saves to the configured `saved_state` after a change, when
-/// `automatic_state_save` is on. A failure is returned: the caller takes
-/// the change back (a change is acknowledged only once it is saved).
-pub fn save_automatically(main: &Rc<Main>) -> Result<(), file::StateFileError> {
-    let config = main.config.borrow();
-    if !config.automatic_state_save {
-        return Ok(());
-    }
-    let Some(path) = config.saved_state.clone() else {
-        return Ok(());
-    };
-    drop(config);
-    file::save(&main.state.borrow(), &path)
-        .map(drop)
-        .inspect_err(|error| {
-            tracing::error!(%error, "automatic state save failed");
-        })
-}
-
 /// Applies every record of the state file at `path`, reporting progress,
 /// and answers with what was applied and every record that was refused.
 ///
@@ -120,7 +102,7 @@ pub fn save_automatically(main: &Rc<Main>) -> Result<(), file::StateFileError> {
 /// applied; at most [`ANSWERS_IN_FLIGHT`] worker answers are awaited at
 /// once, so memory stays bounded whatever the file's size and the workers
 /// apply while the main process reads on.
-pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedSender<Response>) {
+pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     let path = match StatePath::of(main, peer, path) {
         Ok(path) => path,
         Err(refusal) => {
@@ -128,7 +110,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             return;
         }
     };
-    let max_size = main.config.borrow().max_state_file_size;
+    let max_size = main.config().max_state_file_size;
     let read = match &path {
         StatePath::Free(path) => file::read_bounded(path, max_size),
         StatePath::Beneath { root, relative } => file::read_beneath(root, relative, max_size),
@@ -147,83 +129,12 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
         path.display()
     )));
     // Changes happen one at a time; a load is one change made of records.
-    let _turn = main.changes.lock().await;
-    let mut errors: Vec<String> = Vec::new();
-    // What takes each applied record back, and which workers refused it:
-    // a record a worker refused is taken back everywhere, and every record
-    // is when the automatic save fails.
-    let mut undos: Vec<(usize, Undo, Vec<u32>)> = Vec::new();
-    let mut waiting = VecDeque::new();
-    let mut deadlines = Deadlines::new(main.worker_timeout);
-    let mut applied = 0usize;
+    let _turn = main.change_turn().await;
+    let mut load = Load::new(main.worker_timeout());
     for (index, record) in file::records(&bytes).enumerate() {
-        let record = match record {
-            Ok(record) => record,
-            Err(error) => {
-                errors.push(error.to_string());
-                continue;
-            }
-        };
-        // Encoded before it changes the state (a request too large for the
-        // workers' channel is refused like any other), once for every worker.
-        let id = main.request_id("LOAD");
-        // A record for something the state holds already: the same thing
-        // changes nothing; something else is refused, saying what differs.
-        match main.state.borrow().existing(&record.request) {
-            Some(Ok(())) => {
-                applied += 1;
-                continue;
-            }
-            Some(Err(difference)) => {
-                errors.push(format!(
-                    "record {} (byte {}): {} refused: {difference}",
-                    record.number,
-                    record.offset,
-                    record.request.kind_name()
-                ));
-                continue;
-            }
-            None => {}
-        }
-        let undo = main.state.borrow().undo_of(&record.request);
-        let accepted = sozu_proxy::support::check(&record.request).and_then(|()| {
-            if ConfigState::changes_state(&record.request) {
-                let frame =
-                    workers::encode_request(&id, &record.request, main.launcher.max_frame_size)
-                        .map_err(|error| error.to_string())?;
-                main.state
-                    .borrow_mut()
-                    .dispatch(&record.request)
-                    .map_err(|error| file::refused(&record, &error).reason)?;
-                Ok(frame)
-            } else {
-                Err(format!(
-                    "{} cannot appear in a state file",
-                    record.request.kind_name()
-                ))
-            }
-        });
-        match accepted {
-            Ok(frame) => {
-                applied += 1;
-                undos.push((record.number, undo, Vec::new()));
-                let workers: Vec<_> = main.workers.borrow().values().cloned().collect();
-                for worker in &workers {
-                    let answer = worker.send_frame(id.clone(), frame.clone());
-                    waiting.push_back((record.number, worker.id, answer));
-                }
-                while waiting.len() > ANSWERS_IN_FLIGHT {
-                    if let Some((number, worker, answer)) = waiting.pop_front()
-                        && !check_answer(number, worker, answer, &mut deadlines, &mut errors).await
-                    {
-                        refused_by(&mut undos, number, worker);
-                    }
-                }
-            }
-            Err(reason) => errors.push(format!(
-                "record {} (byte {}): {reason}",
-                record.number, record.offset
-            )),
+        match record {
+            Ok(record) => load.record(main, &record).await,
+            Err(error) => load.errors.push(error.to_string()),
         }
         if (index + 1) % PROGRESS_EVERY == 0 {
             let _ = answers.send(Response::processing(format!(
@@ -232,48 +143,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
             )));
         }
     }
-    for (number, worker, answer) in waiting {
-        if !check_answer(number, worker, answer, &mut deadlines, &mut errors).await {
-            refused_by(&mut undos, number, worker);
-        }
-    }
-    // Records some worker did not apply are taken back everywhere, so the
-    // main process and every worker hold the same.
-    let (refused, kept): (Vec<_>, Vec<_>) = undos
-        .into_iter()
-        .partition(|(_, _, refused_by)| !refused_by.is_empty());
-    applied -= refused.len();
-    let refused_count = refused.len();
-    crate::changes::take_back_all(
-        main,
-        refused
-            .into_iter()
-            .map(|(_, undo, refused_by)| (undo, refused_by))
-            .collect(),
-    )
-    .await;
-    if refused_count > 0 {
-        errors.push(format!(
-            "{refused_count} record(s) a worker did not apply were rolled back"
-        ));
-    }
-    if !kept.is_empty()
-        && let Err(error) = save_automatically(main)
-    {
-        let count = kept.len();
-        crate::changes::take_back_all(
-            main,
-            kept.into_iter()
-                .map(|(_, undo, refused_by)| (undo, refused_by))
-                .collect(),
-        )
-        .await;
-        applied = 0;
-        errors.insert(
-            0,
-            format!("the automatic state save failed: {error}; the {count} applied record(s) were rolled back"),
-        );
-    }
+    let (applied, errors) = load.finish(main).await;
     let summary = format!(
         "{applied} of {total} records from {} applied",
         path.display()
@@ -291,22 +161,193 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &UnboundedS
     let _ = answers.send(if errors.is_empty() {
         Response::ok(format!("Loaded state: {summary}"), None)
     } else {
-        let listed: Vec<&str> = errors
-            .iter()
-            .take(LISTED_ERRORS)
-            .map(String::as_str)
-            .collect();
-        let more = errors.len().saturating_sub(LISTED_ERRORS);
-        let mut message = format!(
-            "{summary}; {} problems: {}",
-            errors.len(),
-            listed.join("; ")
-        );
-        if more > 0 {
-            message.push_str(&format!("; and {more} more"));
-        }
-        Response::failure(message)
+        Response::failure(problems(&summary, &errors))
     });
+}
+
+/// The failure message of a load: the summary, then the first
+/// [`LISTED_ERRORS`] problems and how many more there were.
+fn problems(summary: &str, errors: &[String]) -> String {
+    let listed: Vec<&str> = errors
+        .iter()
+        .take(LISTED_ERRORS)
+        .map(String::as_str)
+        .collect();
+    let more = errors.len().saturating_sub(LISTED_ERRORS);
+    let mut message = format!(
+        "{summary}; {} problems: {}",
+        errors.len(),
+        listed.join("; ")
+    );
+    if more > 0 {
+        message.push_str(&format!("; and {more} more"));
+    }
+    message
+}
+
+/// A state load under way.
+struct Load {
+    /// Records the state now holds (those it already held included).
+    applied: usize,
+    /// What went wrong, record by record.
+    errors: Vec<String>,
+    /// What takes each applied record back, and which workers refused it:
+    /// a record a worker refused is taken back everywhere, and every record
+    /// is when the automatic save fails.
+    undos: Vec<(usize, Undo, Vec<u32>)>,
+    /// Worker answers not checked yet: (record number, worker id, answer).
+    waiting: VecDeque<(usize, u32, oneshot::Receiver<WorkerResponse>)>,
+    deadlines: Deadlines,
+}
+
+impl Load {
+    fn new(worker_timeout: Duration) -> Self {
+        Load {
+            applied: 0,
+            errors: Vec::new(),
+            undos: Vec::new(),
+            waiting: VecDeque::new(),
+            deadlines: Deadlines::new(worker_timeout),
+        }
+    }
+
+    /// Applies one record to the main state and sends it to every worker,
+    /// or notes why it was refused.
+    async fn record(&mut self, main: &Rc<Main>, record: &StateRecord) {
+        // Encoded before it changes the state (a request too large for the
+        // workers' channel is refused like any other), once for every worker.
+        let id = main.request_id("LOAD");
+        // A record for something the state holds already: the same thing
+        // changes nothing; something else is refused, saying what differs.
+        let existing = main.state().existing(&record.request);
+        match existing {
+            Some(Ok(())) => {
+                self.applied += 1;
+                return;
+            }
+            Some(Err(difference)) => {
+                self.errors.push(format!(
+                    "record {} (byte {}): {} refused: {difference}",
+                    record.number,
+                    record.offset,
+                    record.request.kind_name()
+                ));
+                return;
+            }
+            None => {}
+        }
+        let undo = main.state().undo_of(&record.request);
+        match accept(main, &id, record) {
+            Ok(frame) => {
+                self.applied += 1;
+                self.undos.push((record.number, undo, Vec::new()));
+                for worker in main.workers() {
+                    let answer = worker.send_frame(id.clone(), frame.clone());
+                    self.waiting.push_back((record.number, worker.id, answer));
+                }
+                while self.waiting.len() > ANSWERS_IN_FLIGHT {
+                    if let Some((number, worker, answer)) = self.waiting.pop_front() {
+                        self.check(number, worker, answer).await;
+                    }
+                }
+            }
+            Err(reason) => self.errors.push(format!(
+                "record {} (byte {}): {reason}",
+                record.number, record.offset
+            )),
+        }
+    }
+
+    /// Waits for one worker answer and notes a refusal.
+    async fn check(
+        &mut self,
+        number: usize,
+        worker: u32,
+        answer: oneshot::Receiver<WorkerResponse>,
+    ) {
+        if !check_answer(
+            number,
+            worker,
+            answer,
+            &mut self.deadlines,
+            &mut self.errors,
+        )
+        .await
+        {
+            refused_by(&mut self.undos, number, worker);
+        }
+    }
+
+    /// Waits for the remaining answers, takes back what a worker refused
+    /// (or everything, when the automatic save fails), and returns how many
+    /// records were applied and every problem.
+    async fn finish(mut self, main: &Rc<Main>) -> (usize, Vec<String>) {
+        while let Some((number, worker, answer)) = self.waiting.pop_front() {
+            self.check(number, worker, answer).await;
+        }
+        let Load {
+            mut applied,
+            mut errors,
+            undos,
+            ..
+        } = self;
+        // Records some worker did not apply are taken back everywhere, so
+        // the main process and every worker hold the same.
+        let (refused, kept): (Vec<_>, Vec<_>) = undos
+            .into_iter()
+            .partition(|(_, _, refused_by)| !refused_by.is_empty());
+        applied -= refused.len();
+        let refused_count = refused.len();
+        changes::take_back_all(
+            main,
+            refused
+                .into_iter()
+                .map(|(_, undo, refused_by)| (undo, refused_by))
+                .collect(),
+        )
+        .await;
+        if refused_count > 0 {
+            errors.push(format!(
+                "{refused_count} record(s) a worker did not apply were rolled back"
+            ));
+        }
+        if !kept.is_empty()
+            && let Err(error) = changes::save_automatically(main)
+        {
+            let count = kept.len();
+            changes::take_back_all(
+                main,
+                kept.into_iter()
+                    .map(|(_, undo, refused_by)| (undo, refused_by))
+                    .collect(),
+            )
+            .await;
+            applied = 0;
+            errors.insert(
+                0,
+                format!("the automatic state save failed: {error}; the {count} applied record(s) were rolled back"),
+            );
+        }
+        (applied, errors)
+    }
+}
+
+/// Applies a record to the main state and returns its frame for the
+/// workers, or why it is refused (then the state is unchanged).
+fn accept(main: &Main, id: &str, record: &StateRecord) -> Result<Bytes, String> {
+    sozu_proxy::support::check(&record.request)?;
+    if !ConfigState::changes_state(&record.request) {
+        return Err(format!(
+            "{} cannot appear in a state file",
+            record.request.kind_name()
+        ));
+    }
+    let frame = workers::encode_request(id, &record.request, main.launcher().max_frame_size)
+        .map_err(|error| error.to_string())?;
+    main.state_mut()
+        .dispatch(&record.request)
+        .map_err(|error| file::refused(record, &error).reason)?;
+    Ok(frame)
 }
 
 /// When each worker's next answer is due: `worker_timeout` after its

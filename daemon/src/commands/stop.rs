@@ -3,50 +3,44 @@
 use std::rc::Rc;
 
 use sozu_command::proto::command::{
-    EventKind, HardStop, Request, Response, RunState, SoftStop, request::RequestType,
+    EventKind, HardStop, Request, Response, SoftStop, request::RequestType,
 };
-use tokio::sync::mpsc::UnboundedSender;
 
+use super::Answers;
 use crate::events;
-use crate::main_process::{Main, summarize};
+use crate::main_process::Main;
 
 /// Asks every worker to finish its in-flight requests and stop, waits for
 /// all of them, then exits.
-pub async fn soft_stop(main: &Rc<Main>, answers: &UnboundedSender<Response>) {
-    main.stopping.set(true);
+pub async fn soft_stop(main: &Rc<Main>, answers: &Answers) {
+    main.begin_stop();
     main.event(events::event(EventKind::SozuStopRequested));
     let _ = answers.send(Response::processing(
         "Stopping: workers finish their in-flight requests",
     ));
-    for worker in main.workers.borrow().values() {
-        worker.set_run_state(RunState::Stopping);
-    }
     let request: Request = RequestType::SoftStop(SoftStop {}).into();
     // No deadline here: each worker bounds its own drain.
     let results = main.fan_out(&request, None).await;
-    let _ = answers.send(match summarize(&results) {
+    let _ = answers.send(match results.failures() {
         Ok(()) => Response::ok("Stopped gracefully", None),
         Err(failures) => Response::failure(format!("Stopped, with errors: {failures}")),
     });
-    main.exit_after_answer.set(true);
+    main.exit_after_answer();
 }
 
 /// Stops every worker now and exits.
-pub async fn hard_stop(main: &Rc<Main>, answers: &UnboundedSender<Response>) {
-    main.stopping.set(true);
+pub async fn hard_stop(main: &Rc<Main>, answers: &Answers) {
+    main.begin_stop();
     main.event(events::event(EventKind::SozuStopRequested));
     let _ = answers.send(Response::processing("Stopping now"));
-    for worker in main.workers.borrow().values() {
-        worker.set_run_state(RunState::Stopping);
-    }
     let request: Request = RequestType::HardStop(HardStop {}).into();
-    let results = main.fan_out(&request, Some(main.worker_timeout)).await;
-    for worker in main.workers.borrow().values() {
+    let results = main.fan_out(&request, Some(main.worker_timeout())).await;
+    for worker in main.workers() {
         worker.kill();
     }
-    let _ = answers.send(match summarize(&results) {
+    let _ = answers.send(match results.failures() {
         Ok(()) => Response::ok("Stopped", None),
         Err(failures) => Response::failure(format!("Stopped, with errors: {failures}")),
     });
-    main.exit_after_answer.set(true);
+    main.exit_after_answer();
 }
