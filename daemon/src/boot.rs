@@ -91,7 +91,7 @@ impl Boot {
             |path| path.display().to_string(),
         );
         let initial = config
-            .initial_state(sozu_proxy::support::check)
+            .initial_state(sozu_proxy::enforceable::check)
             .map_err(|refused| {
                 eprintln!("sozu start: {source}: {refused}");
                 ExitCode::from(EXIT_BAD_CONFIG)
@@ -208,7 +208,7 @@ fn load_saved_state(config: &Config, state: &mut ConfigState) -> Result<(), Stri
         let applied = record
             .map_err(|error| error.to_string())
             .and_then(|record| {
-                sozu_proxy::support::check(&record.request)?;
+                sozu_proxy::enforceable::check(&record.request)?;
                 file::apply_record(state, &record).map_err(|error| error.to_string())
             });
         if let Err(error) = applied {

@@ -60,7 +60,7 @@ async fn apply_change_inner(
     request: &Request,
     progress: Option<&UnboundedSender<Response>>,
 ) -> Result<(), String> {
-    sozu_proxy::support::check(request)?;
+    sozu_proxy::enforceable::check(request)?;
     if ConfigState::changes_state(request) {
         // Everywhere or nowhere: see `changes`.
         return apply(main, request, || {

@@ -126,11 +126,6 @@ pub use handle::{CommandSender, EVENT_ID, ListenSocket, ProxyHandle, ResponseRec
 pub use options::{LogFilter, ProxyOptions};
 pub use server::{Server, spawn};
 
-/// The old name of [`enforceable`], kept so that existing paths
-/// (`sozu_proxy::support::check`) still resolve.
-#[doc(hidden)]
-pub use enforceable as support;
-
 /// The router and the balancer, for this crate's benchmarks only: not part
 /// of the embedding API, and free to change at any time.
 #[doc(hidden)]

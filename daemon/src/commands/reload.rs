@@ -38,7 +38,7 @@ pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers)
             return;
         }
     };
-    let initial = match config.initial_state(sozu_proxy::support::check) {
+    let initial = match config.initial_state(sozu_proxy::enforceable::check) {
         Ok(initial) => initial,
         Err(refused) => {
             let _ = answers.send(Response::failure(format!(

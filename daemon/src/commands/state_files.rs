@@ -335,7 +335,7 @@ impl Load {
 /// Applies a record to the main state and returns its frame for the
 /// workers, or why it is refused (then the state is unchanged).
 fn accept(main: &Main, id: &str, record: &StateRecord) -> Result<Bytes, String> {
-    sozu_proxy::support::check(&record.request)?;
+    sozu_proxy::enforceable::check(&record.request)?;
     if !ConfigState::changes_state(&record.request) {
         return Err(format!(
             "{} cannot appear in a state file",

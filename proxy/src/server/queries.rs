@@ -3,9 +3,8 @@
 //! are not part of the state (metrics, logging, limits, closing sessions).
 
 use sozu_command::proto::command::{
-    CertificateSummary, CertificatesByAddress, ClusterHashes, ClusterInformations,
-    ListOfCertificatesByAddress, MaxConnectionsPerIpLimit, Request, request::RequestType,
-    response_content::ContentType,
+    CertificateSummary, CertificatesByAddress, ListOfCertificatesByAddress,
+    MaxConnectionsPerIpLimit, Request, request::RequestType, response_content::ContentType,
 };
 
 use super::Server;
@@ -20,28 +19,10 @@ impl Server {
     ) -> Result<Option<ContentType>, String> {
         match request_type {
             RequestType::Status(_) => Ok(None),
-            RequestType::QueryClustersHashes(_) => {
-                Ok(Some(ContentType::ClusterHashes(ClusterHashes {
-                    map: self.state.cluster_hashes(),
-                })))
-            }
-            RequestType::QueryClusterById(cluster_id) => {
-                Ok(Some(ContentType::Clusters(ClusterInformations {
-                    vec: self
-                        .state
-                        .cluster_information(cluster_id)
-                        .into_iter()
-                        .collect(),
-                })))
-            }
-            RequestType::QueryClustersByDomain(query) => {
-                let vec = self
-                    .state
-                    .cluster_ids_by_domain(&query.hostname, query.path.as_deref())
-                    .iter()
-                    .filter_map(|id| self.state.cluster_information(id))
-                    .collect();
-                Ok(Some(ContentType::Clusters(ClusterInformations { vec })))
+            RequestType::QueryClustersHashes(_)
+            | RequestType::QueryClusterById(_)
+            | RequestType::QueryClustersByDomain(_) => {
+                Ok(self.state.answer_cluster_query(request_type))
             }
             RequestType::QueryCertificatesFromWorkers(filters) => {
                 if let Some(fingerprint) = &filters.fingerprint {
