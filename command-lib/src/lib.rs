@@ -17,6 +17,7 @@
 pub mod certificate;
 pub mod channel;
 pub mod config;
+pub mod h2_settings;
 pub mod proto;
 pub mod requests;
 pub mod state;

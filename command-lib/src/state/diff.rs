@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use super::{ClusterBackends, ConfigState, FrontendKey};
+use crate::h2_settings::H2Fields;
 use crate::proto::command::{
     ActivateListener, AddCertificate, AlpnProtocols, ClientAuthPolicy, DeactivateListener,
     HttpListenerConfig, HttpsListenerConfig, ListenerType, RemoveBackend, RemoveCertificate,
@@ -206,8 +207,9 @@ fn listener_change_is_only_activity(a: Listener<'_>, b: Listener<'_>) -> bool {
     }
 }
 
+/// The patch that turns any HTTP listener into `new`: every field set.
 fn http_update(new: &HttpListenerConfig) -> UpdateHttpListenerConfig {
-    UpdateHttpListenerConfig {
+    let mut patch = UpdateHttpListenerConfig {
         address: new.address,
         public_address: new.public_address,
         expect_proxy: Some(new.expect_proxy),
@@ -217,35 +219,20 @@ fn http_update(new: &HttpListenerConfig) -> UpdateHttpListenerConfig {
         connect_timeout: Some(new.connect_timeout),
         request_timeout: Some(new.request_timeout),
         http_answers: new.http_answers.clone(),
-        h2_max_rst_stream_per_window: new.h2_max_rst_stream_per_window,
-        h2_max_ping_per_window: new.h2_max_ping_per_window,
-        h2_max_settings_per_window: new.h2_max_settings_per_window,
-        h2_max_empty_data_per_window: new.h2_max_empty_data_per_window,
-        h2_max_continuation_frames: new.h2_max_continuation_frames,
-        h2_max_glitch_count: new.h2_max_glitch_count,
-        h2_initial_connection_window: new.h2_initial_connection_window,
-        h2_max_concurrent_streams: new.h2_max_concurrent_streams,
-        h2_stream_shrink_ratio: new.h2_stream_shrink_ratio,
-        h2_max_rst_stream_lifetime: new.h2_max_rst_stream_lifetime,
-        h2_max_rst_stream_abusive_lifetime: new.h2_max_rst_stream_abusive_lifetime,
-        h2_max_rst_stream_emitted_lifetime: new.h2_max_rst_stream_emitted_lifetime,
-        h2_max_header_list_size: new.h2_max_header_list_size,
-        h2_max_header_table_size: new.h2_max_header_table_size,
-        h2_stream_idle_timeout_seconds: new.h2_stream_idle_timeout_seconds,
-        h2_graceful_shutdown_deadline_seconds: new.h2_graceful_shutdown_deadline_seconds,
-        h2_max_window_update_stream0_per_window: new.h2_max_window_update_stream0_per_window,
         sozu_id_header: new.sozu_id_header.clone(),
         answers: new.answers.clone(),
         elide_x_real_ip: new.elide_x_real_ip,
         send_x_real_ip: new.send_x_real_ip,
-        h2_max_header_fields: new.h2_max_header_fields,
         forwarded_headers: new.forwarded_headers,
-        h2_stream_refusal_percent: new.h2_stream_refusal_percent,
-    }
+        ..UpdateHttpListenerConfig::default()
+    };
+    patch.copy_h2_from(new);
+    patch
 }
 
+/// The patch that turns any HTTPS listener into `new`: every field set.
 fn https_update(new: &HttpsListenerConfig) -> UpdateHttpsListenerConfig {
-    UpdateHttpsListenerConfig {
+    let mut patch = UpdateHttpsListenerConfig {
         address: new.address,
         public_address: new.public_address,
         expect_proxy: Some(new.expect_proxy),
@@ -260,37 +247,21 @@ fn https_update(new: &HttpsListenerConfig) -> UpdateHttpsListenerConfig {
         }),
         strict_sni_binding: new.strict_sni_binding,
         disable_http11: new.disable_http11,
-        h2_max_rst_stream_per_window: new.h2_max_rst_stream_per_window,
-        h2_max_ping_per_window: new.h2_max_ping_per_window,
-        h2_max_settings_per_window: new.h2_max_settings_per_window,
-        h2_max_empty_data_per_window: new.h2_max_empty_data_per_window,
-        h2_max_continuation_frames: new.h2_max_continuation_frames,
-        h2_max_glitch_count: new.h2_max_glitch_count,
-        h2_initial_connection_window: new.h2_initial_connection_window,
-        h2_max_concurrent_streams: new.h2_max_concurrent_streams,
-        h2_stream_shrink_ratio: new.h2_stream_shrink_ratio,
-        h2_max_rst_stream_lifetime: new.h2_max_rst_stream_lifetime,
-        h2_max_rst_stream_abusive_lifetime: new.h2_max_rst_stream_abusive_lifetime,
-        h2_max_rst_stream_emitted_lifetime: new.h2_max_rst_stream_emitted_lifetime,
-        h2_max_header_list_size: new.h2_max_header_list_size,
-        h2_max_header_table_size: new.h2_max_header_table_size,
-        h2_stream_idle_timeout_seconds: new.h2_stream_idle_timeout_seconds,
-        h2_graceful_shutdown_deadline_seconds: new.h2_graceful_shutdown_deadline_seconds,
-        h2_max_window_update_stream0_per_window: new.h2_max_window_update_stream0_per_window,
         sozu_id_header: new.sozu_id_header.clone(),
         answers: new.answers.clone(),
         elide_x_real_ip: new.elide_x_real_ip,
         send_x_real_ip: new.send_x_real_ip,
         hsts: new.hsts,
-        h2_max_header_fields: new.h2_max_header_fields,
         forwarded_headers: new.forwarded_headers,
-        h2_stream_refusal_percent: new.h2_stream_refusal_percent,
         client_auth_policy: Some(ClientAuthPolicy {
             client_auth: new.client_auth,
             client_ca_certificates: new.client_ca_certificates.clone(),
             client_ca_crls: new.client_ca_crls.clone(),
         }),
-    }
+        ..UpdateHttpsListenerConfig::default()
+    };
+    patch.copy_h2_from(new);
+    patch
 }
 
 fn remove_frontend(frontend: &RequestHttpFrontend, https: bool) -> Request {

@@ -295,17 +295,6 @@ pub struct ConfigState {
     pub certificates: BTreeMap<SocketAddr, BTreeMap<String, CertificateAndKey>>,
 }
 
-/// Copies each named optional field from the update when it is present.
-macro_rules! copy_present {
-    ($listener:ident, $update:ident, $($field:ident),+) => {
-        $(
-            if $update.$field.is_some() {
-                $listener.$field = $update.$field;
-            }
-        )+
-    };
-}
-
 /// Copies every field an HTTP or HTTPS listener update carries (they share
 /// these names) onto the listener.
 macro_rules! apply_common_update {
@@ -346,29 +335,7 @@ macro_rules! apply_common_update {
         if $update.forwarded_headers.is_some() {
             $listener.forwarded_headers = $update.forwarded_headers;
         }
-        copy_present!(
-            $listener,
-            $update,
-            h2_max_rst_stream_per_window,
-            h2_max_ping_per_window,
-            h2_max_settings_per_window,
-            h2_max_empty_data_per_window,
-            h2_max_continuation_frames,
-            h2_max_glitch_count,
-            h2_initial_connection_window,
-            h2_max_concurrent_streams,
-            h2_stream_shrink_ratio,
-            h2_max_rst_stream_lifetime,
-            h2_max_rst_stream_abusive_lifetime,
-            h2_max_rst_stream_emitted_lifetime,
-            h2_max_header_list_size,
-            h2_max_header_table_size,
-            h2_stream_idle_timeout_seconds,
-            h2_graceful_shutdown_deadline_seconds,
-            h2_max_window_update_stream0_per_window,
-            h2_max_header_fields,
-            h2_stream_refusal_percent
-        );
+        $crate::h2_settings::H2Fields::patch_h2_from(&mut $listener, $update);
     };
 }
 
