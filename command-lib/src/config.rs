@@ -68,6 +68,7 @@ mod checks;
 mod clusters;
 mod error;
 mod file;
+mod frontends;
 mod listeners;
 
 use std::collections::BTreeMap;
