@@ -58,28 +58,73 @@ impl ConfigState {
         let Some(request_type) = &change.request_type else {
             return undo;
         };
-        let requests = &mut undo.requests;
+        match request_type {
+            RequestType::AddHttpListener(_)
+            | RequestType::AddHttpsListener(_)
+            | RequestType::AddTcpListener(_)
+            | RequestType::UpdateHttpListener(_)
+            | RequestType::UpdateHttpsListener(_)
+            | RequestType::UpdateTcpListener(_)
+            | RequestType::RemoveListener(_)
+            | RequestType::ActivateListener(_)
+            | RequestType::DeactivateListener(_) => {
+                self.undo_listener_change(request_type, &mut undo)
+            }
+            RequestType::AddCluster(_)
+            | RequestType::RemoveCluster(_)
+            | RequestType::SetHealthCheck(_)
+            | RequestType::RemoveHealthCheck(_) => {
+                self.undo_cluster_change(request_type, &mut undo.requests)
+            }
+            RequestType::AddHttpFrontend(_)
+            | RequestType::AddHttpsFrontend(_)
+            | RequestType::AddTcpFrontend(_)
+            | RequestType::RemoveHttpFrontend(_)
+            | RequestType::RemoveHttpsFrontend(_)
+            | RequestType::RemoveTcpFrontend(_) => {
+                self.undo_frontend_change(request_type, &mut undo.requests)
+            }
+            RequestType::AddBackend(_) | RequestType::RemoveBackend(_) => {
+                self.undo_backend_change(request_type, &mut undo.requests)
+            }
+            RequestType::AddCertificate(_)
+            | RequestType::ReplaceCertificate(_)
+            | RequestType::RemoveCertificate(_) => {
+                self.undo_certificate_change(request_type, &mut undo.requests)
+            }
+            _ => {}
+        }
+        undo
+    }
+
+    /// Listener changes: a listener added is removed, an update or a
+    /// (de)activation is reversed, a removed listener comes back.
+    fn undo_listener_change(&self, request_type: &RequestType, undo: &mut Undo) {
         match request_type {
             RequestType::AddHttpListener(listener) => {
-                requests.push(remove_listener(listener.address, ListenerType::Http));
+                undo.requests
+                    .push(remove_listener(listener.address, ListenerType::Http));
             }
             RequestType::AddHttpsListener(listener) => {
-                requests.push(remove_listener(listener.address, ListenerType::Https));
+                undo.requests
+                    .push(remove_listener(listener.address, ListenerType::Https));
             }
             RequestType::AddTcpListener(listener) => {
-                requests.push(remove_listener(listener.address, ListenerType::Tcp));
+                undo.requests
+                    .push(remove_listener(listener.address, ListenerType::Tcp));
             }
             RequestType::UpdateHttpListener(update) => {
                 if let Some(old) = self.http_listeners.get(&update.address.to_socket_addr()) {
-                    requests.push(request(RequestType::UpdateHttpListener(http_update_from(
-                        old,
-                    ))));
+                    undo.requests
+                        .push(request(RequestType::UpdateHttpListener(http_update_from(
+                            old,
+                        ))));
                     undo.listener = Some(OldListener::Http(Box::new(old.clone())));
                 }
             }
             RequestType::UpdateHttpsListener(update) => {
                 if let Some(old) = self.https_listeners.get(&update.address.to_socket_addr()) {
-                    requests.push(request(RequestType::UpdateHttpsListener(
+                    undo.requests.push(request(RequestType::UpdateHttpsListener(
                         https_update_from(old),
                     )));
                     undo.listener = Some(OldListener::Https(Box::new(old.clone())));
@@ -87,7 +132,7 @@ impl ConfigState {
             }
             RequestType::UpdateTcpListener(update) => {
                 if let Some(old) = self.tcp_listeners.get(&update.address.to_socket_addr()) {
-                    requests.push(request(RequestType::UpdateTcpListener(
+                    undo.requests.push(request(RequestType::UpdateTcpListener(
                         UpdateTcpListenerConfig {
                             address: old.address,
                             public_address: None,
@@ -103,17 +148,20 @@ impl ConfigState {
             RequestType::RemoveListener(remove) => {
                 let address = remove.address.to_socket_addr();
                 if let Some(old) = self.http_listeners.get(&address) {
-                    requests.push(request(RequestType::AddHttpListener(old.clone())));
+                    undo.requests
+                        .push(request(RequestType::AddHttpListener(old.clone())));
                 } else if let Some(old) = self.https_listeners.get(&address) {
-                    requests.push(request(RequestType::AddHttpsListener(old.clone())));
+                    undo.requests
+                        .push(request(RequestType::AddHttpsListener(old.clone())));
                 } else if let Some(old) = self.tcp_listeners.get(&address) {
-                    requests.push(request(RequestType::AddTcpListener(old.clone())));
+                    undo.requests
+                        .push(request(RequestType::AddTcpListener(old.clone())));
                 }
             }
             RequestType::ActivateListener(activate)
                 if self.is_active(activate.address.to_socket_addr()) == Some(false) =>
             {
-                requests.push(request(RequestType::DeactivateListener(
+                undo.requests.push(request(RequestType::DeactivateListener(
                     DeactivateListener {
                         address: activate.address,
                         proxy: activate.proxy,
@@ -125,13 +173,22 @@ impl ConfigState {
             RequestType::DeactivateListener(deactivate)
                 if self.is_active(deactivate.address.to_socket_addr()) == Some(true) =>
             {
-                requests.push(request(RequestType::ActivateListener(ActivateListener {
-                    address: deactivate.address,
-                    proxy: deactivate.proxy,
-                    from_scm: false,
-                    interface: None,
-                })));
+                undo.requests
+                    .push(request(RequestType::ActivateListener(ActivateListener {
+                        address: deactivate.address,
+                        proxy: deactivate.proxy,
+                        from_scm: false,
+                        interface: None,
+                    })));
             }
+            _ => {}
+        }
+    }
+
+    /// Cluster and health check changes: a removed cluster comes back with
+    /// its frontends and backends.
+    fn undo_cluster_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddCluster(cluster) => match self.clusters.get(&cluster.cluster_id) {
                 Some(old) => requests.push(request(RequestType::AddCluster(old.clone()))),
                 None => requests.push(request(RequestType::RemoveCluster(
@@ -158,6 +215,23 @@ impl ConfigState {
                     }
                 }
             }
+            RequestType::SetHealthCheck(set) => {
+                if let Some(cluster) = self.clusters.get(&set.cluster_id) {
+                    requests.push(health_check_as_it_was(&set.cluster_id, cluster));
+                }
+            }
+            RequestType::RemoveHealthCheck(cluster_id) => {
+                if let Some(cluster) = self.clusters.get(cluster_id) {
+                    requests.push(health_check_as_it_was(cluster_id, cluster));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Frontend changes: an add is removed, a removed frontend comes back.
+    fn undo_frontend_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddHttpFrontend(front) => {
                 requests.push(request(RequestType::RemoveHttpFrontend(front.clone())));
             }
@@ -189,6 +263,13 @@ impl ConfigState {
                     requests.push(request(RequestType::AddTcpFrontend(old.clone())));
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Backend changes: an add restores the old backend or removes the new one.
+    fn undo_backend_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddBackend(backend) => {
                 let address = backend.address.to_socket_addr();
                 let old = self
@@ -211,6 +292,14 @@ impl ConfigState {
                     requests.push(request(RequestType::AddBackend(old.clone())));
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Certificate changes: added, replaced or removed certificates are
+    /// put back as they were.
+    fn undo_certificate_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddCertificate(add) => {
                 if let Some(fingerprint) = fingerprint_of(&add.certificate)
                     && !self.has_certificate(add.address.to_socket_addr(), &fingerprint)
@@ -254,19 +343,8 @@ impl ConfigState {
                     })));
                 }
             }
-            RequestType::SetHealthCheck(set) => {
-                if let Some(cluster) = self.clusters.get(&set.cluster_id) {
-                    requests.push(health_check_as_it_was(&set.cluster_id, cluster));
-                }
-            }
-            RequestType::RemoveHealthCheck(cluster_id) => {
-                if let Some(cluster) = self.clusters.get(cluster_id) {
-                    requests.push(health_check_as_it_was(cluster_id, cluster));
-                }
-            }
             _ => {}
         }
-        undo
     }
 
     /// Takes a change back (see [`ConfigState::undo_of`]). Returns the
