@@ -563,24 +563,19 @@ pub fn certificates_by_address(certificates: &ListOfCertificatesByAddress) -> Ta
 }
 
 /// A unix time as `YYYY-MM-DD` (UTC).
+///
+/// Times outside the years -9999 to 9999 (which no certificate carries)
+/// print as the number of seconds.
 pub fn format_unix_date(seconds: i64) -> String {
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let days = seconds.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    match time::OffsetDateTime::from_unix_timestamp(seconds) {
+        Ok(moment) => format!(
+            "{:04}-{:02}-{:02}",
+            moment.year(),
+            u8::from(moment.month()),
+            moment.day()
+        ),
+        Err(_) => seconds.to_string(),
+    }
 }
 
 /// `state stats`: requests received by kind, most frequent first.
