@@ -2,8 +2,8 @@
 //!
 //! Names and flags follow Sozu 2.3.3's command line so existing scripts keep
 //! working; the families' own arguments live next to the code that runs them
-//! (`commands/cluster.rs`, `commands/listener.rs`, …). `completions` and `man` are generated
-//! from these same definitions.
+//! (`commands/cluster.rs`, `commands/listener.rs`, …). `completions` and
+//! `man` are generated from these same definitions.
 
 use std::path::PathBuf;
 

@@ -10,7 +10,12 @@
 //! - list the requests that rebuild it from nothing, in Sozu's order
 //!   ([`ConfigState::generate_requests`]), which is also the state file;
 //! - compute the requests that turn it into another state ([`diff`]);
-//! - save and load state files ([`file`]).
+//! - save and load state files ([`file`]);
+//! - reverse a change it accepted ([`undo`]).
+//!
+//! [`ConfigState::dispatch`] itself is spread by family: listener changes in
+//! `listeners.rs`, clusters, frontends, backends and certificates in
+//! `objects.rs`.
 //!
 //! Settings that are not configuration objects (logging level, metrics
 //! switches, connection limits, request counters) are not part of the state:
