@@ -132,12 +132,10 @@ impl Builder {
                 Ok(false)
             }
             Some(ListenerProtocol::Https) => Ok(true),
-            Some(protocol @ (ListenerProtocol::Tcp | ListenerProtocol::Udp)) => {
-                return Err(self.invalid(
-                    format!("{key}.address"),
-                    format!("{address} is a {protocol} listener: an http cluster's frontend needs an http or https listener"),
-                ));
-            }
+            Some(protocol @ (ListenerProtocol::Tcp | ListenerProtocol::Udp)) => Err(self.invalid(
+                format!("{key}.address"),
+                format!("{address} is a {protocol} listener: an http cluster's frontend needs an http or https listener"),
+            )),
             None => {
                 let protocol = if has_certificate {
                     ListenerProtocol::Https
