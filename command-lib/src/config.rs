@@ -68,6 +68,7 @@ mod checks;
 mod clusters;
 mod error;
 mod file;
+mod frontends;
 pub mod initial;
 mod listeners;
 

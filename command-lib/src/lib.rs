@@ -7,9 +7,16 @@
 //!   serde in Sozu's JSON shape, and small conveniences on them;
 //! - [`channel`]: the frame format and a blocking client channel, plus an
 //!   async codec for servers, all built on the same framing code;
+//! - [`requests`]: the requests a client sends, built from values it has
+//!   already parsed (the `sozu` command line and the console use it);
 //! - [`config`]: the TOML configuration file and the requests it implies;
+//! - [`h2_settings`]: the one list of the HTTP/2 tuning settings of
+//!   listeners, with getters and setters on every message that carries them;
 //! - [`state`]: `ConfigState`, the configuration held by a daemon, its
-//!   validation, its diff, and the state file format;
+//!   changes and their undo, its diff, its queries, and the state file
+//!   format;
+//! - [`validate`]: the check of a change's own content that every process
+//!   runs before accepting it;
 //! - [`certificate`]: PEM parsing, fingerprints, names and validity.
 //!
 //! This crate never prints to a terminal and never spawns processes.
@@ -17,6 +24,7 @@
 pub mod certificate;
 pub mod channel;
 pub mod config;
+pub mod h2_settings;
 pub mod proto;
 pub mod requests;
 pub mod state;

@@ -2,25 +2,25 @@
 //!
 //! Names and flags follow Sozu 2.3.3's command line so existing scripts keep
 //! working; the families' own arguments live next to the code that runs them
-//! (`cluster.rs`, `listener.rs`, …). `completions` and `man` are generated
-//! from these same definitions.
+//! (`commands/cluster.rs`, `commands/listener.rs`, …). `completions` and
+//! `man` are generated from these same definitions.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::apply::{ApplyArgs, DiffArgs};
-use crate::backend::BackendCmd;
-use crate::certificate::CertificateCmd;
-use crate::cluster::ClusterCmd;
-use crate::config_check::ConfigCmd;
-use crate::connection_limit::ConnectionLimitCmd;
-use crate::docs::Shell;
-use crate::frontend::FrontendCmd;
-use crate::listener::ListenerCmd;
-use crate::metrics::MetricsCmd;
-use crate::state::StateCmd;
-use crate::top::TopArgs;
+use crate::commands::apply::{ApplyArgs, DiffArgs};
+use crate::commands::backend::BackendCmd;
+use crate::commands::certificate::CertificateCmd;
+use crate::commands::cluster::ClusterCmd;
+use crate::commands::config_check::ConfigCmd;
+use crate::commands::connection_limit::ConnectionLimitCmd;
+use crate::commands::docs::Shell;
+use crate::commands::frontend::FrontendCmd;
+use crate::commands::listener::ListenerCmd;
+use crate::commands::metrics::MetricsCmd;
+use crate::commands::state::StateCmd;
+use crate::commands::top::TopArgs;
 
 /// The help heading of the flags every subcommand takes.
 const GLOBAL: &str = "Global options";

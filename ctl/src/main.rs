@@ -2,28 +2,16 @@
 //! command socket (every other subcommand).
 //!
 //! This file is glue: parse, pick the family, report the outcome with its
-//! exit code. Requests are built by `sozu_command::requests`, the exchange
-//! lives in `session`, printing in `output` and `render`.
+//! exit code. The families of subcommands live in `commands/`, one file
+//! each; requests are built by `sozu_command::requests`, the exchange lives
+//! in `session`, printing in `output` and `render`.
 
-mod apply;
-mod backend;
-mod certificate;
 mod cli;
-mod cluster;
-mod config_check;
-mod connection_limit;
-mod control;
-mod docs;
+mod commands;
 mod error;
-mod events;
-mod frontend;
-mod listener;
-mod metrics;
 mod output;
 mod render;
 mod session;
-mod state;
-mod top;
 
 use std::process::ExitCode;
 
@@ -31,6 +19,10 @@ use clap::Parser;
 use clap::error::ErrorKind as ClapErrorKind;
 
 use crate::cli::{Args, Command};
+use crate::commands::{
+    apply, backend, certificate, cluster, config_check, connection_limit, control, docs, events,
+    frontend, listener, metrics, state, top,
+};
 use crate::error::CliError;
 use crate::output::Output;
 use crate::session::{Globals, Session};

@@ -9,6 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use anstyle::{AnsiColor, Color, Reset, Style};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use prettytable::Table;
 use serde::Serialize;
@@ -44,10 +45,15 @@ pub struct Output {
     stderr_is_terminal: bool,
 }
 
-const GREEN: &str = "\x1b[32m";
-const RED: &str = "\x1b[31m";
-const BOLD: &str = "\x1b[1m";
-const RESET: &str = "\x1b[0m";
+/// The styles of the result mark and the error label, each written as a
+/// colour then bold (`ESC[32m ESC[1m`), as before anstyle rendered them.
+const GREEN: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Green)));
+const RED: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Red)));
+const BOLD: Style = Style::new().bold();
+const RESET: Reset = Reset;
+/// Erases the screen and moves the cursor home (ECMA-48 ED 2 and CUP):
+/// cursor control, which anstyle (styles only) does not cover.
+const CLEAR_SCREEN: &str = "\x1b[2J\x1b[H";
 
 impl Output {
     /// Looks at the terminals and the environment.
@@ -71,7 +77,12 @@ impl Output {
             return;
         }
         if self.color {
-            write_stdout(&format!("{GREEN}{BOLD}✔{RESET} {text}\n"));
+            write_stdout(&format!(
+                "{}{}✔{} {text}\n",
+                GREEN.render(),
+                BOLD.render(),
+                RESET.render()
+            ));
         } else {
             write_stdout(&format!("{text}\n"));
         }
@@ -131,7 +142,7 @@ impl Output {
     /// Clears the terminal before a refreshed display (only on a terminal).
     pub fn clear_screen(&self) {
         if !self.json && std::io::stdout().is_terminal() {
-            write_stdout("\x1b[2J\x1b[H");
+            write_stdout(CLEAR_SCREEN);
         }
     }
 
@@ -148,7 +159,12 @@ impl Output {
         if self.json {
             self.json_line(&error.to_json());
         } else if self.color && self.stderr_is_terminal {
-            eprintln!("{RED}{BOLD}error:{RESET} {error}");
+            eprintln!(
+                "{}{}error:{} {error}",
+                RED.render(),
+                BOLD.render(),
+                RESET.render()
+            );
         } else {
             eprintln!("error: {error}");
         }
@@ -231,5 +247,17 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn styles_write_the_same_escape_codes_as_before() {
+        let mark = format!("{}{}✔{}", GREEN.render(), BOLD.render(), RESET.render());
+        assert_eq!(mark, "\x1b[32m\x1b[1m✔\x1b[0m");
+        assert_eq!(RED.render().to_string(), "\x1b[31m");
     }
 }

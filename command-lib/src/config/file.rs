@@ -19,10 +19,41 @@ use std::net::SocketAddr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::h2_settings::{for_each_h2_setting, impl_h2_fields};
 use crate::proto::command::{
     HealthCheckMode, LoadBalancingAlgorithms, LoadMetric, RulePosition, ShardMode, TlsVersion,
     UdpAffinityKey, UdpHealthMode,
 };
+
+/// Declares a struct with the `h2_*` fields of the table between the fields
+/// written before and after them.
+macro_rules! struct_with_h2_fields {
+    (
+        [$(($variant:ident, $field:ident, $ty:ty, $minimum:literal, $help:literal)),* $(,)?]
+        $(#[$meta:meta])* $vis:vis struct $name:ident { $($head:tt)* } { $($tail:tt)* }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($head)*
+            $(#[doc = $help] pub $field: Option<$ty>,)*
+            $($tail)*
+        }
+    };
+}
+
+/// A struct literal with every `h2_*` field of the table `None`.
+macro_rules! literal_with_h2_none {
+    (
+        [$(($variant:ident, $field:ident, $ty:ty, $minimum:literal, $help:literal)),* $(,)?]
+        $name:ident { $($head:tt)* } { $($tail:tt)* }
+    ) => {
+        $name {
+            $($head)*
+            $($field: None,)*
+            $($tail)*
+        }
+    };
+}
 
 /// A socket address written `"127.0.0.1:8080"` or `"[::1]:8080"`; refused
 /// with a message that shows the expected form.
@@ -191,10 +222,15 @@ pub enum ClientAuthConfig {
     Required,
 }
 
+for_each_h2_setting!(struct_with_h2_fields
 /// One `[[listeners]]` table. Keys that do not apply to the listener's
 /// protocol (TLS keys on an HTTP listener, `sticky_name` on TCP, ...) are
 /// accepted and ignored, as Sozu does; `hsts` and client authentication
 /// outside HTTPS are refused.
+///
+/// The `h2_*` keys are the fields of
+/// [`H2Setting`](crate::h2_settings::H2Setting), added to the struct from
+/// that one table.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileListenerConfig {
@@ -230,25 +266,7 @@ pub struct FileListenerConfig {
     pub request_timeout: Option<u32>,
     pub send_tls13_tickets: Option<u64>,
     pub alpn_protocols: Option<Vec<String>>,
-    pub h2_max_rst_stream_per_window: Option<u32>,
-    pub h2_max_ping_per_window: Option<u32>,
-    pub h2_max_settings_per_window: Option<u32>,
-    pub h2_max_empty_data_per_window: Option<u32>,
-    pub h2_max_window_update_stream0_per_window: Option<u32>,
-    pub h2_max_continuation_frames: Option<u32>,
-    pub h2_max_glitch_count: Option<u32>,
-    pub h2_initial_connection_window: Option<u32>,
-    pub h2_max_concurrent_streams: Option<u32>,
-    pub h2_stream_shrink_ratio: Option<u32>,
-    pub h2_max_rst_stream_lifetime: Option<u64>,
-    pub h2_max_rst_stream_abusive_lifetime: Option<u64>,
-    pub h2_max_rst_stream_emitted_lifetime: Option<u64>,
-    pub h2_max_header_list_size: Option<u32>,
-    pub h2_max_header_table_size: Option<u32>,
-    pub h2_max_header_fields: Option<u32>,
-    pub h2_stream_refusal_percent: Option<u32>,
-    pub h2_stream_idle_timeout_seconds: Option<u32>,
-    pub h2_graceful_shutdown_deadline_seconds: Option<u32>,
+} {
     pub sozu_id_header: Option<String>,
     pub strict_sni_binding: Option<bool>,
     pub disable_http11: Option<bool>,
@@ -264,12 +282,15 @@ pub struct FileListenerConfig {
     pub client_ca_certificates: Option<Vec<String>>,
     pub client_ca_crls: Option<Vec<String>>,
 }
+);
+
+for_each_h2_setting!(impl_h2_fields FileListenerConfig);
 
 impl FileListenerConfig {
     /// A listener with only an address and a protocol: what a frontend
     /// creates when no listener is declared at its address.
     pub fn implicit(address: SocketAddr, protocol: ListenerProtocol) -> Self {
-        FileListenerConfig {
+        for_each_h2_setting!(literal_with_h2_none FileListenerConfig {
             address: Address(address),
             protocol,
             interface: None,
@@ -302,25 +323,7 @@ impl FileListenerConfig {
             request_timeout: None,
             send_tls13_tickets: None,
             alpn_protocols: None,
-            h2_max_rst_stream_per_window: None,
-            h2_max_ping_per_window: None,
-            h2_max_settings_per_window: None,
-            h2_max_empty_data_per_window: None,
-            h2_max_window_update_stream0_per_window: None,
-            h2_max_continuation_frames: None,
-            h2_max_glitch_count: None,
-            h2_initial_connection_window: None,
-            h2_max_concurrent_streams: None,
-            h2_stream_shrink_ratio: None,
-            h2_max_rst_stream_lifetime: None,
-            h2_max_rst_stream_abusive_lifetime: None,
-            h2_max_rst_stream_emitted_lifetime: None,
-            h2_max_header_list_size: None,
-            h2_max_header_table_size: None,
-            h2_max_header_fields: None,
-            h2_stream_refusal_percent: None,
-            h2_stream_idle_timeout_seconds: None,
-            h2_graceful_shutdown_deadline_seconds: None,
+        } {
             sozu_id_header: None,
             strict_sni_binding: None,
             disable_http11: None,
@@ -335,7 +338,7 @@ impl FileListenerConfig {
             client_auth: None,
             client_ca_certificates: None,
             client_ca_crls: None,
-        }
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use super::{
     FrontendCertificate, ListenerConfig,
 };
 use crate::certificate::{CertificateError, ParsedCertificate, split_certificate_chain};
+use crate::h2_settings::{H2Fields, H2Setting};
 use crate::proto::command::{
     AddCertificate, CertificateAndKey, ClientAuthMode, CustomHttpAnswers, ForwardedHeaders,
     HstsConfig, HttpListenerConfig, HttpsListenerConfig, TcpListenerConfig, TlsVersion,
@@ -29,34 +30,6 @@ pub(super) const MIN_SNI_PREREAD_MAX_BYTES: u32 = 5;
 /// UDP listener defaults (not the global TCP timeouts).
 pub(super) const DEFAULT_UDP_TIMEOUT: u32 = 30;
 pub(super) const DEFAULT_UDP_MAX_RX_DATAGRAM_SIZE: u32 = 1_500;
-
-/// Copies the HTTP/2 tuning keys of a listener table into a listener
-/// message; both HTTP and HTTPS listener messages have the same fields.
-macro_rules! copy_h2_settings {
-    ($target:ident, $source:ident) => {
-        $target.h2_max_rst_stream_per_window = $source.h2_max_rst_stream_per_window;
-        $target.h2_max_ping_per_window = $source.h2_max_ping_per_window;
-        $target.h2_max_settings_per_window = $source.h2_max_settings_per_window;
-        $target.h2_max_empty_data_per_window = $source.h2_max_empty_data_per_window;
-        $target.h2_max_window_update_stream0_per_window =
-            $source.h2_max_window_update_stream0_per_window;
-        $target.h2_max_continuation_frames = $source.h2_max_continuation_frames;
-        $target.h2_max_glitch_count = $source.h2_max_glitch_count;
-        $target.h2_initial_connection_window = $source.h2_initial_connection_window;
-        $target.h2_max_concurrent_streams = $source.h2_max_concurrent_streams;
-        $target.h2_stream_shrink_ratio = $source.h2_stream_shrink_ratio;
-        $target.h2_max_rst_stream_lifetime = $source.h2_max_rst_stream_lifetime;
-        $target.h2_max_rst_stream_abusive_lifetime = $source.h2_max_rst_stream_abusive_lifetime;
-        $target.h2_max_rst_stream_emitted_lifetime = $source.h2_max_rst_stream_emitted_lifetime;
-        $target.h2_max_header_list_size = $source.h2_max_header_list_size;
-        $target.h2_max_header_table_size = $source.h2_max_header_table_size;
-        $target.h2_max_header_fields = $source.h2_max_header_fields;
-        $target.h2_stream_refusal_percent = $source.h2_stream_refusal_percent;
-        $target.h2_stream_idle_timeout_seconds = $source.h2_stream_idle_timeout_seconds;
-        $target.h2_graceful_shutdown_deadline_seconds =
-            $source.h2_graceful_shutdown_deadline_seconds;
-    };
-}
 
 impl Builder {
     pub(super) fn listener(
@@ -162,94 +135,11 @@ impl Builder {
         key: &str,
         listener: &FileListenerConfig,
     ) -> Result<(), ConfigError> {
-        let floors: [(&str, Option<u64>, u64); 15] = [
-            (
-                "h2_max_rst_stream_per_window",
-                listener.h2_max_rst_stream_per_window.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_ping_per_window",
-                listener.h2_max_ping_per_window.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_settings_per_window",
-                listener.h2_max_settings_per_window.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_empty_data_per_window",
-                listener.h2_max_empty_data_per_window.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_window_update_stream0_per_window",
-                listener
-                    .h2_max_window_update_stream0_per_window
-                    .map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_continuation_frames",
-                listener.h2_max_continuation_frames.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_glitch_count",
-                listener.h2_max_glitch_count.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_rst_stream_lifetime",
-                listener.h2_max_rst_stream_lifetime,
-                1,
-            ),
-            (
-                "h2_max_rst_stream_abusive_lifetime",
-                listener.h2_max_rst_stream_abusive_lifetime,
-                1,
-            ),
-            (
-                "h2_max_rst_stream_emitted_lifetime",
-                listener.h2_max_rst_stream_emitted_lifetime,
-                1,
-            ),
-            (
-                "h2_max_header_list_size",
-                listener.h2_max_header_list_size.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_header_table_size",
-                listener.h2_max_header_table_size.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_header_fields",
-                listener.h2_max_header_fields.map(u64::from),
-                1,
-            ),
-            (
-                "h2_max_concurrent_streams",
-                listener.h2_max_concurrent_streams.map(u64::from),
-                1,
-            ),
-            (
-                "h2_stream_shrink_ratio",
-                listener.h2_stream_shrink_ratio.map(u64::from),
-                2,
-            ),
-        ];
-        for (name, value, minimum) in floors {
-            if let Some(value) = value
-                && value < minimum
-            {
-                return Err(self.invalid(
-                    format!("{key}.{name}"),
-                    format!("{value} is below the minimum of {minimum}"),
-                ));
-            }
+        if let Some((setting, value)) = H2Setting::first_below_minimum(listener) {
+            return Err(self.invalid(
+                format!("{key}.{}", setting.name()),
+                format!("{value} is below the minimum of {}", setting.minimum()),
+            ));
         }
         Ok(())
     }
@@ -362,7 +252,7 @@ impl Builder {
             forwarded_headers: Some(forwarded_headers(listener.forwarded_headers) as i32),
             ..HttpListenerConfig::default()
         };
-        copy_h2_settings!(built, listener);
+        built.copy_h2_from(listener);
         Ok(built)
     }
 
@@ -485,7 +375,7 @@ impl Builder {
             client_ca_crls,
             ..HttpsListenerConfig::default()
         };
-        copy_h2_settings!(built, listener);
+        built.copy_h2_from(listener);
         Ok(built)
     }
 

@@ -58,28 +58,73 @@ impl ConfigState {
         let Some(request_type) = &change.request_type else {
             return undo;
         };
-        let requests = &mut undo.requests;
+        match request_type {
+            RequestType::AddHttpListener(_)
+            | RequestType::AddHttpsListener(_)
+            | RequestType::AddTcpListener(_)
+            | RequestType::UpdateHttpListener(_)
+            | RequestType::UpdateHttpsListener(_)
+            | RequestType::UpdateTcpListener(_)
+            | RequestType::RemoveListener(_)
+            | RequestType::ActivateListener(_)
+            | RequestType::DeactivateListener(_) => {
+                self.undo_listener_change(request_type, &mut undo)
+            }
+            RequestType::AddCluster(_)
+            | RequestType::RemoveCluster(_)
+            | RequestType::SetHealthCheck(_)
+            | RequestType::RemoveHealthCheck(_) => {
+                self.undo_cluster_change(request_type, &mut undo.requests)
+            }
+            RequestType::AddHttpFrontend(_)
+            | RequestType::AddHttpsFrontend(_)
+            | RequestType::AddTcpFrontend(_)
+            | RequestType::RemoveHttpFrontend(_)
+            | RequestType::RemoveHttpsFrontend(_)
+            | RequestType::RemoveTcpFrontend(_) => {
+                self.undo_frontend_change(request_type, &mut undo.requests)
+            }
+            RequestType::AddBackend(_) | RequestType::RemoveBackend(_) => {
+                self.undo_backend_change(request_type, &mut undo.requests)
+            }
+            RequestType::AddCertificate(_)
+            | RequestType::ReplaceCertificate(_)
+            | RequestType::RemoveCertificate(_) => {
+                self.undo_certificate_change(request_type, &mut undo.requests)
+            }
+            _ => {}
+        }
+        undo
+    }
+
+    /// Listener changes: a listener added is removed, an update or a
+    /// (de)activation is reversed, a removed listener comes back.
+    fn undo_listener_change(&self, request_type: &RequestType, undo: &mut Undo) {
         match request_type {
             RequestType::AddHttpListener(listener) => {
-                requests.push(remove_listener(listener.address, ListenerType::Http));
+                undo.requests
+                    .push(remove_listener(listener.address, ListenerType::Http));
             }
             RequestType::AddHttpsListener(listener) => {
-                requests.push(remove_listener(listener.address, ListenerType::Https));
+                undo.requests
+                    .push(remove_listener(listener.address, ListenerType::Https));
             }
             RequestType::AddTcpListener(listener) => {
-                requests.push(remove_listener(listener.address, ListenerType::Tcp));
+                undo.requests
+                    .push(remove_listener(listener.address, ListenerType::Tcp));
             }
             RequestType::UpdateHttpListener(update) => {
                 if let Some(old) = self.http_listeners.get(&update.address.to_socket_addr()) {
-                    requests.push(request(RequestType::UpdateHttpListener(http_update_from(
-                        old,
-                    ))));
+                    undo.requests
+                        .push(request(RequestType::UpdateHttpListener(http_update_from(
+                            old,
+                        ))));
                     undo.listener = Some(OldListener::Http(Box::new(old.clone())));
                 }
             }
             RequestType::UpdateHttpsListener(update) => {
                 if let Some(old) = self.https_listeners.get(&update.address.to_socket_addr()) {
-                    requests.push(request(RequestType::UpdateHttpsListener(
+                    undo.requests.push(request(RequestType::UpdateHttpsListener(
                         https_update_from(old),
                     )));
                     undo.listener = Some(OldListener::Https(Box::new(old.clone())));
@@ -87,7 +132,7 @@ impl ConfigState {
             }
             RequestType::UpdateTcpListener(update) => {
                 if let Some(old) = self.tcp_listeners.get(&update.address.to_socket_addr()) {
-                    requests.push(request(RequestType::UpdateTcpListener(
+                    undo.requests.push(request(RequestType::UpdateTcpListener(
                         UpdateTcpListenerConfig {
                             address: old.address,
                             public_address: None,
@@ -103,17 +148,20 @@ impl ConfigState {
             RequestType::RemoveListener(remove) => {
                 let address = remove.address.to_socket_addr();
                 if let Some(old) = self.http_listeners.get(&address) {
-                    requests.push(request(RequestType::AddHttpListener(old.clone())));
+                    undo.requests
+                        .push(request(RequestType::AddHttpListener(old.clone())));
                 } else if let Some(old) = self.https_listeners.get(&address) {
-                    requests.push(request(RequestType::AddHttpsListener(old.clone())));
+                    undo.requests
+                        .push(request(RequestType::AddHttpsListener(old.clone())));
                 } else if let Some(old) = self.tcp_listeners.get(&address) {
-                    requests.push(request(RequestType::AddTcpListener(old.clone())));
+                    undo.requests
+                        .push(request(RequestType::AddTcpListener(old.clone())));
                 }
             }
             RequestType::ActivateListener(activate)
                 if self.is_active(activate.address.to_socket_addr()) == Some(false) =>
             {
-                requests.push(request(RequestType::DeactivateListener(
+                undo.requests.push(request(RequestType::DeactivateListener(
                     DeactivateListener {
                         address: activate.address,
                         proxy: activate.proxy,
@@ -125,13 +173,22 @@ impl ConfigState {
             RequestType::DeactivateListener(deactivate)
                 if self.is_active(deactivate.address.to_socket_addr()) == Some(true) =>
             {
-                requests.push(request(RequestType::ActivateListener(ActivateListener {
-                    address: deactivate.address,
-                    proxy: deactivate.proxy,
-                    from_scm: false,
-                    interface: None,
-                })));
+                undo.requests
+                    .push(request(RequestType::ActivateListener(ActivateListener {
+                        address: deactivate.address,
+                        proxy: deactivate.proxy,
+                        from_scm: false,
+                        interface: None,
+                    })));
             }
+            _ => {}
+        }
+    }
+
+    /// Cluster and health check changes: a removed cluster comes back with
+    /// its frontends and backends.
+    fn undo_cluster_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddCluster(cluster) => match self.clusters.get(&cluster.cluster_id) {
                 Some(old) => requests.push(request(RequestType::AddCluster(old.clone()))),
                 None => requests.push(request(RequestType::RemoveCluster(
@@ -158,6 +215,23 @@ impl ConfigState {
                     }
                 }
             }
+            RequestType::SetHealthCheck(set) => {
+                if let Some(cluster) = self.clusters.get(&set.cluster_id) {
+                    requests.push(health_check_as_it_was(&set.cluster_id, cluster));
+                }
+            }
+            RequestType::RemoveHealthCheck(cluster_id) => {
+                if let Some(cluster) = self.clusters.get(cluster_id) {
+                    requests.push(health_check_as_it_was(cluster_id, cluster));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Frontend changes: an add is removed, a removed frontend comes back.
+    fn undo_frontend_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddHttpFrontend(front) => {
                 requests.push(request(RequestType::RemoveHttpFrontend(front.clone())));
             }
@@ -189,6 +263,13 @@ impl ConfigState {
                     requests.push(request(RequestType::AddTcpFrontend(old.clone())));
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Backend changes: an add restores the old backend or removes the new one.
+    fn undo_backend_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddBackend(backend) => {
                 let address = backend.address.to_socket_addr();
                 let old = self
@@ -211,6 +292,14 @@ impl ConfigState {
                     requests.push(request(RequestType::AddBackend(old.clone())));
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Certificate changes: added, replaced or removed certificates are
+    /// put back as they were.
+    fn undo_certificate_change(&self, request_type: &RequestType, requests: &mut Vec<Request>) {
+        match request_type {
             RequestType::AddCertificate(add) => {
                 if let Some(fingerprint) = fingerprint_of(&add.certificate)
                     && !self.has_certificate(add.address.to_socket_addr(), &fingerprint)
@@ -254,19 +343,8 @@ impl ConfigState {
                     })));
                 }
             }
-            RequestType::SetHealthCheck(set) => {
-                if let Some(cluster) = self.clusters.get(&set.cluster_id) {
-                    requests.push(health_check_as_it_was(&set.cluster_id, cluster));
-                }
-            }
-            RequestType::RemoveHealthCheck(cluster_id) => {
-                if let Some(cluster) = self.clusters.get(cluster_id) {
-                    requests.push(health_check_as_it_was(cluster_id, cluster));
-                }
-            }
             _ => {}
         }
-        undo
     }
 
     /// Takes a change back (see [`ConfigState::undo_of`]). Returns the
@@ -508,250 +586,4 @@ fn same<T: PartialEq + serde::Serialize>(what: &str, old: &T, new: &T) -> Result
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::command::{
-        AddBackend, CertificateAndKey, Cluster, HealthCheckConfig, PathRule, RequestHttpFrontend,
-        RequestTcpFrontend,
-    };
-
-    fn address(port: u16) -> SocketAddress {
-        SocketAddress::from(SocketAddr::from(([127, 0, 0, 1], port)))
-    }
-
-    fn self_signed(name: &str) -> CertificateAndKey {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
-        let certificate = params.self_signed(&key).unwrap();
-        CertificateAndKey {
-            certificate: certificate.pem(),
-            key: key.serialize_pem(),
-            ..Default::default()
-        }
-    }
-
-    fn http_listener(port: u16) -> HttpListenerConfig {
-        HttpListenerConfig {
-            address: address(port),
-            front_timeout: 60,
-            ..Default::default()
-        }
-    }
-
-    fn frontend(port: u16, host: &str, cluster: &str) -> RequestHttpFrontend {
-        RequestHttpFrontend {
-            cluster_id: Some(cluster.to_owned()),
-            address: address(port),
-            hostname: host.to_owned(),
-            path: PathRule::default(),
-            ..Default::default()
-        }
-    }
-
-    fn backend(cluster: &str, id: &str, port: u16) -> AddBackend {
-        AddBackend {
-            cluster_id: cluster.to_owned(),
-            backend_id: id.to_owned(),
-            address: address(port),
-            ..Default::default()
-        }
-    }
-
-    fn populated() -> (ConfigState, CertificateAndKey) {
-        let mut state = ConfigState::new();
-        let certificate = self_signed("secure.test");
-        let health = HealthCheckConfig {
-            uri: "/health".to_owned(),
-            interval: 5,
-            timeout: 2,
-            ..Default::default()
-        };
-        let setup: Vec<RequestType> = vec![
-            RequestType::AddHttpListener(HttpListenerConfig {
-                active: true,
-                ..http_listener(8080)
-            }),
-            RequestType::AddHttpsListener(HttpsListenerConfig {
-                address: address(8443),
-                ..Default::default()
-            }),
-            RequestType::AddTcpListener(TcpListenerConfig {
-                address: address(5000),
-                ..Default::default()
-            }),
-            RequestType::AddCluster(Cluster {
-                cluster_id: "app".to_owned(),
-                ..Default::default()
-            }),
-            RequestType::AddCluster(Cluster {
-                cluster_id: "db".to_owned(),
-                ..Default::default()
-            }),
-            RequestType::SetHealthCheck(SetHealthCheck {
-                cluster_id: "db".to_owned(),
-                config: health,
-            }),
-            RequestType::AddHttpFrontend(frontend(8080, "app.test", "app")),
-            RequestType::AddHttpsFrontend(frontend(8443, "secure.test", "app")),
-            RequestType::AddTcpFrontend(RequestTcpFrontend {
-                cluster_id: "db".to_owned(),
-                address: address(5000),
-                ..Default::default()
-            }),
-            RequestType::AddBackend(backend("app", "b1", 9001)),
-            RequestType::AddBackend(backend("db", "d1", 9002)),
-            RequestType::AddCertificate(AddCertificate {
-                address: address(8443),
-                certificate: certificate.clone(),
-                expired_at: None,
-            }),
-        ];
-        for change in setup {
-            state.dispatch(&change.into()).unwrap();
-        }
-        (state, certificate)
-    }
-
-    /// Every kind of change, applied then taken back, leaves the state
-    /// exactly as it was.
-    #[test]
-    fn every_kind_of_change_is_taken_back_exactly() {
-        let (state, certificate) = populated();
-        let fingerprint = certificate::parse_certificate_and_key(&certificate)
-            .unwrap()
-            .fingerprint
-            .to_string();
-        let other = self_signed("other.test");
-        let changes: Vec<RequestType> = vec![
-            RequestType::AddHttpListener(http_listener(8081)),
-            RequestType::UpdateHttpListener(UpdateHttpListenerConfig {
-                address: address(8080),
-                front_timeout: Some(5),
-                sozu_id_header: Some("X-Id".to_owned()),
-                ..Default::default()
-            }),
-            RequestType::UpdateHttpsListener(UpdateHttpsListenerConfig {
-                address: address(8443),
-                back_timeout: Some(7),
-                ..Default::default()
-            }),
-            RequestType::UpdateTcpListener(UpdateTcpListenerConfig {
-                address: address(5000),
-                connect_timeout: Some(9),
-                ..Default::default()
-            }),
-            RequestType::DeactivateListener(DeactivateListener {
-                address: address(8080),
-                proxy: ListenerType::Http as i32,
-                to_scm: false,
-                interface: None,
-            }),
-            RequestType::ActivateListener(ActivateListener {
-                address: address(5000),
-                proxy: ListenerType::Tcp as i32,
-                from_scm: false,
-                interface: None,
-            }),
-            RequestType::AddCluster(crate::proto::command::Cluster {
-                cluster_id: "new".to_owned(),
-                ..Default::default()
-            }),
-            RequestType::AddCluster(crate::proto::command::Cluster {
-                cluster_id: "app".to_owned(),
-                sticky_session: true,
-                ..Default::default()
-            }),
-            RequestType::RemoveCluster("app".to_owned()),
-            RequestType::RemoveCluster("db".to_owned()),
-            RequestType::AddHttpFrontend(frontend(8080, "more.test", "app")),
-            RequestType::RemoveHttpFrontend(frontend(8080, "app.test", "app")),
-            RequestType::RemoveHttpsFrontend(frontend(8443, "secure.test", "app")),
-            RequestType::RemoveTcpFrontend(RequestTcpFrontend {
-                cluster_id: "db".to_owned(),
-                address: address(5000),
-                ..Default::default()
-            }),
-            RequestType::AddBackend(backend("app", "b2", 9003)),
-            RequestType::AddBackend(AddBackend {
-                sticky_id: Some("s".to_owned()),
-                ..backend("app", "b1", 9001)
-            }),
-            RequestType::RemoveBackend(RemoveBackend {
-                cluster_id: "app".to_owned(),
-                backend_id: "b1".to_owned(),
-                address: address(9001),
-            }),
-            RequestType::AddCertificate(AddCertificate {
-                address: address(8443),
-                certificate: other.clone(),
-                expired_at: None,
-            }),
-            RequestType::ReplaceCertificate(ReplaceCertificate {
-                address: address(8443),
-                new_certificate: other,
-                old_fingerprint: fingerprint.clone(),
-                new_expired_at: None,
-            }),
-            RequestType::RemoveCertificate(RemoveCertificate {
-                address: address(8443),
-                fingerprint,
-            }),
-            RequestType::SetHealthCheck(SetHealthCheck {
-                cluster_id: "app".to_owned(),
-                config: HealthCheckConfig {
-                    uri: "/up".to_owned(),
-                    interval: 1,
-                    timeout: 1,
-                    ..Default::default()
-                },
-            }),
-            RequestType::RemoveHealthCheck("db".to_owned()),
-        ];
-        for change in changes {
-            let change: Request = change.into();
-            let mut changed = state.clone();
-            let undo = changed.undo_of(&change);
-            changed
-                .dispatch(&change)
-                .unwrap_or_else(|error| panic!("{}: {error}", change.kind_name()));
-            assert_ne!(changed, state, "{} changed nothing", change.kind_name());
-            let errors = changed.undo(&undo);
-            assert!(errors.is_empty(), "{}: {errors:?}", change.kind_name());
-            assert_eq!(changed, state, "{} was not taken back", change.kind_name());
-        }
-    }
-
-    #[test]
-    fn records_for_what_exists_are_compared() {
-        let (state, _) = populated();
-        let same = RequestType::AddHttpListener(http_listener(8080)).into();
-        assert_eq!(state.existing(&same), Some(Ok(())));
-        let other = RequestType::AddHttpListener(HttpListenerConfig {
-            front_timeout: 61,
-            ..http_listener(8080)
-        })
-        .into();
-        let difference = state.existing(&other).unwrap().unwrap_err();
-        assert!(
-            difference.contains("front_timeout is 60 here, 61 in the record"),
-            "{difference}"
-        );
-        let moved = RequestType::AddHttpFrontend(frontend(8080, "app.test", "db")).into();
-        let difference = state.existing(&moved).unwrap().unwrap_err();
-        assert!(difference.contains("cluster_id"), "{difference}");
-        let kind = RequestType::AddTcpListener(TcpListenerConfig {
-            address: address(8080),
-            ..Default::default()
-        })
-        .into();
-        assert!(
-            state
-                .existing(&kind)
-                .unwrap()
-                .unwrap_err()
-                .contains("HTTP listener")
-        );
-        let new = RequestType::AddHttpFrontend(frontend(8080, "new.test", "app")).into();
-        assert_eq!(state.existing(&new), None);
-    }
-}
+mod tests;

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 use sozu_command::config::Config;
 
-use crate::apply::{desired_state, steps};
+use super::apply::{desired_state, steps};
 use crate::error::CliError;
 use crate::output::{Block, Output};
 use crate::render;

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Subcommand, ValueEnum};
+use sozu_command::h2_settings::{H2Fields, H2Setting, H2Values};
 use sozu_command::proto::command::{
     AlpnProtocols, ForwardedHeaders, ListenerType, TlsVersion, UpdateHttpListenerConfig,
     UpdateHttpsListenerConfig, UpdateTcpListenerConfig,
@@ -143,66 +144,60 @@ impl HttpAdd {
     }
 }
 
-/// HTTP/2 protection limits a listener update may change.
-#[derive(Args, Debug, Clone, PartialEq, Eq, Default)]
+/// HTTP/2 protection limits a listener update may change: one
+/// `--h2-…` option per setting of [`H2Setting::ALL`], in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct H2Limits {
-    /// RST_STREAM frames allowed per window (at least 1)
-    #[arg(long)]
-    pub h2_max_rst_stream_per_window: Option<u32>,
-    /// PING frames allowed per window (at least 1)
-    #[arg(long)]
-    pub h2_max_ping_per_window: Option<u32>,
-    /// SETTINGS frames allowed per window (at least 1)
-    #[arg(long)]
-    pub h2_max_settings_per_window: Option<u32>,
-    /// Empty DATA frames allowed per window (at least 1)
-    #[arg(long)]
-    pub h2_max_empty_data_per_window: Option<u32>,
-    /// CONTINUATION frames allowed per header block (at least 1)
-    #[arg(long)]
-    pub h2_max_continuation_frames: Option<u32>,
-    /// Protocol anomalies tolerated before closing (at least 1)
-    #[arg(long)]
-    pub h2_max_glitch_count: Option<u32>,
-    /// Connection receive window, bytes
-    #[arg(long)]
-    pub h2_initial_connection_window: Option<u32>,
-    /// Concurrent streams per connection (at least 1)
-    #[arg(long)]
-    pub h2_max_concurrent_streams: Option<u32>,
-    /// Shrink ratio of recycled stream slots (at least 2)
-    #[arg(long)]
-    pub h2_stream_shrink_ratio: Option<u32>,
-    /// Lifetime floor of received RST_STREAM frames
-    #[arg(long)]
-    pub h2_max_rst_stream_lifetime: Option<u64>,
-    /// Floor of pre-response RST_STREAM frames
-    #[arg(long)]
-    pub h2_max_rst_stream_abusive_lifetime: Option<u64>,
-    /// Floor of provoked RST_STREAM frames the server sends
-    #[arg(long)]
-    pub h2_max_rst_stream_emitted_lifetime: Option<u64>,
-    /// Decoded header list size per request, bytes
-    #[arg(long)]
-    pub h2_max_header_list_size: Option<u32>,
-    /// HPACK dynamic table size accepted, bytes
-    #[arg(long)]
-    pub h2_max_header_table_size: Option<u32>,
-    /// Header fields per request
-    #[arg(long)]
-    pub h2_max_header_fields: Option<u32>,
-    /// Percent of the reset floor at which new streams are refused (0: never)
-    #[arg(long)]
-    pub h2_stream_refusal_percent: Option<u32>,
-    /// Idle timeout of a stream, seconds
-    #[arg(long)]
-    pub h2_stream_idle_timeout_seconds: Option<u32>,
-    /// Seconds after GOAWAY before closing (0: wait forever)
-    #[arg(long)]
-    pub h2_graceful_shutdown_deadline_seconds: Option<u32>,
-    /// Unsolicited connection WINDOW_UPDATE frames allowed per window
-    #[arg(long)]
-    pub h2_max_window_update_stream0_per_window: Option<u32>,
+    /// The options given.
+    pub values: H2Values,
+}
+
+impl FromArgMatches for H2Limits {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut limits = H2Limits::default();
+        limits.update_from_arg_matches(matches)?;
+        Ok(limits)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for &setting in H2Setting::ALL {
+            let value = if setting.is_u64() {
+                matches.get_one::<u64>(setting.name()).copied()
+            } else {
+                matches
+                    .get_one::<u32>(setting.name())
+                    .copied()
+                    .map(u64::from)
+            };
+            if value.is_some() {
+                self.values.set_h2(setting, value);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for H2Limits {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        H2Setting::ALL.iter().fold(command, |command, &setting| {
+            // The command is built once per run; clap keeps names as
+            // `&'static str` (its `string` feature is off).
+            let arg = Arg::new(setting.name())
+                .long(setting.option_name().leak() as &'static str)
+                .value_name(setting.name().to_uppercase().leak() as &'static str)
+                .action(ArgAction::Set)
+                .help(setting.description());
+            command.arg(if setting.is_u64() {
+                arg.value_parser(clap::value_parser!(u64))
+            } else {
+                arg.value_parser(clap::value_parser!(u32))
+            })
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
 }
 
 /// What `listener http update` and `listener https update` share: only the
@@ -459,95 +454,17 @@ const ADD_FLAGS: [(&str, &str); 3] = [
     ("address", "-a/--address"),
 ];
 
-/// Checks the HTTP/2 limits that must be at least 1 (2 for the ratio).
+/// Checks the HTTP/2 limits against their minimum (1, or 2 for the
+/// shrink ratio).
 fn check_h2(h2: &H2Limits) -> Result<(), CliError> {
-    let floors: [(&str, Option<u64>, u64); 15] = [
-        (
-            "--h2-max-rst-stream-per-window",
-            h2.h2_max_rst_stream_per_window.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-ping-per-window",
-            h2.h2_max_ping_per_window.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-settings-per-window",
-            h2.h2_max_settings_per_window.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-empty-data-per-window",
-            h2.h2_max_empty_data_per_window.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-continuation-frames",
-            h2.h2_max_continuation_frames.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-glitch-count",
-            h2.h2_max_glitch_count.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-concurrent-streams",
-            h2.h2_max_concurrent_streams.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-stream-shrink-ratio",
-            h2.h2_stream_shrink_ratio.map(u64::from),
-            2,
-        ),
-        (
-            "--h2-max-rst-stream-lifetime",
-            h2.h2_max_rst_stream_lifetime,
-            1,
-        ),
-        (
-            "--h2-max-rst-stream-abusive-lifetime",
-            h2.h2_max_rst_stream_abusive_lifetime,
-            1,
-        ),
-        (
-            "--h2-max-rst-stream-emitted-lifetime",
-            h2.h2_max_rst_stream_emitted_lifetime,
-            1,
-        ),
-        (
-            "--h2-max-header-list-size",
-            h2.h2_max_header_list_size.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-header-table-size",
-            h2.h2_max_header_table_size.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-header-fields",
-            h2.h2_max_header_fields.map(u64::from),
-            1,
-        ),
-        (
-            "--h2-max-window-update-stream0-per-window",
-            h2.h2_max_window_update_stream0_per_window.map(u64::from),
-            1,
-        ),
-    ];
-    for (flag, value, minimum) in floors {
-        if let Some(value) = value
-            && value < minimum
-        {
-            return Err(CliError::usage(format!(
-                "{flag}: {value} is below the minimum of {minimum}"
-            )));
-        }
+    match H2Setting::first_below_minimum(&h2.values) {
+        Some((setting, value)) => Err(CliError::usage(format!(
+            "--{}: {value} is below the minimum of {}",
+            setting.option_name(),
+            setting.minimum()
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn http_patch(update: &HttpUpdate) -> Result<UpdateHttpListenerConfig, CliError> {
@@ -556,8 +473,7 @@ fn http_patch(update: &HttpUpdate) -> Result<UpdateHttpListenerConfig, CliError>
         .answers()
         .load()
         .map_err(|error| CliError::from_request(error, &[("answer", "--answer-NNN")]))?;
-    let h2 = &update.h2;
-    Ok(UpdateHttpListenerConfig {
+    let mut patch = UpdateHttpListenerConfig {
         address: update.address.into(),
         public_address: update.public_address.map(Into::into),
         expect_proxy: update.expect_proxy(),
@@ -567,31 +483,14 @@ fn http_patch(update: &HttpUpdate) -> Result<UpdateHttpListenerConfig, CliError>
         connect_timeout: update.connect_timeout,
         request_timeout: update.request_timeout,
         http_answers,
-        h2_max_rst_stream_per_window: h2.h2_max_rst_stream_per_window,
-        h2_max_ping_per_window: h2.h2_max_ping_per_window,
-        h2_max_settings_per_window: h2.h2_max_settings_per_window,
-        h2_max_empty_data_per_window: h2.h2_max_empty_data_per_window,
-        h2_max_continuation_frames: h2.h2_max_continuation_frames,
-        h2_max_glitch_count: h2.h2_max_glitch_count,
-        h2_initial_connection_window: h2.h2_initial_connection_window,
-        h2_max_concurrent_streams: h2.h2_max_concurrent_streams,
-        h2_stream_shrink_ratio: h2.h2_stream_shrink_ratio,
-        h2_max_rst_stream_lifetime: h2.h2_max_rst_stream_lifetime,
-        h2_max_rst_stream_abusive_lifetime: h2.h2_max_rst_stream_abusive_lifetime,
-        h2_max_rst_stream_emitted_lifetime: h2.h2_max_rst_stream_emitted_lifetime,
-        h2_max_header_list_size: h2.h2_max_header_list_size,
-        h2_max_header_table_size: h2.h2_max_header_table_size,
-        h2_stream_idle_timeout_seconds: h2.h2_stream_idle_timeout_seconds,
-        h2_graceful_shutdown_deadline_seconds: h2.h2_graceful_shutdown_deadline_seconds,
-        h2_max_window_update_stream0_per_window: h2.h2_max_window_update_stream0_per_window,
         sozu_id_header: update.sozu_id_header.clone(),
-        h2_max_header_fields: h2.h2_max_header_fields,
         forwarded_headers: update
             .forwarded_headers
             .map(|mode| ForwardedHeaders::from(mode) as i32),
-        h2_stream_refusal_percent: h2.h2_stream_refusal_percent,
         ..UpdateHttpListenerConfig::default()
-    })
+    };
+    patch.copy_h2_from(&update.h2.values);
+    Ok(patch)
 }
 
 /// Runs a `listener` subcommand.
@@ -676,7 +575,7 @@ fn https(session: &mut Session, cmd: &HttpsListenerCmd) -> Result<(), CliError> 
             )
             .map_err(|error| CliError::from_request(error, &[("hsts", "--hsts-*")]))?;
             let base = http_patch(http)?;
-            let patch = UpdateHttpsListenerConfig {
+            let mut patch = UpdateHttpsListenerConfig {
                 address: base.address,
                 public_address: base.public_address,
                 expect_proxy: base.expect_proxy,
@@ -695,31 +594,12 @@ fn https(session: &mut Session, cmd: &HttpsListenerCmd) -> Result<(), CliError> 
                 },
                 strict_sni_binding: toggle(*strict_sni_binding, *no_strict_sni_binding),
                 disable_http11: toggle(*disable_http11, *enable_http11),
-                h2_max_rst_stream_per_window: base.h2_max_rst_stream_per_window,
-                h2_max_ping_per_window: base.h2_max_ping_per_window,
-                h2_max_settings_per_window: base.h2_max_settings_per_window,
-                h2_max_empty_data_per_window: base.h2_max_empty_data_per_window,
-                h2_max_continuation_frames: base.h2_max_continuation_frames,
-                h2_max_glitch_count: base.h2_max_glitch_count,
-                h2_initial_connection_window: base.h2_initial_connection_window,
-                h2_max_concurrent_streams: base.h2_max_concurrent_streams,
-                h2_stream_shrink_ratio: base.h2_stream_shrink_ratio,
-                h2_max_rst_stream_lifetime: base.h2_max_rst_stream_lifetime,
-                h2_max_rst_stream_abusive_lifetime: base.h2_max_rst_stream_abusive_lifetime,
-                h2_max_rst_stream_emitted_lifetime: base.h2_max_rst_stream_emitted_lifetime,
-                h2_max_header_list_size: base.h2_max_header_list_size,
-                h2_max_header_table_size: base.h2_max_header_table_size,
-                h2_stream_idle_timeout_seconds: base.h2_stream_idle_timeout_seconds,
-                h2_graceful_shutdown_deadline_seconds: base.h2_graceful_shutdown_deadline_seconds,
-                h2_max_window_update_stream0_per_window: base
-                    .h2_max_window_update_stream0_per_window,
                 sozu_id_header: base.sozu_id_header,
                 hsts,
-                h2_max_header_fields: base.h2_max_header_fields,
                 forwarded_headers: base.forwarded_headers,
-                h2_stream_refusal_percent: base.h2_stream_refusal_percent,
                 ..UpdateHttpsListenerConfig::default()
             };
+            patch.copy_h2_from(&http.h2.values);
             session.run(
                 &requests::listener_https_update(patch),
                 &format!("HTTPS listener {} updated", http.address),
@@ -826,121 +706,4 @@ fn deactivate(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::{Args, Command};
-    use clap::Parser;
-
-    fn listener(arguments: &[&str]) -> Result<ListenerCmd, clap::Error> {
-        let mut all = vec!["sozu", "listener"];
-        all.extend_from_slice(arguments);
-        match Args::try_parse_from(all)?.command {
-            Command::Listener { cmd } => Ok(cmd),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn add_takes_short_and_long_address() {
-        for flag in ["-a", "--address"] {
-            let parsed =
-                listener(&["http", "add", flag, "0.0.0.0:80", "--sticky-name", "S"]).unwrap();
-            let ListenerCmd::Http {
-                cmd: HttpListenerCmd::Add(add),
-            } = parsed
-            else {
-                panic!("http add");
-            };
-            assert_eq!(add.address, "0.0.0.0:80".parse().unwrap());
-            assert_eq!(add.settings().sticky_name.as_deref(), Some("S"));
-        }
-    }
-
-    #[test]
-    fn https_add_parses_versions() {
-        let parsed = listener(&[
-            "https",
-            "add",
-            "-a",
-            "0.0.0.0:443",
-            "--tls-versions",
-            "TLS_V12",
-            "--tls-versions",
-            "TLS_V13",
-        ])
-        .unwrap();
-        let ListenerCmd::Https {
-            cmd: HttpsListenerCmd::Add { tls_versions, .. },
-        } = parsed
-        else {
-            panic!("https add");
-        };
-        assert_eq!(tls_versions, [TlsVersion::TlsV12, TlsVersion::TlsV13]);
-        assert!(
-            listener(&[
-                "https",
-                "add",
-                "-a",
-                "0.0.0.0:443",
-                "--tls-versions",
-                "SSLv3"
-            ])
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn update_toggles_are_tri_state() {
-        let update = |extra: &[&str]| {
-            let mut arguments = vec!["http", "update", "-a", "127.0.0.1:80"];
-            arguments.extend_from_slice(extra);
-            let ListenerCmd::Http {
-                cmd: HttpListenerCmd::Update(update),
-            } = listener(&arguments).unwrap()
-            else {
-                panic!("http update");
-            };
-            http_patch(&update).unwrap()
-        };
-        assert_eq!(update(&[]).expect_proxy, None);
-        assert_eq!(update(&["--expect-proxy"]).expect_proxy, Some(true));
-        assert_eq!(update(&["--no-expect-proxy"]).expect_proxy, Some(false));
-        assert_eq!(update(&["--front-timeout", "9"]).front_timeout, Some(9));
-        assert!(update(&[]).http_answers.is_none());
-        let ListenerCmd::Http {
-            cmd: HttpListenerCmd::Update(zero),
-        } = listener(&[
-            "http",
-            "update",
-            "-a",
-            "127.0.0.1:80",
-            "--h2-max-ping-per-window",
-            "0",
-        ])
-        .unwrap()
-        else {
-            panic!("http update");
-        };
-        assert!(
-            http_patch(&zero)
-                .unwrap_err()
-                .message
-                .contains("--h2-max-ping-per-window")
-        );
-    }
-
-    #[test]
-    fn hsts_disabled_conflicts_with_enabling_options() {
-        assert!(
-            listener(&[
-                "https",
-                "update",
-                "-a",
-                "127.0.0.1:443",
-                "--hsts-disabled",
-                "--hsts-preload"
-            ])
-            .is_err()
-        );
-    }
-}
+mod tests;
