@@ -201,21 +201,13 @@ fn load_saved_state(config: &Config, state: &mut ConfigState) -> Result<(), Stri
     if !saved.exists() {
         return Ok(());
     }
-    let records =
-        file::read_records(saved, config.max_state_file_size).map_err(|error| error.to_string())?;
-    let mut refused = 0;
-    for record in records {
-        let applied = record
-            .map_err(|error| error.to_string())
-            .and_then(|record| {
-                sozu_proxy::enforceable::check(&record.request)?;
-                file::apply_record(state, &record).map_err(|error| error.to_string())
-            });
-        if let Err(error) = applied {
-            refused += 1;
-            tracing::error!(file = %saved.display(), %error, "saved state record skipped");
-        }
+    let bytes =
+        file::read_bounded(saved, config.max_state_file_size).map_err(|error| error.to_string())?;
+    let report = file::load_checked(state, &bytes, sozu_proxy::enforceable::check);
+    for error in &report.errors {
+        tracing::error!(file = %saved.display(), %error, "saved state record skipped");
     }
+    let refused = report.errors.len();
     tracing::info!(file = %saved.display(), refused, "saved state loaded");
     Ok(())
 }

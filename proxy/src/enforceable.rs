@@ -6,6 +6,7 @@
 //! feature or field. The daemon runs the same check before changing its own
 //! state, so the main process and the workers never disagree.
 
+use sozu_command::h2_settings::{H2Fields, H2Setting};
 use sozu_command::proto::command::{
     Cluster, HttpListenerConfig, LoadBalancingAlgorithms, ProxyProtocolConfig, Request,
     RequestHttpFrontend, RequestTcpFrontend, request::RequestType,
@@ -27,89 +28,13 @@ macro_rules! refuse_if_set {
     };
 }
 
-/// Every HTTP/2 setting of a listener message, by name, and whether it is
-/// set: the same fields in the four listener messages.
-macro_rules! h2_settings {
-    ($message:ident) => {
-        [
-            (
-                "h2_max_rst_stream_per_window",
-                $message.h2_max_rst_stream_per_window.is_some(),
-            ),
-            (
-                "h2_max_ping_per_window",
-                $message.h2_max_ping_per_window.is_some(),
-            ),
-            (
-                "h2_max_settings_per_window",
-                $message.h2_max_settings_per_window.is_some(),
-            ),
-            (
-                "h2_max_empty_data_per_window",
-                $message.h2_max_empty_data_per_window.is_some(),
-            ),
-            (
-                "h2_max_continuation_frames",
-                $message.h2_max_continuation_frames.is_some(),
-            ),
-            (
-                "h2_max_glitch_count",
-                $message.h2_max_glitch_count.is_some(),
-            ),
-            (
-                "h2_initial_connection_window",
-                $message.h2_initial_connection_window.is_some(),
-            ),
-            (
-                "h2_max_concurrent_streams",
-                $message.h2_max_concurrent_streams.is_some(),
-            ),
-            (
-                "h2_stream_shrink_ratio",
-                $message.h2_stream_shrink_ratio.is_some(),
-            ),
-            (
-                "h2_max_rst_stream_lifetime",
-                $message.h2_max_rst_stream_lifetime.is_some(),
-            ),
-            (
-                "h2_max_rst_stream_abusive_lifetime",
-                $message.h2_max_rst_stream_abusive_lifetime.is_some(),
-            ),
-            (
-                "h2_max_rst_stream_emitted_lifetime",
-                $message.h2_max_rst_stream_emitted_lifetime.is_some(),
-            ),
-            (
-                "h2_max_header_list_size",
-                $message.h2_max_header_list_size.is_some(),
-            ),
-            (
-                "h2_stream_idle_timeout_seconds",
-                $message.h2_stream_idle_timeout_seconds.is_some(),
-            ),
-            (
-                "h2_max_header_table_size",
-                $message.h2_max_header_table_size.is_some(),
-            ),
-            (
-                "h2_graceful_shutdown_deadline_seconds",
-                $message.h2_graceful_shutdown_deadline_seconds.is_some(),
-            ),
-            (
-                "h2_max_window_update_stream0_per_window",
-                $message.h2_max_window_update_stream0_per_window.is_some(),
-            ),
-            (
-                "h2_max_header_fields",
-                $message.h2_max_header_fields.is_some(),
-            ),
-            (
-                "h2_stream_refusal_percent",
-                $message.h2_stream_refusal_percent.is_some(),
-            ),
-        ]
-    };
+/// Every HTTP/2 setting of a listener message (the one list,
+/// [`H2Setting::ALL`]), by name, and whether it is set.
+fn h2_settings(message: &impl H2Fields) -> Vec<(&'static str, bool)> {
+    H2Setting::ALL
+        .iter()
+        .map(|&setting| (setting.name(), message.h2(setting).is_some()))
+        .collect()
 }
 
 /// Checks that the proxy can enforce `request`.
@@ -126,7 +51,7 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
             if update.client_auth_policy.is_some() {
                 return refuse("mutual TLS (client certificates)");
             }
-            check_unenforced_h2(&h2_settings!(update), "update_https_listener")?;
+            check_unenforced_h2(&h2_settings(update), "update_https_listener")?;
             check_h2_limits(
                 update.h2_max_concurrent_streams,
                 update.h2_max_header_list_size,
@@ -141,7 +66,7 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
         RequestType::AddTcpFrontend(frontend) => check_tcp_frontend(frontend),
         RequestType::UpdateHttpListener(update) => {
             refuse_if_set!(update.public_address, "update_http_listener");
-            check_http_listener_h2(&h2_settings!(update), "update_http_listener")
+            check_http_listener_h2(&h2_settings(update), "update_http_listener")
         }
         RequestType::AddCluster(cluster) => check_cluster(cluster),
         RequestType::AddHttpFrontend(frontend) | RequestType::AddHttpsFrontend(frontend) => {
@@ -183,14 +108,18 @@ pub fn check(request: &Request) -> Result<(), Unsupported> {
 }
 
 /// The HTTP/2 settings HTTPS listeners enforce (through hyper's server).
-const ENFORCED_H2_SETTINGS: [&str; 2] = ["h2_max_concurrent_streams", "h2_max_header_list_size"];
+const ENFORCED_H2_SETTINGS: [H2Setting; 2] = [
+    H2Setting::MaxConcurrentStreams,
+    H2Setting::MaxHeaderListSize,
+];
 
 /// Refuses, by name, the HTTP/2 settings an HTTPS listener cannot enforce.
 fn check_unenforced_h2(settings: &[(&str, bool)], context: &str) -> Result<(), Unsupported> {
-    match settings
-        .iter()
-        .find(|(name, set)| *set && !ENFORCED_H2_SETTINGS.contains(name))
-    {
+    match settings.iter().find(|(name, set)| {
+        *set && !ENFORCED_H2_SETTINGS
+            .iter()
+            .any(|enforced| enforced.name() == *name)
+    }) {
         Some((name, _)) => refuse(format_args!("{context} field '{name}'")),
         None => Ok(()),
     }
@@ -222,7 +151,7 @@ fn check_h2_limits(
 
 fn check_http_listener(listener: &HttpListenerConfig) -> Result<(), Unsupported> {
     refuse_if_set!(listener.interface, "add_http_listener");
-    check_http_listener_h2(&h2_settings!(listener), "add_http_listener")
+    check_http_listener_h2(&h2_settings(listener), "add_http_listener")
 }
 
 fn check_https_listener(
@@ -235,7 +164,7 @@ fn check_https_listener(
     {
         return refuse("mutual TLS (client certificates)");
     }
-    check_unenforced_h2(&h2_settings!(listener), "add_https_listener")?;
+    check_unenforced_h2(&h2_settings(listener), "add_https_listener")?;
     check_h2_limits(
         listener.h2_max_concurrent_streams,
         listener.h2_max_header_list_size,

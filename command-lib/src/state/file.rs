@@ -528,13 +528,29 @@ pub fn read_records(
 
 /// Applies every record of `bytes` to `state`, keeping going past bad ones.
 pub fn load(state: &mut ConfigState, bytes: &[u8]) -> LoadReport {
+    load_checked(state, bytes, |_| Ok(()))
+}
+
+/// As [`load`], with one more check each record must pass before it is
+/// applied (a daemon passes what its workers can enforce): a record it
+/// refuses is reported with its position and the reason, and skipped.
+pub fn load_checked(
+    state: &mut ConfigState,
+    bytes: &[u8],
+    mut check: impl FnMut(&Request) -> Result<(), String>,
+) -> LoadReport {
     let mut report = LoadReport::default();
     for record in records(bytes) {
-        match record {
-            Ok(record) => match apply_record(state, &record) {
-                Ok(()) => report.applied += 1,
-                Err(error) => report.errors.push(error),
-            },
+        let applied = record.and_then(|record| {
+            check(&record.request).map_err(|reason| RecordError {
+                number: record.number,
+                offset: record.offset,
+                reason: format!("{} refused: {reason}", record.request.kind_name()),
+            })?;
+            apply_record(state, &record)
+        });
+        match applied {
+            Ok(()) => report.applied += 1,
             Err(error) => report.errors.push(error),
         }
     }

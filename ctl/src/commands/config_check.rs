@@ -8,7 +8,9 @@ use clap::Subcommand;
 use serde_json::json;
 use sozu_command::config::Config;
 
-use super::apply::{desired_state, steps};
+use sozu_command::state::file;
+
+use super::apply::{describe, desired_state, steps};
 use crate::error::CliError;
 use crate::output::{Block, Output};
 use crate::render;
@@ -22,7 +24,9 @@ pub enum ConfigCmd {
 
 /// Checks the `saved_state` file the daemon would load at start, when there
 /// is one: each record must apply on top of the configuration, with the
-/// checks the daemon applies (see `sozu_command::validate`).
+/// checks the daemon applies (`sozu_command::validate` through the state,
+/// and what the workers can enforce). The file is read as the daemon reads
+/// it: only a regular file, at most `max_state_file_size` bytes.
 fn check_saved_state(
     config: &Config,
     state: &sozu_command::state::ConfigState,
@@ -30,9 +34,9 @@ fn check_saved_state(
     let Some(saved) = config.saved_state.as_ref().filter(|path| path.exists()) else {
         return Ok(());
     };
-    let bytes = std::fs::read(saved)
-        .map_err(|error| CliError::usage(format!("saved_state {}: {error}", saved.display())))?;
-    let report = sozu_command::state::file::load(&mut state.clone(), &bytes);
+    let bytes = file::read_bounded(saved, config.max_state_file_size)
+        .map_err(|error| CliError::usage(format!("saved_state: {error}")))?;
+    let report = file::load_checked(&mut state.clone(), &bytes, sozu_proxy::enforceable::check);
     if report.errors.is_empty() {
         return Ok(());
     }
@@ -46,6 +50,21 @@ fn check_saved_state(
     )))
 }
 
+/// The state the file describes, refused as `sozu start` refuses it when
+/// a request asks for something this daemon cannot enforce.
+fn startable_state(config: &Config) -> Result<sozu_command::state::ConfigState, CliError> {
+    let initial = config
+        .initial_state(sozu_proxy::enforceable::check)
+        .map_err(|refused| {
+            CliError::usage(format!(
+                "{} cannot be started by this daemon: {}",
+                describe(&refused.request).1,
+                refused.reason
+            ))
+        })?;
+    Ok(initial.state)
+}
+
 /// `config check`: exit 0 when the file is valid, 2 when it is not.
 pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
     let Some(file) = file else {
@@ -54,7 +73,8 @@ pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
         ));
     };
     let config = Config::load(file).map_err(|error| CliError::usage(error.to_string()))?;
-    let state = desired_state(&config)?;
+    desired_state(&config)?;
+    let state = startable_state(&config)?;
     check_saved_state(&config, &state)?;
     let requests = config.requests();
     if out.is_json() {

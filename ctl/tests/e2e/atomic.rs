@@ -289,6 +289,27 @@ fn a_saved_state_with_a_bad_record_starts_skipping_it_by_name_and_config_check_r
 }
 
 #[test]
+fn config_check_refuses_what_start_refuses() {
+    // Valid for the state, but nothing an HTTP (HTTP/1.1 only) listener can
+    // enforce: `sozu start` refuses it, and `config check` says so first.
+    let port = free_port();
+    let folder = tempfile::tempdir().unwrap();
+    let config = format!("{}h2_max_concurrent_streams = 10\n", basic_config(port, ""));
+    std::fs::write(folder.path().join("config.toml"), &config).unwrap();
+
+    let check = harness::sozu(folder.path(), &["-c", "config.toml", "config", "check"]);
+    let message = stderr_of(&check);
+    assert_eq!(check.status.code(), Some(2), "{message}");
+    assert!(message.contains("h2_max_concurrent_streams"), "{message}");
+    assert!(message.contains("HTTP/1.1 only"), "{message}");
+
+    let start = harness::sozu(folder.path(), &["start", "-c", "config.toml"]);
+    let refusal = stderr_of(&start);
+    assert_eq!(start.status.code(), Some(2), "{refusal}");
+    assert!(refusal.contains("h2_max_concurrent_streams"), "{refusal}");
+}
+
+#[test]
 fn a_reload_with_a_bad_frontend_changes_nothing_anywhere() {
     let port = free_port();
     let mut daemon = Daemon::start(&basic_config(port, ""));
