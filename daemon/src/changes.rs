@@ -62,7 +62,7 @@ async fn apply_change_inner(
 ) -> Result<(), String> {
     sozu_proxy::enforceable::check(request)?;
     if ConfigState::changes_state(request) {
-        // Everywhere or nowhere: see `changes`.
+        // Everywhere or nowhere: see `apply` below.
         return apply(main, request, || {
             if let Some(progress) = progress {
                 let _ = progress.send(Response::processing("Processing worker request..."));

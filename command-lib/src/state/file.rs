@@ -518,14 +518,6 @@ pub fn record_count(bytes: &[u8]) -> usize {
         .count()
 }
 
-/// Reads the state file at `path` into records (see [`read_bounded`]).
-pub fn read_records(
-    path: &Path,
-    max_size: u64,
-) -> Result<Vec<Result<StateRecord, RecordError>>, StateFileError> {
-    Ok(parse_records(&read_bounded(path, max_size)?))
-}
-
 /// Applies every record of `bytes` to `state`, keeping going past bad ones.
 pub fn load(state: &mut ConfigState, bytes: &[u8]) -> LoadReport {
     load_checked(state, bytes, |_| Ok(()))

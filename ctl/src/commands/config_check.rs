@@ -10,7 +10,7 @@ use sozu_command::config::Config;
 
 use sozu_command::state::file;
 
-use super::apply::{describe, desired_state, steps};
+use super::apply::{describe, steps};
 use crate::error::CliError;
 use crate::output::{Block, Output};
 use crate::render;
@@ -50,17 +50,23 @@ fn check_saved_state(
     )))
 }
 
-/// The state the file describes, refused as `sozu start` refuses it when
-/// a request asks for something this daemon cannot enforce.
+/// The state the file describes, refused as `sozu start` refuses it: a
+/// request the state refuses (worded as `sozu apply` words it), or one
+/// asking for something this daemon's workers cannot enforce.
 fn startable_state(config: &Config) -> Result<sozu_command::state::ConfigState, CliError> {
     let initial = config
         .initial_state(sozu_proxy::enforceable::check)
         .map_err(|refused| {
-            CliError::usage(format!(
-                "{} cannot be started by this daemon: {}",
-                describe(&refused.request).1,
-                refused.reason
-            ))
+            let what = describe(&refused.request).1;
+            let unenforceable = sozu_proxy::enforceable::check(&refused.request).is_err();
+            CliError::usage(if unenforceable {
+                format!(
+                    "{what} cannot be started by this daemon: {}",
+                    refused.reason
+                )
+            } else {
+                format!("-f/--file: {what} cannot be applied: {}", refused.reason)
+            })
         })?;
     Ok(initial.state)
 }
@@ -73,7 +79,6 @@ pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
         ));
     };
     let config = Config::load(file).map_err(|error| CliError::usage(error.to_string()))?;
-    desired_state(&config)?;
     let state = startable_state(&config)?;
     check_saved_state(&config, &state)?;
     let requests = config.requests();

@@ -19,27 +19,12 @@ use sozu_command::proto::command::{
 
 /// The cluster hashes of the main process and of each worker, by source.
 fn hashes(daemon: &Daemon) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let answer = daemon.ok(RequestType::QueryClustersHashes(Default::default()));
-    let Some(ContentType::WorkerResponses(responses)) = answer.content.and_then(|c| c.content_type)
-    else {
-        panic!("unexpected answer to QUERY_CLUSTERS_HASHES")
-    };
-    responses
-        .map
-        .into_iter()
-        .map(|(source, content)| match content.content_type {
-            Some(ContentType::ClusterHashes(hashes)) => (source, hashes.map.into_iter().collect()),
-            other => panic!("{source} answered {other:?}"),
-        })
-        .collect()
+    harness::process::cluster_hashes(&daemon.socket).expect("an answer to QUERY_CLUSTERS_HASHES")
 }
 
 /// Whether the main process and every worker hold the same clusters.
 fn agree(daemon: &Daemon) -> bool {
-    let all = hashes(daemon);
-    let mut values = all.values();
-    let first = values.next().cloned();
-    all.len() == daemon.worker_pids().len() + 1 && values.all(|other| Some(other) == first.as_ref())
+    harness::process::hashes_agree(&hashes(daemon), daemon.worker_pids().len())
 }
 
 fn assert_agree(daemon: &Daemon) {

@@ -9,19 +9,8 @@ use crate::harness;
 use std::time::Duration;
 
 use harness::backend::Backend;
+use harness::process::gone;
 use harness::{Daemon, basic_config, client, code, free_port, wait_until};
-
-/// Whether process `pid` is gone: no such process, or a zombie nobody
-/// reaped yet (it runs no code any more).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // `pid (name) STATE ...`: the state follows the last parenthesis.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-    }
-}
 
 /// A daemon with 2 workers serving `app.test` from a backend that keeps
 /// every connection open between requests, and enough traffic that both

@@ -7,9 +7,10 @@
 //! listener. Everything is behind `Rc`/`RefCell`, never a lock: the server
 //! and its connections run on one thread.
 //!
-//! This module sits at the bottom of the proxy's own modules: the protocol
-//! modules (`http`, `http2`, `tcp`, `health`, …), the listeners and the
-//! server import it, and it imports none of them.
+//! This module sits above the building blocks (router, balancer, pool,
+//! metrics, TLS, …), which it imports, and below the protocol modules
+//! (`http`, `http2`, `tcp`, `health`, …), the listeners and the server,
+//! which import it; it imports none of them.
 
 mod cluster;
 mod listener;

@@ -22,7 +22,8 @@ use crate::context::{HttpListener, Shared};
 use crate::handle::ListenSocket;
 use crate::tcp::TcpListener;
 
-pub use accept::{bind, is_resource_exhaustion};
+pub(crate) use accept::bind;
+pub use accept::is_resource_exhaustion;
 
 /// What a listener serves, with the state its connections share.
 pub(crate) enum ListenerKind {

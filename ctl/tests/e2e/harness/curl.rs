@@ -8,7 +8,6 @@ use std::process::{Command, Output};
 #[derive(Debug)]
 pub struct CurlRun {
     pub success: bool,
-    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -24,7 +23,6 @@ pub fn curl(args: &[String]) -> CurlRun {
         .unwrap_or_else(|error| panic!("curl could not run (is it installed?): {error}"));
     CurlRun {
         success: output.status.success(),
-        code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }

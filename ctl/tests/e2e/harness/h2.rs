@@ -169,7 +169,6 @@ pub async fn get(client: &H2Client, authority: &str, path: &str) -> Result<H2Ans
 pub struct SeenH2 {
     pub version: Version,
     pub method: String,
-    pub scheme: Option<String>,
     pub authority: Option<String>,
     pub path: String,
     pub headers: HeaderMap,
@@ -180,7 +179,6 @@ pub struct SeenH2 {
 /// every request with `status` and its name as body after `delay`.
 pub struct H2Backend {
     pub address: SocketAddr,
-    pub name: String,
     /// Every request received, in order.
     pub seen: Arc<Mutex<Vec<SeenH2>>>,
     /// TCP connections accepted.
@@ -266,7 +264,6 @@ impl H2Backend {
         });
         H2Backend {
             address,
-            name: name.to_owned(),
             seen,
             connections,
             in_flight,
@@ -363,7 +360,6 @@ async fn answer(
     served.seen.lock().unwrap().push(SeenH2 {
         version: parts.version,
         method: parts.method.to_string(),
-        scheme: parts.uri.scheme_str().map(str::to_owned),
         authority: parts.uri.authority().map(|a| a.to_string()),
         path: parts
             .uri

@@ -7,13 +7,12 @@
 //! Nothing here sleeps to wait for readiness: every wait polls a condition
 //! with a deadline.
 
-#![allow(dead_code)]
-
 pub mod backend;
 pub mod client;
 pub mod curl;
 pub mod fake;
 pub mod h2;
+pub mod process;
 pub mod tls;
 pub mod websocket;
 
@@ -523,14 +522,6 @@ impl Events {
     /// Reads whatever arrives within `window`.
     pub fn drain(&mut self, window: Duration) {
         let _ = self.wait_for(window, |_| false);
-    }
-
-    /// How many events of `kind` were seen.
-    pub fn seen_of(&self, kind: sozu_command::proto::command::EventKind) -> usize {
-        self.seen
-            .iter()
-            .filter(|event| event.kind == kind as i32)
-            .count()
     }
 }
 
