@@ -411,7 +411,10 @@ fn health_check_as_it_was(cluster_id: &str, cluster: &crate::proto::command::Clu
 
 /// An update that sets back every field an HTTP listener had a value for
 /// (fields a worker refuses in updates, like `public_address`, are left
-/// out: they cannot have changed).
+/// out: they cannot have changed). A worker replays it; an update cannot
+/// unset a field, so the switches the listener did not set are set to
+/// what an unset one means (off, and forwarding header kind 0, as the
+/// proxy reads them), which leaves the worker behaving as before.
 fn http_update_from(old: &HttpListenerConfig) -> UpdateHttpListenerConfig {
     UpdateHttpListenerConfig {
         address: old.address,
@@ -424,16 +427,17 @@ fn http_update_from(old: &HttpListenerConfig) -> UpdateHttpListenerConfig {
         http_answers: old.http_answers.clone(),
         sozu_id_header: old.sozu_id_header.clone(),
         answers: old.answers.clone(),
-        elide_x_real_ip: old.elide_x_real_ip,
-        send_x_real_ip: old.send_x_real_ip,
-        forwarded_headers: old.forwarded_headers,
+        elide_x_real_ip: old.elide_x_real_ip.or(Some(false)),
+        send_x_real_ip: old.send_x_real_ip.or(Some(false)),
+        forwarded_headers: old.forwarded_headers.or(Some(0)),
         ..Default::default()
     }
 }
 
-/// As [`http_update_from`], for HTTPS.
+/// As [`http_update_from`], for HTTPS, with the HTTP/2 settings the
+/// listener had.
 fn https_update_from(old: &HttpsListenerConfig) -> UpdateHttpsListenerConfig {
-    UpdateHttpsListenerConfig {
+    let mut update = UpdateHttpsListenerConfig {
         address: old.address,
         expect_proxy: Some(old.expect_proxy),
         sticky_name: Some(old.sticky_name.clone()),
@@ -444,16 +448,18 @@ fn https_update_from(old: &HttpsListenerConfig) -> UpdateHttpsListenerConfig {
         http_answers: old.http_answers.clone(),
         sozu_id_header: old.sozu_id_header.clone(),
         answers: old.answers.clone(),
-        elide_x_real_ip: old.elide_x_real_ip,
-        send_x_real_ip: old.send_x_real_ip,
-        forwarded_headers: old.forwarded_headers,
+        elide_x_real_ip: old.elide_x_real_ip.or(Some(false)),
+        send_x_real_ip: old.send_x_real_ip.or(Some(false)),
+        forwarded_headers: old.forwarded_headers.or(Some(0)),
         alpn_protocols: Some(crate::proto::command::AlpnProtocols {
             values: old.alpn_protocols.clone(),
         }),
         strict_sni_binding: old.strict_sni_binding,
         disable_http11: old.disable_http11,
         ..Default::default()
-    }
+    };
+    crate::h2_settings::H2Fields::copy_h2_from(&mut update, old);
+    update
 }
 
 impl ConfigState {

@@ -210,6 +210,42 @@ fn every_kind_of_change_is_taken_back_exactly() {
     }
 }
 
+/// A worker takes a listener update back by replaying the undo's requests
+/// (it cannot restore a snapshot): the settings it reads come back.
+#[test]
+fn a_worker_replaying_a_listener_update_undo_gets_its_settings_back() {
+    let mut state = ConfigState::new();
+    let https = HttpsListenerConfig {
+        address: address(9443),
+        h2_max_concurrent_streams: Some(50),
+        ..Default::default()
+    };
+    state
+        .dispatch(&request(RequestType::AddHttpsListener(https.clone())))
+        .unwrap();
+    let update = request(RequestType::UpdateHttpsListener(
+        UpdateHttpsListenerConfig {
+            address: address(9443),
+            h2_max_concurrent_streams: Some(80),
+            elide_x_real_ip: Some(true),
+            send_x_real_ip: Some(true),
+            forwarded_headers: Some(2),
+            ..Default::default()
+        },
+    ));
+    let undo = state.undo_of(&update);
+    let mut worker = state.clone();
+    worker.dispatch(&update).unwrap();
+    for reverse in &undo.requests {
+        worker.dispatch(reverse).unwrap();
+    }
+    let back = &worker.https_listeners[&address(9443).to_socket_addr()];
+    assert_eq!(back.h2_max_concurrent_streams, Some(50));
+    assert!(!back.elide_x_real_ip.unwrap_or(false));
+    assert!(!back.send_x_real_ip.unwrap_or(false));
+    assert_eq!(back.forwarded_headers.unwrap_or(0), 0);
+}
+
 #[test]
 fn records_for_what_exists_are_compared() {
     let (state, _) = populated();
