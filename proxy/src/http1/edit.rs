@@ -64,7 +64,8 @@ fn is_dropped(name: &str, headers: &[httparse::Header<'_>], options: &EditOption
         || (!options.upgrading && name.eq_ignore_ascii_case("upgrade"))
         || (options.drop_transfer_encoding && name.eq_ignore_ascii_case("transfer-encoding"))
         || options.drop.iter().any(|n| name.eq_ignore_ascii_case(n))
-        || is_named_by_connection(name, headers)
+        || (is_named_by_connection(name, headers)
+            && !(options.upgrading && name.eq_ignore_ascii_case("upgrade")))
 }
 
 impl<const RUNS: usize> EditPlan<RUNS> {

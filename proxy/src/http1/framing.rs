@@ -145,7 +145,10 @@ fn parse_coding(coding: &[u8]) -> Result<bool, Rule> {
 /// `bytes`, returning what follows (trimmed).
 fn parse_parameter(bytes: &[u8]) -> Result<&[u8], Rule> {
     let bad = Rule::InvalidTransferEncoding;
-    let name_end = bytes.iter().position(|&b| !is_tchar(b)).unwrap_or(bytes.len());
+    let name_end = bytes
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(bytes.len());
     if name_end == 0 {
         return Err(bad);
     }
@@ -157,7 +160,9 @@ fn parse_parameter(bytes: &[u8]) -> Result<&[u8], Rule> {
     let value_end = if rest.first() == Some(&b'"') {
         quoted_string_len(rest).ok_or(bad)?
     } else {
-        rest.iter().position(|&b| !is_tchar(b)).unwrap_or(rest.len())
+        rest.iter()
+            .position(|&b| !is_tchar(b))
+            .unwrap_or(rest.len())
     };
     if value_end == 0 {
         return Err(bad);

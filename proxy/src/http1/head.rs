@@ -142,27 +142,41 @@ fn scan(buf: &[u8]) -> Scan {
     Scan::Incomplete { start_line_done }
 }
 
-/// The rule an `httparse` error breaks, given the bytes it was parsing.
+/// The rule an `httparse` error breaks, given the bytes it was parsing:
+/// the start line's when it alone fails to parse.
 fn rule_of(error: httparse::Error, buf: &[u8], side: Side) -> Rule {
-    match error {
-        httparse::Error::TooManyHeaders => Rule::TooManyHeaders,
-        httparse::Error::HeaderName | httparse::Error::HeaderValue => Rule::MalformedHeader,
-        httparse::Error::Version if looks_like_other_version(buf, side) => {
-            Rule::UnsupportedVersion
-        }
-        httparse::Error::NewLine if start_line_ended(buf) => Rule::MalformedHeader,
-        _ => Rule::MalformedStartLine,
+    if error == httparse::Error::TooManyHeaders {
+        return Rule::TooManyHeaders;
     }
-}
-
-fn start_line_ended(buf: &[u8]) -> bool {
-    matches!(scan(buf), Scan::Incomplete { start_line_done: true } | Scan::Complete { .. })
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let line = match line.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => &line[..end + 2],
+        None => line,
+    };
+    let start_line_fails = match side {
+        Side::Request => httparse::Request::new(&mut []).parse(line).is_err(),
+        Side::Response => httparse::Response::new(&mut []).parse(line).is_err(),
+    };
+    if !start_line_fails {
+        Rule::MalformedHeader
+    } else if looks_like_other_version(line, side) {
+        Rule::UnsupportedVersion
+    } else {
+        Rule::MalformedStartLine
+    }
 }
 
 /// Whether the start line carries a well-formed `HTTP/d.d` version that is
 /// not 1.0 or 1.1 (505 rather than 400).
 fn looks_like_other_version(buf: &[u8], side: Side) -> bool {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(0);
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(0);
     let line = &buf[start..];
     let line = &line[..line.iter().position(|&b| b == b'\r').unwrap_or(line.len())];
     let version = match side {
@@ -170,7 +184,7 @@ fn looks_like_other_version(buf: &[u8], side: Side) -> bool {
         Side::Response => line.split(|&b| b == b' ').next(),
     };
     matches!(version, Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
-        if major.is_ascii_digit() && minor.is_ascii_digit())
+        if major.is_ascii_digit() && minor.is_ascii_digit() && !(*major == b'1' && *minor <= b'1'))
 }
 
 /// The common part of both sides: scans, applies the size limit, and runs
@@ -242,7 +256,8 @@ pub fn parse_request<'b, 'h>(
         return Err(Refusal::request(Rule::MalformedStartLine));
     };
     let headers: &'h [httparse::Header<'b>] = request.headers;
-    let framing = framing::request_framing(method, headers, minor_version).map_err(Refusal::request)?;
+    let framing =
+        framing::request_framing(method, headers, minor_version).map_err(Refusal::request)?;
     let host = route_host(target, method, headers).map_err(Refusal::request)?;
     let connection = ConnectionOptions::of(headers);
     let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
@@ -318,7 +333,9 @@ fn route_host<'b>(
     method: &str,
     headers: &[httparse::Header<'b>],
 ) -> Result<Option<&'b str>, Rule> {
-    let mut hosts = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host"));
+    let mut hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
     let host_line = hosts.next();
     if hosts.next().is_some() {
         return Err(Rule::DuplicateHost);
@@ -351,9 +368,7 @@ fn absolute_authority(target: &str) -> Option<&str> {
 /// number up to 65535 (an empty port counts as none). The same reading as
 /// the hyper path's `request_host`.
 pub fn host_of(authority: &str) -> Option<&str> {
-    let allowed = |b: u8| {
-        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]".contains(&b)
-    };
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]".contains(&b);
     if authority.is_empty() || !authority.bytes().all(allowed) {
         return None;
     }
