@@ -4,7 +4,7 @@
 //!
 //! Dropped (RFC 9112 §7.6.1, §9.6, RFC 9110 §7.6.1): Connection and every
 //! header it names (except Host, Content-Length and Transfer-Encoding, which
-//! a client cannot make hop-by-hop), Keep-Alive, Proxy-Connection, TE,
+//! a client cannot make hop-by-hop), Keep-Alive, Proxy-Connection, TE, Trailer,
 //! Upgrade unless upgrading, Transfer-Encoding when asked, and the names the
 //! caller lists. When upgrading, `Connection: upgrade` is appended.
 
@@ -44,7 +44,15 @@ pub struct EditPlan<const RUNS: usize> {
     upgrading: bool,
 }
 
-const ALWAYS_DROPPED: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "te"];
+/// Trailer is not hop-by-hop in RFC 9110 (§6.6.2), but the hyper path
+/// drops it (forwarding.rs), and so does the relay.
+const ALWAYS_DROPPED: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
 /// What a Connection line cannot make hop-by-hop: the message's routing and
 /// framing.
 const NEVER_NAMED: [&str; 3] = ["host", "content-length", "transfer-encoding"];
@@ -59,12 +67,33 @@ fn is_named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool 
         .any(|h| list_members(h.value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
 }
 
-fn is_dropped(name: &str, headers: &[httparse::Header<'_>], options: &EditOptions<'_>) -> bool {
+/// Whether a Connection line names a header besides Keep-Alive and
+/// Upgrade (which the fixed rules already handle): most messages do not,
+/// and their lines need not be matched against its tokens.
+fn connection_names_others(headers: &[httparse::Header<'_>]) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .any(|h| {
+            list_members(h.value).any(|token| {
+                !token.eq_ignore_ascii_case(b"keep-alive")
+                    && !token.eq_ignore_ascii_case(b"upgrade")
+            })
+        })
+}
+
+fn is_dropped(
+    name: &str,
+    headers: &[httparse::Header<'_>],
+    options: &EditOptions<'_>,
+    names_others: bool,
+) -> bool {
     ALWAYS_DROPPED.iter().any(|n| name.eq_ignore_ascii_case(n))
         || (!options.upgrading && name.eq_ignore_ascii_case("upgrade"))
         || (options.drop_transfer_encoding && name.eq_ignore_ascii_case("transfer-encoding"))
         || options.drop.iter().any(|n| name.eq_ignore_ascii_case(n))
-        || (is_named_by_connection(name, headers)
+        || (names_others
+            && is_named_by_connection(name, headers)
             && !(options.upgrading && name.eq_ignore_ascii_case("upgrade")))
 }
 
@@ -85,8 +114,9 @@ impl<const RUNS: usize> EditPlan<RUNS> {
         // The kept bytes end before the final empty line.
         let body_start = head_len - 2;
         let mut run_start = 0;
+        let names_others = connection_names_others(headers);
         for header in headers {
-            if !is_dropped(header.name, headers, options) {
+            if !is_dropped(header.name, headers, options, names_others) {
                 continue;
             }
             let line = line_range(buf, header);

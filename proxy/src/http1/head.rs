@@ -104,6 +104,17 @@ fn scan(buf: &[u8]) -> Scan {
     let mut start_line_done = false;
     let mut state = State::Rest;
     while index < buf.len() {
+        if state == State::Rest {
+            // The fast path: a value or the start line, up to the next byte
+            // that needs a look (CR, LF, a control character).
+            index += buf[index..]
+                .iter()
+                .position(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                .unwrap_or(buf.len() - index);
+            if index == buf.len() {
+                break;
+            }
+        }
         let byte = buf[index];
         let broken = |rule| Scan::Broken { rule, line };
         match byte {
