@@ -114,6 +114,15 @@ fn scan(buf: &[u8]) -> Scan {
             if index == buf.len() {
                 break;
             }
+        } else if state == State::Name {
+            // A name, up to its colon or whatever else needs a look.
+            index += buf[index..]
+                .iter()
+                .position(|&b| b <= b' ' || b == b':' || b == 0x7f)
+                .unwrap_or(buf.len() - index);
+            if index == buf.len() {
+                break;
+            }
         }
         let byte = buf[index];
         let broken = |rule| Scan::Broken { rule, line };
