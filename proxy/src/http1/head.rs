@@ -395,7 +395,10 @@ pub fn host_of(authority: &str) -> Option<&str> {
     // An IPv6 literal is bracketed, and its colons are not a port's.
     let port_start = match authority.rfind(']') {
         Some(end) => {
-            if !authority.starts_with('[') || authority.matches('[').count() != 1 {
+            if !authority.starts_with('[')
+                || authority.matches('[').count() != 1
+                || authority.matches(']').count() != 1
+            {
                 return None;
             }
             authority[end..].find(':').map(|colon| end + colon)
