@@ -113,6 +113,7 @@ mod context;
 // The protocols, each serving connections with the context:
 mod health;
 mod http;
+mod http1;
 mod http2;
 mod proxy_protocol_io;
 mod tcp;

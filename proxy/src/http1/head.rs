@@ -1,0 +1,428 @@
+//! Request and response heads, parsed in place with `httparse`: the strict
+//! rules `httparse` does not apply itself (bare LF, obsolete folding named as
+//! such, whitespace before a colon, control characters, size limits, Host)
+//! are checked here, so that every refusal names its rule.
+
+use super::framing::{self, ConnectionOptions, Framing};
+use super::{Refusal, Rule, Side};
+
+/// The outcome of parsing a head from the bytes received so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// The head is not complete yet (and within the size limit): read more.
+    Partial,
+    /// The head, which takes the first `len` bytes of the buffer.
+    Complete(T),
+}
+
+/// A request head, borrowing the caller's buffer and header array.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestHead<'b, 'h> {
+    /// The method, as received (case-sensitive, RFC 9110 §9.1).
+    pub method: &'b str,
+    /// The request target, as received.
+    pub target: &'b str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// The header lines, in order.
+    pub headers: &'h [httparse::Header<'b>],
+    /// The head's length in bytes, final empty line included: the body (or
+    /// the next request) starts there.
+    pub len: usize,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The host to route on, without its port: the absolute-form target's
+    /// authority, else the Host line's; `None` when there is neither (the
+    /// caller answers 400 as for a bad host).
+    pub host: Option<&'b str>,
+    /// The options of the Connection lines.
+    pub connection: ConnectionOptions,
+    /// An HTTP/1.1 request with an Upgrade line named by Connection.
+    pub upgrade: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+/// A response head, borrowing the caller's buffer and header array.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResponseHead<'b, 'h> {
+    /// The status code, 100 to 999.
+    pub status: u16,
+    /// The reason phrase, as received.
+    pub reason: &'b str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// The header lines, in order.
+    pub headers: &'h [httparse::Header<'b>],
+    /// The head's length in bytes, final empty line included.
+    pub len: usize,
+    /// How the body is delimited ([`Framing::Empty`] for an interim 1xx,
+    /// after which another head follows).
+    pub framing: Framing,
+    /// The options of the Connection lines.
+    pub connection: ConnectionOptions,
+}
+
+/// What the request a response answers says about that response's framing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Answering {
+    /// The request was a HEAD: the response has no body.
+    pub head_request: bool,
+    /// The request asked for an upgrade: a 101 is accepted.
+    pub upgrade_requested: bool,
+}
+
+/// What the byte-level scan of a head found.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// A rule broken on the line starting at `line`.
+    Broken { rule: Rule, line: usize },
+    /// The head ends after `len` bytes.
+    Complete { len: usize },
+    /// No end yet; `start_line_done` once the start line has ended.
+    Incomplete { start_line_done: bool },
+}
+
+/// Scans a head byte by byte for what `httparse` accepts or does not name:
+/// NUL and control characters, bare CR and LF, a line starting with
+/// whitespace (obsolete folding), whitespace between a name and its colon.
+/// Its verdict on a prefix of the bytes is its verdict on the whole.
+fn scan(buf: &[u8]) -> Scan {
+    #[derive(PartialEq)]
+    enum State {
+        LineStart,
+        Name,
+        NameSpace,
+        Rest,
+    }
+    let mut index = 0;
+    // Empty lines before the start line are ignored (RFC 9112 §2.2).
+    while buf[index..].starts_with(b"\r\n") {
+        index += 2;
+    }
+    let mut line = index;
+    let mut start_line_done = false;
+    let mut state = State::Rest;
+    while index < buf.len() {
+        if state == State::Rest {
+            // The fast path: a value or the start line, up to the next byte
+            // that needs a look (CR, LF, a control character).
+            index += buf[index..]
+                .iter()
+                .position(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                .unwrap_or(buf.len() - index);
+            if index == buf.len() {
+                break;
+            }
+        } else if state == State::Name {
+            // A name, up to its colon or whatever else needs a look.
+            index += buf[index..]
+                .iter()
+                .position(|&b| b <= b' ' || b == b':' || b == 0x7f)
+                .unwrap_or(buf.len() - index);
+            if index == buf.len() {
+                break;
+            }
+        }
+        let byte = buf[index];
+        let broken = |rule| Scan::Broken { rule, line };
+        match byte {
+            b'\r' => match buf.get(index + 1) {
+                None => break,
+                Some(b'\n') => {
+                    if state == State::LineStart {
+                        return Scan::Complete { len: index + 2 };
+                    }
+                    index += 2;
+                    line = index;
+                    start_line_done = true;
+                    state = State::LineStart;
+                    continue;
+                }
+                Some(_) => return broken(Rule::BareCr),
+            },
+            b'\n' => return broken(Rule::BareLf),
+            0 => return broken(Rule::Nul),
+            b'\t' | b' ' => match state {
+                State::LineStart => return broken(Rule::ObsoleteLineFolding),
+                State::Name => state = State::NameSpace,
+                _ => {}
+            },
+            0x01..=0x1f | 0x7f => return broken(Rule::ControlCharacter),
+            b':' if state == State::NameSpace => return broken(Rule::WhitespaceBeforeColon),
+            b':' => state = State::Rest,
+            _ => match state {
+                State::LineStart => state = State::Name,
+                State::NameSpace => state = State::Rest,
+                _ => {}
+            },
+        }
+        index += 1;
+    }
+    Scan::Incomplete { start_line_done }
+}
+
+/// The rule an `httparse` error breaks, given the bytes it was parsing:
+/// the start line's when it alone fails to parse.
+fn rule_of(error: httparse::Error, buf: &[u8], side: Side) -> Rule {
+    if error == httparse::Error::TooManyHeaders {
+        return Rule::TooManyHeaders;
+    }
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let line = match line.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => &line[..end + 2],
+        None => line,
+    };
+    let start_line_fails = match side {
+        Side::Request => httparse::Request::new(&mut []).parse(line).is_err(),
+        Side::Response => httparse::Response::new(&mut []).parse(line).is_err(),
+    };
+    if !start_line_fails {
+        Rule::MalformedHeader
+    } else if looks_like_other_version(line, side) {
+        Rule::UnsupportedVersion
+    } else {
+        Rule::MalformedStartLine
+    }
+}
+
+/// Whether the start line carries a well-formed `HTTP/d.d` version that is
+/// not 1.0 or 1.1 (505 rather than 400).
+fn looks_like_other_version(buf: &[u8], side: Side) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(0);
+    let line = &buf[start..];
+    let line = &line[..line.iter().position(|&b| b == b'\r').unwrap_or(line.len())];
+    let version = match side {
+        Side::Request => line.rsplit(|&b| b == b' ').next(),
+        Side::Response => line.split(|&b| b == b' ').next(),
+    };
+    matches!(version, Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+        if major.is_ascii_digit() && minor.is_ascii_digit() && !(*major == b'1' && *minor <= b'1'))
+}
+
+/// The common part of both sides: scans, applies the size limit, and runs
+/// `parse` (httparse) on the right prefix. Returns the head length.
+fn parse_with<'b, F>(
+    buf: &'b [u8],
+    max_head: usize,
+    side: Side,
+    mut parse: F,
+) -> Result<Option<usize>, Refusal>
+where
+    F: FnMut(&'b [u8]) -> httparse::Result<usize>,
+{
+    let window = &buf[..buf.len().min(max_head)];
+    let refuse = |rule| Refusal::new(rule, side);
+    let (prefix, pending) = match scan(window) {
+        Scan::Broken { rule, line } => (&window[..line], Err(refuse(rule))),
+        Scan::Complete { len } => (&window[..len], Ok(Some(len))),
+        Scan::Incomplete { start_line_done } => {
+            let pending = if buf.len() >= max_head {
+                Err(refuse(if start_line_done || side == Side::Response {
+                    Rule::HeadTooLarge
+                } else {
+                    Rule::RequestLineTooLong
+                }))
+            } else {
+                Ok(None)
+            };
+            (window, pending)
+        }
+    };
+    match parse(prefix) {
+        Err(error) => Err(refuse(rule_of(error, prefix, side))),
+        Ok(httparse::Status::Complete(len)) => {
+            debug_assert_eq!(pending, Ok(Some(len)), "httparse and the scan agree");
+            pending
+        }
+        Ok(httparse::Status::Partial) => match pending {
+            // The scan saw the end, httparse did not: cannot happen, but
+            // refusing is the safe reading.
+            Ok(Some(_)) => Err(refuse(Rule::MalformedHeader)),
+            other => other,
+        },
+    }
+}
+
+/// Parses a request head at the start of `buf`, the header lines going to
+/// `headers` (its length caps their number: more is 431). `max_head` caps
+/// the head's size (414 when the request line alone is longer, else 431).
+pub fn parse_request<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [httparse::Header<'b>],
+    max_head: usize,
+) -> Result<Parsed<RequestHead<'b, 'h>>, Refusal> {
+    let mut request = httparse::Request::new(&mut []);
+    let mut slots = Some(headers);
+    let len = parse_with(buf, max_head, Side::Request, |prefix| {
+        let mut attempt = httparse::Request::new(slots.take().expect("parsed once"));
+        let result = attempt.parse(prefix);
+        request = attempt;
+        result
+    })?;
+    let Some(len) = len else {
+        return Ok(Parsed::Partial);
+    };
+    let (Some(method), Some(target), Some(minor_version)) =
+        (request.method, request.path, request.version)
+    else {
+        return Err(Refusal::request(Rule::MalformedStartLine));
+    };
+    let headers: &'h [httparse::Header<'b>] = request.headers;
+    let framing =
+        framing::request_framing(method, headers, minor_version).map_err(Refusal::request)?;
+    let host = route_host(target, method, headers).map_err(Refusal::request)?;
+    let connection = ConnectionOptions::of(headers);
+    let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+    let upgrade = minor_version >= 1 && connection.upgrade && has("upgrade");
+    let expect_continue = headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
+    });
+    Ok(Parsed::Complete(RequestHead {
+        method,
+        target,
+        minor_version,
+        headers,
+        len,
+        framing,
+        host,
+        connection,
+        upgrade,
+        expect_continue,
+    }))
+}
+
+/// Parses a response head at the start of `buf`, answering the request
+/// `answering` describes. Any refusal is the backend's: answered 502.
+pub fn parse_response<'b, 'h>(
+    buf: &'b [u8],
+    headers: &'h mut [httparse::Header<'b>],
+    max_head: usize,
+    answering: Answering,
+) -> Result<Parsed<ResponseHead<'b, 'h>>, Refusal> {
+    let refuse = |rule| Refusal::new(rule, Side::Response);
+    let mut response = httparse::Response::new(&mut []);
+    let mut slots = Some(headers);
+    let len = parse_with(buf, max_head, Side::Response, |prefix| {
+        let mut attempt = httparse::Response::new(slots.take().expect("parsed once"));
+        let result = attempt.parse(prefix);
+        response = attempt;
+        result
+    })?;
+    let Some(len) = len else {
+        return Ok(Parsed::Partial);
+    };
+    let (Some(status), Some(minor_version)) = (response.code, response.version) else {
+        return Err(refuse(Rule::MalformedStartLine));
+    };
+    if status < 100 {
+        return Err(refuse(Rule::MalformedStartLine));
+    }
+    let headers: &'h [httparse::Header<'b>] = response.headers;
+    let framing = framing::response_framing(
+        status,
+        headers,
+        minor_version,
+        answering.head_request,
+        answering.upgrade_requested,
+    )
+    .map_err(refuse)?;
+    Ok(Parsed::Complete(ResponseHead {
+        status,
+        reason: response.reason.unwrap_or(""),
+        minor_version,
+        headers,
+        len,
+        framing,
+        connection: ConnectionOptions::of(headers),
+    }))
+}
+
+/// The host to route on (see [`RequestHead::host`]), refusing two Host
+/// lines, a target of no known form, and an authority that is not
+/// `host[:port]` with a numeric port or that has userinfo (RFC 9112 §3.2).
+fn route_host<'b>(
+    target: &'b str,
+    method: &str,
+    headers: &[httparse::Header<'b>],
+) -> Result<Option<&'b str>, Rule> {
+    let mut hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+    let host_line = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Rule::DuplicateHost);
+    }
+    let authority = if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
+        match host_line {
+            None => return Ok(None),
+            Some(line) => {
+                std::str::from_utf8(framing::trim_ows(line.value)).map_err(|_| Rule::InvalidHost)?
+            }
+        }
+    } else {
+        absolute_authority(target).ok_or(Rule::InvalidTarget)?
+    };
+    host_of(authority).map(Some).ok_or(Rule::InvalidHost)
+}
+
+/// The authority of an absolute-form `http://` or `https://` target.
+fn absolute_authority(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The host of a `host[:port]` authority: `None` when it is empty, has
+/// userinfo or characters an authority cannot have, or a port that is not a
+/// number up to 65535 (an empty port counts as none). The same reading as
+/// the hyper path's `request_host`.
+pub fn host_of(authority: &str) -> Option<&str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]".contains(&b);
+    if authority.is_empty() || !authority.bytes().all(allowed) {
+        return None;
+    }
+    // An IPv6 literal is bracketed, and its colons are not a port's.
+    let port_start = match authority.rfind(']') {
+        Some(end) => {
+            if !authority.starts_with('[')
+                || authority.matches('[').count() != 1
+                || authority.matches(']').count() != 1
+            {
+                return None;
+            }
+            authority[end..].find(':').map(|colon| end + colon)
+        }
+        None if authority.contains('[') => return None,
+        None if authority.matches(':').count() > 1 => return None,
+        None => authority.rfind(':'),
+    };
+    let (host, port) = match port_start {
+        Some(colon) => (&authority[..colon], &authority[colon + 1..]),
+        None => (authority, ""),
+    };
+    let numeric = port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    (!host.is_empty() && (port.is_empty() || numeric)).then_some(host)
+}
+
+/// The byte range of `header`'s whole line in `buf` (name to LF included),
+/// for [`super::edit`]. `header` must come from parsing `buf`.
+pub fn line_range(buf: &[u8], header: &httparse::Header<'_>) -> std::ops::Range<usize> {
+    let start = header.name.as_ptr() as usize - buf.as_ptr() as usize;
+    let name_end = start + header.name.len();
+    let end = buf[name_end..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(buf.len(), |lf| name_end + lf + 1);
+    start..end
+}
