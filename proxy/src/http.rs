@@ -23,7 +23,7 @@ use crate::answers::{self, AnswerContext};
 
 use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
-use crate::context::{ClusterRuntime, ConnectionGuard, HttpListener, Shared};
+use crate::context::{ClusterRuntime, HttpListener, Shared};
 use crate::forwarding::{self, ForwardingValues, Origin};
 use crate::metrics::Answered;
 use crate::per_ip::ClientSlots;
@@ -102,7 +102,6 @@ pub(crate) async fn serve_connection(
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
 ) {
-    let _guard = ConnectionGuard::new(&shared);
     let config = listener.settings.borrow().clone();
     let request_timeout = seconds(config.request_timeout);
     // hyper and this task share the socket, so that a 408 can still be
@@ -140,7 +139,6 @@ pub(crate) async fn serve_tls_connection(
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
 ) {
-    let _guard = ConnectionGuard::new(&shared);
     let Some(tls) = listener.tls.as_ref() else {
         return;
     };

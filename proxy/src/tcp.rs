@@ -36,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::balancer::Backend;
-use crate::context::{ClusterRuntime, ConnectionGuard, Shared};
+use crate::context::{ClusterRuntime, Shared};
 use crate::metrics::Piped;
 use crate::proxy_protocol::Header;
 use crate::proxy_protocol_io::{self, ReceivedHeader};
@@ -120,7 +120,6 @@ pub(crate) async fn serve_connection(
     listener: Rc<TcpListener>,
     shared: Rc<Shared>,
 ) {
-    let _guard = ConnectionGuard::new(&shared);
     shared.metrics.borrow_mut().tcp_accepted += 1;
     let started = Instant::now();
     let config = listener.config.borrow().clone();

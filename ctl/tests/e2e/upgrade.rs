@@ -13,6 +13,15 @@ use sozu_command::proto::command::{
     request::RequestType, response_content::ContentType,
 };
 
+/// The wall clock in milliseconds, to place a failure among the upgrade's
+/// steps in a failure message.
+fn millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
 /// Sends requests on fresh connections until told to stop; counts them and
 /// the ones that failed in any way (refused, reset, not a 200).
 fn steady_traffic(
@@ -31,12 +40,12 @@ fn steady_traffic(
                     Some(answer) if answer.status == 200 => {}
                     other => {
                         failed.fetch_add(1, Ordering::SeqCst);
-                        failures.push(format!("{other:?}"));
+                        failures.push(format!("{other:?} at {}", millis()));
                     }
                 },
                 Err(error) => {
                     failed.fetch_add(1, Ordering::SeqCst);
-                    failures.push(error.to_string());
+                    failures.push(format!("{error} at {}", millis()));
                 }
             }
         }
@@ -81,7 +90,9 @@ fn workers_and_main_upgrade_without_a_failed_connection() {
     harness::wait_until(Duration::from_secs(10), || sent.load(Ordering::SeqCst) > 50);
 
     for id in 0..2u32 {
+        eprintln!("upgrade of worker {id} asked at {}", millis());
         let (progress, answer) = daemon.exchange(RequestType::UpgradeWorker(id));
+        eprintln!("upgrade of worker {id} answered at {}", millis());
         assert_eq!(
             answer.status,
             ResponseStatus::Ok as i32,
@@ -103,7 +114,9 @@ fn workers_and_main_upgrade_without_a_failed_connection() {
         );
     }
 
+    eprintln!("upgrade of the main process asked at {}", millis());
     let (_, answer) = daemon.exchange(RequestType::UpgradeMain(Default::default()));
+    eprintln!("upgrade of the main process answered at {}", millis());
     assert_eq!(
         answer.status,
         ResponseStatus::Ok as i32,
@@ -127,10 +140,11 @@ fn workers_and_main_upgrade_without_a_failed_connection() {
         .collect();
     assert!(
         failures.is_empty(),
-        "{} of {} requests failed: {:?}",
+        "{} of {} requests failed: {:?}\ndaemon log:\n{}",
         failures.len(),
         sent.load(Ordering::SeqCst),
-        &failures[..failures.len().min(5)]
+        &failures[..failures.len().min(5)],
+        daemon.stderr_text()
     );
     assert!(sent.load(Ordering::SeqCst) > 150);
 

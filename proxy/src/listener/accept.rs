@@ -10,7 +10,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinHandle;
 
-use crate::context::{HttpListener, Shared};
+use crate::context::{ConnectionGuard, HttpListener, Shared};
 use crate::http;
 use crate::log_limit::LogLimit;
 use crate::proxy_protocol_io;
@@ -51,7 +51,9 @@ pub(crate) fn spawn_http_accept(
 ) -> io::Result<JoinHandle<()>> {
     spawn_accept(socket, address, shared.clone(), move |stream, peer| {
         let (listener, shared) = (listener.clone(), shared.clone());
+        let guard = ConnectionGuard::new(&shared);
         tokio::task::spawn_local(async move {
+            let _guard = guard;
             // With `expect_proxy`, the PROXY header comes before any HTTP or
             // TLS byte: read it here, and hyper (or rustls) sees the rest.
             let mut stream = stream;
@@ -82,19 +84,23 @@ pub(crate) fn spawn_tcp_accept(
     shared: Rc<Shared>,
 ) -> io::Result<JoinHandle<()>> {
     spawn_accept(socket, address, shared.clone(), move |stream, peer| {
-        tokio::task::spawn_local(tcp::serve_connection(
-            stream,
-            peer,
-            address,
-            listener.clone(),
-            shared.clone(),
-        ));
+        let guard = ConnectionGuard::new(&shared);
+        let serve = tcp::serve_connection(stream, peer, address, listener.clone(), shared.clone());
+        tokio::task::spawn_local(async move {
+            let _guard = guard;
+            serve.await;
+        });
     })
 }
 
 /// The accept loop every listener kind shares: accepts, sheds connections
 /// over the server's capacity, sets `TCP_NODELAY`, and hands each stream
 /// with its peer address to `serve`.
+///
+/// Each `serve` counts its connection ([`ConnectionGuard`]) before it
+/// spawns the task that serves it: a soft stop that begins before that
+/// task first runs still waits for the connection instead of dropping it
+/// unanswered (an upgraded worker lost one in a few hundred that way).
 fn spawn_accept(
     socket: std::net::TcpListener,
     address: SocketAddr,
