@@ -492,16 +492,17 @@ pub enum EncodeError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
     /// The 12 signature bytes, written out as the specification lists them.
-    const SIG: [u8; 12] = [
+    pub(crate) const SIG: [u8; 12] = [
         0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
     ];
 
-    fn v4_header() -> Vec<u8> {
+    /// A PROXY header from 192.0.2.10:50000 to 198.51.100.1:443.
+    pub(crate) fn v4_header() -> Vec<u8> {
         let mut bytes = SIG.to_vec();
         bytes.extend_from_slice(&[
             0x21, // version 2, PROXY

@@ -160,25 +160,7 @@ where
 mod tests {
     use super::*;
 
-    /// The 12 signature bytes, written out as the specification lists them.
-    const SIG: [u8; 12] = [
-        0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
-    ];
-
-    /// A PROXY header from 192.0.2.10:50000 to 198.51.100.1:443.
-    fn v4_header() -> Vec<u8> {
-        let mut bytes = SIG.to_vec();
-        bytes.extend_from_slice(&[
-            0x21, // version 2, PROXY
-            0x11, // INET, STREAM
-            0x00, 0x0C, // 12 bytes follow
-            192, 0, 2, 10, // source 192.0.2.10
-            198, 51, 100, 1, // destination 198.51.100.1
-            0xC3, 0x50, // source port 50000
-            0x01, 0xBB, // destination port 443
-        ]);
-        bytes
-    }
+    use crate::proxy_protocol::tests::{SIG, v4_header};
 
     /// An in-memory stream that hands out its bytes a few at a time.
     struct Trickle {

@@ -274,14 +274,19 @@ fn changes_of(live: &ConfigState, mut steps: Vec<Step>) -> Vec<Step> {
 pub fn desired_state(config: &Config) -> Result<ConfigState, CliError> {
     // Process settings (metrics switches) are not configuration objects;
     // apply leaves them alone.
-    let initial = config.initial_state(|_| Ok(())).map_err(|refused| {
-        CliError::usage(format!(
-            "-f/--file: {} cannot be applied: {}",
-            describe(&refused.request).1,
-            refused.reason
-        ))
-    })?;
+    let initial = config
+        .initial_state(|_| Ok(()))
+        .map_err(|refused| cannot_apply(&refused))?;
     Ok(initial.state)
+}
+
+/// The error of a file whose request the state refuses.
+pub fn cannot_apply(refused: &sozu_command::config::initial::RefusedRequest) -> CliError {
+    CliError::usage(format!(
+        "-f/--file: {} cannot be applied: {}",
+        describe(&refused.request).1,
+        refused.reason
+    ))
 }
 
 /// `desired` plus everything in `live` the file does not mention, so that

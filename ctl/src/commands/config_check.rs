@@ -10,7 +10,7 @@ use sozu_command::config::Config;
 
 use sozu_command::state::file;
 
-use super::apply::{describe, steps};
+use super::apply::{cannot_apply, describe, steps};
 use crate::error::CliError;
 use crate::output::{Block, Output};
 use crate::render;
@@ -57,16 +57,15 @@ fn startable_state(config: &Config) -> Result<sozu_command::state::ConfigState, 
     let initial = config
         .initial_state(sozu_proxy::enforceable::check)
         .map_err(|refused| {
-            let what = describe(&refused.request).1;
-            let unenforceable = sozu_proxy::enforceable::check(&refused.request).is_err();
-            CliError::usage(if unenforceable {
-                format!(
-                    "{what} cannot be started by this daemon: {}",
+            if sozu_proxy::enforceable::check(&refused.request).is_err() {
+                CliError::usage(format!(
+                    "{} cannot be started by this daemon: {}",
+                    describe(&refused.request).1,
                     refused.reason
-                )
+                ))
             } else {
-                format!("-f/--file: {what} cannot be applied: {}", refused.reason)
-            })
+                cannot_apply(&refused)
+            }
         })?;
     Ok(initial.state)
 }

@@ -269,6 +269,12 @@ fn send(socket: &Path, request: Request, timeout: Duration) -> Outcome {
     }
 }
 
+/// Whether the main process answers a status request within 2 s.
+fn answers(socket: &Path) -> bool {
+    let status = RequestType::Status(Default::default()).into();
+    matches!(send(socket, status, Duration::from_secs(2)), Outcome::Ok)
+}
+
 /// The running daemon: its main process, restarted by the faults.
 struct Daemon {
     disk: StateDisk,
@@ -327,16 +333,7 @@ impl Daemon {
         self.main = Some(child);
         self.starts += 1;
         let socket = self.socket.clone();
-        let answered = wait_until(Duration::from_secs(30), || {
-            matches!(
-                send(
-                    &socket,
-                    RequestType::Status(Default::default()).into(),
-                    Duration::from_secs(2)
-                ),
-                Outcome::Ok
-            )
-        });
+        let answered = wait_until(Duration::from_secs(30), || answers(&socket));
         if !answered {
             let status = self.main.as_mut().unwrap().try_wait().unwrap();
             panic!(
@@ -890,14 +887,7 @@ fn acknowledged_changes_survive_random_crashes_descriptor_exhaustion_and_a_full_
                 );
                 // Served again once descriptors are free.
                 assert!(
-                    wait_until(Duration::from_secs(15), || matches!(
-                        send(
-                            &socket,
-                            RequestType::Status(Default::default()).into(),
-                            Duration::from_secs(2)
-                        ),
-                        Outcome::Ok
-                    )),
+                    wait_until(Duration::from_secs(15), || answers(&socket)),
                     "seed {seed}: the main process stayed deaf after its descriptors came back"
                 );
                 let log = daemon.log();
