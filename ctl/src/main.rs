@@ -20,8 +20,8 @@ use clap::error::ErrorKind as ClapErrorKind;
 
 use crate::cli::{Args, Command};
 use crate::commands::{
-    apply, backend, certificate, cluster, config_check, connection_limit, control, docs, events, fleet,
-    frontend, listener, metrics, state, top,
+    apply, backend, certificate, cluster, config_check, connection_limit, control, docs, events,
+    fleet, frontend, listener, metrics, state, top,
 };
 use crate::error::CliError;
 use crate::output::Output;

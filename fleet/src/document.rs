@@ -168,7 +168,9 @@ impl Document {
             .map_err(|error| DocumentError(format!("temporary folder: {error}")))?;
         for (name, text) in &self.files {
             if !name.starts_with("files/") || name.contains("..") || name[6..].contains('/') {
-                return Err(DocumentError(format!("a stored file has a bad name: {name}")));
+                return Err(DocumentError(format!(
+                    "a stored file has a bad name: {name}"
+                )));
             }
             let path = folder.path().join(name);
             std::fs::create_dir_all(folder.path().join("files"))
@@ -246,11 +248,15 @@ fn fleet_addresses(
             )));
         }
         let map = value.as_table().ok_or_else(|| {
-            DocumentError(format!("{source}: fleet.addresses: expected a table of \"ADDRESS\" = \"ADDRESS\""))
+            DocumentError(format!(
+                "{source}: fleet.addresses: expected a table of \"ADDRESS\" = \"ADDRESS\""
+            ))
         })?;
         for (from, to) in map {
             let to = to.as_str().ok_or_else(|| {
-                DocumentError(format!("{source}: fleet.addresses.\"{from}\": expected an address string"))
+                DocumentError(format!(
+                    "{source}: fleet.addresses.\"{from}\": expected an address string"
+                ))
             })?;
             for (what, text) in [(from.as_str(), from.as_str()), (to, to)] {
                 if text.parse::<std::net::SocketAddr>().is_err() {

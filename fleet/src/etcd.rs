@@ -157,7 +157,10 @@ fn tls_connector(options: &EtcdOptions) -> Result<tokio_rustls::TlsConnector, Et
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let ca = options.ca.as_ref().ok_or_else(|| {
-        EtcdError::Options("an https:// etcd endpoint needs --etcd-ca (the CA that signs etcd's certificate)".to_owned())
+        EtcdError::Options(
+            "an https:// etcd endpoint needs --etcd-ca (the CA that signs etcd's certificate)"
+                .to_owned(),
+        )
     })?;
     let mut roots = rustls::RootCertStore::empty();
     let certificates = CertificateDer::pem_file_iter(ca)
@@ -224,7 +227,9 @@ fn bytes_of(value: &Value) -> Result<Vec<u8>, EtcdError> {
         Value::String(text) => BASE64
             .decode(text)
             .map_err(|error| EtcdError::Protocol(format!("bad base64: {error}"))),
-        _ => Err(EtcdError::Protocol("a key or value is not a string".to_owned())),
+        _ => Err(EtcdError::Protocol(
+            "a key or value is not a string".to_owned(),
+        )),
     }
 }
 
@@ -315,7 +320,10 @@ impl Etcd {
         .map_err(|error| unreachable(&error))?;
         let _ = tcp.set_nodelay(true);
         let request = hyper::Request::post(path)
-            .header(hyper::header::HOST, format!("{}:{}", endpoint.host, endpoint.port))
+            .header(
+                hyper::header::HOST,
+                format!("{}:{}", endpoint.host, endpoint.port),
+            )
             .header(hyper::header::CONTENT_TYPE, "application/json");
         let request = match token {
             Some(token) => request.header(hyper::header::AUTHORIZATION, token),
@@ -373,7 +381,9 @@ impl Etcd {
             let status = response.status();
             let bytes = tokio::time::timeout(self.inner.timeout, response.into_body().collect())
                 .await
-                .map_err(|_| EtcdError::Unreachable(format!("{}: answer cut short", endpoint.text)))?
+                .map_err(|_| {
+                    EtcdError::Unreachable(format!("{}: answer cut short", endpoint.text))
+                })?
                 .map_err(|error| EtcdError::Unreachable(format!("{}: {error}", endpoint.text)))?
                 .to_bytes();
             let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
@@ -550,7 +560,10 @@ impl Etcd {
         let body = json!({"create_request": create});
         let mut last = EtcdError::Unreachable("no endpoint".to_owned());
         for endpoint in &self.inner.endpoints {
-            let response = match self.send(endpoint, "/v3/watch", &body, token.as_deref()).await {
+            let response = match self
+                .send(endpoint, "/v3/watch", &body, token.as_deref())
+                .await
+            {
                 Ok(response) => response,
                 Err(error @ EtcdError::Unreachable(_)) => {
                     last = error;
@@ -577,9 +590,8 @@ impl Etcd {
                 pending.extend_from_slice(data);
                 while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
-                    let message: Value = serde_json::from_slice(&line).map_err(|error| {
-                        EtcdError::Protocol(format!("watch message: {error}"))
-                    })?;
+                    let message: Value = serde_json::from_slice(&line)
+                        .map_err(|error| EtcdError::Protocol(format!("watch message: {error}")))?;
                     if let Some(error) = message.get("error") {
                         let text = error["message"].as_str().unwrap_or("watch error");
                         if text.contains("token") && self.inner.credentials.is_some() {
@@ -599,7 +611,10 @@ impl Etcd {
                     if result["created"].as_bool() == Some(true) {
                         on_event(WatchEvent::Created(revision));
                     }
-                    if result["events"].as_array().is_some_and(|events| !events.is_empty()) {
+                    if result["events"]
+                        .as_array()
+                        .is_some_and(|events| !events.is_empty())
+                    {
                         on_event(WatchEvent::Changed(revision));
                     }
                 }
@@ -622,7 +637,12 @@ mod tests {
         assert!(parse_endpoint("http://127.0.0.1:2379").is_ok());
         let endpoint = parse_endpoint("https://etcd.example:2379/").unwrap();
         assert!(endpoint.tls && endpoint.host == "etcd.example" && endpoint.port == 2379);
-        for bad in ["127.0.0.1:2379", "http://127.0.0.1", "http://h:x", "http://h:1/v3"] {
+        for bad in [
+            "127.0.0.1:2379",
+            "http://127.0.0.1",
+            "http://h:x",
+            "http://h:1/v3",
+        ] {
             let error = parse_endpoint(bad).unwrap_err().to_string();
             assert!(error.contains(bad), "{error}");
         }
@@ -641,12 +661,27 @@ mod tests {
             ca: Some("/nonexistent".into()),
             ..EtcdOptions::default()
         };
-        assert!(Etcd::new(&options).unwrap_err().to_string().contains("https://"));
+        assert!(
+            Etcd::new(&options)
+                .unwrap_err()
+                .to_string()
+                .contains("https://")
+        );
         options.ca = None;
         options.user = Some("root".to_owned());
-        assert!(Etcd::new(&options).unwrap_err().to_string().contains("--etcd-password"));
+        assert!(
+            Etcd::new(&options)
+                .unwrap_err()
+                .to_string()
+                .contains("--etcd-password")
+        );
         options.endpoints = vec!["https://127.0.0.1:1".to_owned()];
         options.user = None;
-        assert!(Etcd::new(&options).unwrap_err().to_string().contains("--etcd-ca"));
+        assert!(
+            Etcd::new(&options)
+                .unwrap_err()
+                .to_string()
+                .contains("--etcd-ca")
+        );
     }
 }

@@ -172,7 +172,9 @@ pub fn now_ms() -> u64 {
 
 fn record<T: for<'a> Deserialize<'a>>(key: &str, value: &[u8]) -> Result<T, FleetError> {
     serde_json::from_slice(value).map_err(|error| {
-        FleetError::Document(DocumentError(format!("{key} is not a valid record: {error}")))
+        FleetError::Document(DocumentError(format!(
+            "{key} is not a valid record: {error}"
+        )))
     })
 }
 
@@ -188,9 +190,10 @@ pub async fn desired(etcd: &Etcd, keys: &Keys) -> Result<Option<(i64, Desired)>,
 /// The document a desired record names.
 pub async fn content(etcd: &Etcd, desired: &Desired) -> Result<Document, FleetError> {
     let range = etcd.get(&desired.content).await?;
-    let kv = range.kvs.first().ok_or_else(|| {
-        FleetError::Usage(format!("{} is missing from etcd", desired.content))
-    })?;
+    let kv = range
+        .kvs
+        .first()
+        .ok_or_else(|| FleetError::Usage(format!("{} is missing from etcd", desired.content)))?;
     if Document::digest(&kv.value) != desired.sha256 {
         return Err(FleetError::Document(DocumentError(format!(
             "{} does not match its digest",
@@ -330,9 +333,21 @@ pub async fn push_override(
     }
     let key = keys.override_of(node);
     let (applied, _) = etcd
-        .put_if(&key, expect, &[Put { key: key.clone(), value: encoded }])
+        .put_if(
+            &key,
+            expect,
+            &[Put {
+                key: key.clone(),
+                value: encoded,
+            }],
+        )
         .await?;
-    let current = etcd.get(&key).await?.kvs.first().map_or(0, |kv| kv.mod_revision);
+    let current = etcd
+        .get(&key)
+        .await?
+        .kvs
+        .first()
+        .map_or(0, |kv| kv.mod_revision);
     if applied {
         return Ok(current);
     }
@@ -387,6 +402,7 @@ pub async fn report(
     lease: i64,
 ) -> Result<(), FleetError> {
     let value = serde_json::to_vec(report).expect("a report serializes");
-    etcd.put(&keys.node(&report.node), &value, Some(lease)).await?;
+    etcd.put(&keys.node(&report.node), &value, Some(lease))
+        .await?;
     Ok(())
 }

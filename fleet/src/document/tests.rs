@@ -23,7 +23,10 @@ fn a_document_rebuilds_the_state_of_its_file_elsewhere() {
     let fixtures = sozu_command::fixtures_dir().join("sozu-2.3");
     // The fixture configuration names certificate files next to it.
     let document = Document::read(&fixtures.join("config.toml")).unwrap();
-    assert!(!document.files.is_empty(), "the fixture's certificates are carried");
+    assert!(
+        !document.files.is_empty(),
+        "the fixture's certificates are carried"
+    );
     assert!(document.files.keys().all(|name| name.starts_with("files/")));
     let decoded = Document::decode(&document.encode()).unwrap();
     assert_eq!(decoded, document);
@@ -70,8 +73,14 @@ fn an_override_names_its_wrong_keys() {
     let folder = tempfile::tempdir().unwrap();
     for (text, expected) in [
         ("[fleet]\nnodes = 3\n", "fleet.nodes: unknown key"),
-        ("[fleet.addresses]\n\"x\" = \"127.0.0.1:1\"\n", "x is not an IP:PORT"),
-        ("[fleet.addresses]\n\"127.0.0.1:1\" = 5\n", "expected an address string"),
+        (
+            "[fleet.addresses]\n\"x\" = \"127.0.0.1:1\"\n",
+            "x is not an IP:PORT",
+        ),
+        (
+            "[fleet.addresses]\n\"127.0.0.1:1\" = 5\n",
+            "expected an address string",
+        ),
     ] {
         let over = Document::read(&write(folder.path(), "o.toml", text)).unwrap();
         let error = over.check_override().unwrap_err().to_string();
@@ -82,18 +91,28 @@ fn an_override_names_its_wrong_keys() {
 #[test]
 fn a_bad_configuration_is_named() {
     let folder = tempfile::tempdir().unwrap();
-    let path = write(folder.path(), "bad.toml", "[clusters.app]\nprotocol = \"gopher\"\n");
+    let path = write(
+        folder.path(),
+        "bad.toml",
+        "[clusters.app]\nprotocol = \"gopher\"\n",
+    );
     let document = Document::read(&path).unwrap();
     let error = document.state().unwrap_err().to_string();
     assert!(error.contains("bad.toml"), "{error}");
-    assert!(Document::decode(b"not gzip").unwrap_err().to_string().contains("gzip"));
+    assert!(
+        Document::decode(b"not gzip")
+            .unwrap_err()
+            .to_string()
+            .contains("gzip")
+    );
 }
 
 /// The benchmark's 5,000 clusters (one frontend and two backends each, as
 /// bench/make-state.py makes) fit in one etcd value once compressed.
 #[test]
 fn five_thousand_clusters_fit_in_one_etcd_value() {
-    let mut text = String::from("[[listeners]]\nprotocol = \"http\"\naddress = \"127.0.0.1:8080\"\n");
+    let mut text =
+        String::from("[[listeners]]\nprotocol = \"http\"\naddress = \"127.0.0.1:8080\"\n");
     for index in 0..5000 {
         text.push_str(&format!(
             "\n[clusters.cluster-{index}]\nprotocol = \"http\"\n\

@@ -81,7 +81,9 @@ async fn watch_loop(etcd: Etcd, key: String, signals: Sender<Signal>) {
             })
             .await;
         if let Err(error) = result {
-            event(json!({"event": "etcd_unreachable", "what": "watch", "key": key, "error": error.to_string()}));
+            event(
+                json!({"event": "etcd_unreachable", "what": "watch", "key": key, "error": error.to_string()}),
+            );
         }
         // A watch that stayed up a while starts its next backoff small.
         if started.elapsed() > MAX_BACKOFF {
@@ -102,7 +104,9 @@ async fn lease_loop(etcd: Etcd, ttl: i64, lease: Arc<AtomicI64>, signals: Sender
         let id = match etcd.grant(ttl).await {
             Ok(id) => id,
             Err(error) => {
-                event(json!({"event": "etcd_unreachable", "what": "lease", "error": error.to_string()}));
+                event(
+                    json!({"event": "etcd_unreachable", "what": "lease", "error": error.to_string()}),
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = next_backoff(backoff);
                 continue;
@@ -119,7 +123,9 @@ async fn lease_loop(etcd: Etcd, ttl: i64, lease: Arc<AtomicI64>, signals: Sender
                 Ok(left) if left > 0 => {}
                 Ok(_) => break,
                 Err(error) => {
-                    event(json!({"event": "etcd_unreachable", "what": "lease", "error": error.to_string()}));
+                    event(
+                        json!({"event": "etcd_unreachable", "what": "lease", "error": error.to_string()}),
+                    );
                     if !error.is_unreachable() {
                         break;
                     }
@@ -203,7 +209,12 @@ impl Agent<'_> {
                 } else {
                     CliError::new(
                         error.kind,
-                        format!("{} {}: {}", step.action.name(), step.description, error.message),
+                        format!(
+                            "{} {}: {}",
+                            step.action.name(),
+                            step.description,
+                            error.message
+                        ),
                     )
                 };
                 return Err((index, error));
@@ -265,7 +276,9 @@ impl Agent<'_> {
     }
 
     fn fail(&mut self, revision: i64, override_revision: i64, message: String) {
-        event(json!({"event": "failed", "revision": revision, "override_revision": override_revision, "error": message}));
+        event(
+            json!({"event": "failed", "revision": revision, "override_revision": override_revision, "error": message}),
+        );
         self.failed = Some((revision, override_revision));
         self.failure = Some(message.clone());
         self.report.error = Some(message);
@@ -334,9 +347,13 @@ impl Agent<'_> {
                 let now = self.live()?;
                 let back = Plan::new(&now, &good, true);
                 match self.send(&back) {
-                    Ok(()) => event(json!({"event": "rolled_back", "revision": self.report.revision,
-                        "steps": back.steps.len()})),
-                    Err((_, error)) if is_daemon_away(&error) => return Err(SyncError::Daemon(error)),
+                    Ok(()) => event(
+                        json!({"event": "rolled_back", "revision": self.report.revision,
+                        "steps": back.steps.len()}),
+                    ),
+                    Err((_, error)) if is_daemon_away(&error) => {
+                        return Err(SyncError::Daemon(error));
+                    }
                     Err((_, error)) => {
                         let message = format!(
                             "{}; the rollback failed too: {}",
@@ -407,7 +424,9 @@ impl Agent<'_> {
         {
             Ok(()) => true,
             Err(error) => {
-                event(json!({"event": "etcd_unreachable", "what": "report", "error": error.to_string()}));
+                event(
+                    json!({"event": "etcd_unreachable", "what": "report", "error": error.to_string()}),
+                );
                 false
             }
         }
@@ -415,13 +434,24 @@ impl Agent<'_> {
 }
 
 /// Runs the agent until the process is stopped.
-pub fn run(session: &mut Session, etcd: Etcd, keys: Keys, args: &AgentArgs) -> Result<(), CliError> {
+pub fn run(
+    session: &mut Session,
+    etcd: Etcd,
+    keys: Keys,
+    args: &AgentArgs,
+) -> Result<(), CliError> {
     check_node_name(&args.node).map_err(fleet_error)?;
     if args.lease_ttl < 2 {
         return Err(CliError::usage("--lease-ttl: at least 2 seconds"));
     }
     let lease = Arc::new(AtomicI64::new(0));
-    let signals = start_watcher(etcd.clone(), &keys, &args.node, args.lease_ttl, lease.clone())?;
+    let signals = start_watcher(
+        etcd.clone(),
+        &keys,
+        &args.node,
+        args.lease_ttl,
+        lease.clone(),
+    )?;
     let mut agent = Agent {
         session,
         etcd,
@@ -481,7 +511,9 @@ pub fn run(session: &mut Session, etcd: Etcd, keys: Keys, args: &AgentArgs) -> R
                     }
                 }
                 Err(SyncError::Etcd(error)) => {
-                    event(json!({"event": "etcd_unreachable", "what": "sync", "error": error.to_string()}));
+                    event(
+                        json!({"event": "etcd_unreachable", "what": "sync", "error": error.to_string()}),
+                    );
                     sync_due = Instant::now() + backoff;
                     backoff = next_backoff(backoff);
                 }

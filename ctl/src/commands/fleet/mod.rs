@@ -31,10 +31,20 @@ pub struct EtcdArgs {
     #[arg(long = "etcd", value_name = "URL", env = "SOZU_ETCD", global = true)]
     pub etcd: Option<String>,
     /// The fleet's key prefix in etcd, e.g. /sozu/prod
-    #[arg(long = "prefix", value_name = "PREFIX", env = "SOZU_FLEET_PREFIX", global = true)]
+    #[arg(
+        long = "prefix",
+        value_name = "PREFIX",
+        env = "SOZU_FLEET_PREFIX",
+        global = true
+    )]
     pub prefix: Option<String>,
     /// etcd user (with --etcd-password)
-    #[arg(long = "etcd-user", value_name = "USER", env = "SOZU_ETCD_USER", global = true)]
+    #[arg(
+        long = "etcd-user",
+        value_name = "USER",
+        env = "SOZU_ETCD_USER",
+        global = true
+    )]
     pub user: Option<String>,
     /// etcd password (better through $SOZU_ETCD_PASSWORD)
     #[arg(
@@ -195,7 +205,9 @@ pub fn run(session: &mut Session, etcd_args: &EtcdArgs, cmd: &FleetCmd) -> Resul
                 )
                 .await
             }
-            FleetCmd::Diff { file, node } => diff(session, &etcd, &keys, file, node.as_deref()).await,
+            FleetCmd::Diff { file, node } => {
+                diff(session, &etcd, &keys, file, node.as_deref()).await
+            }
             FleetCmd::History => history(session, &etcd, &keys).await,
             FleetCmd::Status { wait, nodes } => status(session, &etcd, &keys, *wait, *nodes).await,
             FleetCmd::Agent(_) => unreachable!("handled above"),
@@ -235,7 +247,9 @@ async fn push(
     let document = read_document(file)?;
     if let Some(node) = node {
         check_node_name(node).map_err(fleet_error)?;
-        document.check_override().map_err(|error| CliError::usage(error.to_string()))?;
+        document
+            .check_override()
+            .map_err(|error| CliError::usage(error.to_string()))?;
         // The override must make a valid state with the current shared one.
         if let Some((_, desired)) = store::desired(etcd, keys).await.map_err(fleet_error)? {
             let shared = store::content(etcd, &desired).await.map_err(fleet_error)?;
@@ -249,7 +263,9 @@ async fn push(
         if out.is_json() {
             out.json(&json!({"node": node, "override_revision": revision}));
         }
-        out.result_line(&format!("pushed the override of {node}: revision {revision}"));
+        out.result_line(&format!(
+            "pushed the override of {node}: revision {revision}"
+        ));
         return Ok(());
     }
     let state = document
@@ -309,7 +325,9 @@ async fn diff(
             let (_, shared) = current.ok_or_else(|| {
                 CliError::usage("--node: nothing was pushed yet to merge the override over")
             })?;
-            let over = store::override_of(etcd, keys, node).await.map_err(fleet_error)?;
+            let over = store::override_of(etcd, keys, node)
+                .await
+                .map_err(fleet_error)?;
             let old = merge(&shared, over.as_ref().map(|(_, over)| over))
                 .and_then(|merged| merged.state())
                 .map_err(|error| CliError::usage(error.to_string()))?;
@@ -383,7 +401,10 @@ async fn history(session: &mut Session, etcd: &Etcd, keys: &Keys) -> Result<(), 
             ],
         );
     }
-    out.result_line(&format!("{} push(es), current revision {current}", entries.len()));
+    out.result_line(&format!(
+        "{} push(es), current revision {current}",
+        entries.len()
+    ));
     out.blocks(&[Block::Table(table)]);
     Ok(())
 }
@@ -399,7 +420,9 @@ async fn snapshot(etcd: &Etcd, keys: &Keys) -> Result<Snapshot, CliError> {
         .await
         .map_err(fleet_error)?
         .map_or(0, |(revision, _)| revision);
-    let overrides = store::override_revisions(etcd, keys).await.map_err(fleet_error)?;
+    let overrides = store::override_revisions(etcd, keys)
+        .await
+        .map_err(fleet_error)?;
     let reports = store::node_reports(etcd, keys).await.map_err(fleet_error)?;
     let now = store::now_ms();
     let mut lagging = 0;
@@ -457,8 +480,14 @@ async fn status(
             "nodes": snapshot.rows,
         }));
     } else {
-        let mut table =
-            render::table(&["node", "revision", "override", "converged", "heartbeat", "last error"]);
+        let mut table = render::table(&[
+            "node",
+            "revision",
+            "override",
+            "converged",
+            "heartbeat",
+            "last error",
+        ]);
         for row in &snapshot.rows {
             render::add_row(
                 &mut table,
@@ -466,8 +495,16 @@ async fn status(
                     row["node"].as_str().unwrap_or("").to_owned(),
                     row["revision"].to_string(),
                     row["override_revision"].to_string(),
-                    if row["converged"] == json!(true) { "yes" } else { "no" }.to_owned(),
-                    format!("{:.1}s ago", row["heartbeat_age_ms"].as_u64().unwrap_or(0) as f64 / 1000.0),
+                    if row["converged"] == json!(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_owned(),
+                    format!(
+                        "{:.1}s ago",
+                        row["heartbeat_age_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+                    ),
                     row["error"].as_str().unwrap_or("").to_owned(),
                 ],
             );
@@ -501,7 +538,11 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("3 weeks").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("3 weeks")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("soon").is_err());
     }
 }
