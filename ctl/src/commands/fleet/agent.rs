@@ -190,6 +190,9 @@ struct Agent<'a> {
     failure: Option<String>,
     /// No report is written before the first sync ends.
     synced: bool,
+    /// Whether the daemon holds `applied` as far as the agent knows (false
+    /// after a drift, a failure or a lost connection, until verified).
+    trusted: bool,
 }
 
 fn is_daemon_away(error: &CliError) -> bool {
@@ -280,6 +283,7 @@ impl Agent<'_> {
             json!({"event": "failed", "revision": revision, "override_revision": override_revision, "error": message}),
         );
         self.failed = Some((revision, override_revision));
+        self.trusted = false;
         self.failure = Some(message.clone());
         self.report.error = Some(message);
         self.report.failed_revision = Some(revision);
@@ -304,26 +308,27 @@ impl Agent<'_> {
         override_revision: i64,
         target: ConfigState,
     ) -> Result<(), SyncError> {
+        // Planned from the state applied last when the daemon has not been
+        // seen to differ from it since (no listing of every cluster); a
+        // refusal then is checked against the live state before it counts.
+        if self.trusted
+            && let Some(applied) = &self.applied
+        {
+            let plan = Plan::new(&applied.state, &target, true);
+            match self.send(&plan) {
+                Ok(()) => {
+                    self.applied_whole(revision, override_revision, target, plan.steps.len());
+                    return Ok(());
+                }
+                Err((_, error)) if is_daemon_away(&error) => return Err(SyncError::Daemon(error)),
+                Err(_) => self.trusted = false,
+            }
+        }
         let before = self.live()?;
         let plan = Plan::new(&before, &target, true);
         match self.send(&plan) {
             Ok(()) => {
-                event(json!({"event": "applied", "revision": revision,
-                    "override_revision": override_revision, "steps": plan.steps.len()}));
-                self.applied = Some(Applied {
-                    revision,
-                    override_revision,
-                    state: target,
-                });
-                self.failed = None;
-                self.failure = None;
-                self.report.revision = revision;
-                self.report.override_revision = override_revision;
-                self.report.applied_at = Some(now_ms());
-                self.report.error = None;
-                self.report.failed_revision = None;
-                self.report.failed_override_revision = None;
-                self.synced = true;
+                self.applied_whole(revision, override_revision, target, plan.steps.len());
                 Ok(())
             }
             Err((_, error)) if is_daemon_away(&error) => Err(SyncError::Daemon(error)),
@@ -369,6 +374,32 @@ impl Agent<'_> {
         }
     }
 
+    fn applied_whole(
+        &mut self,
+        revision: i64,
+        override_revision: i64,
+        target: ConfigState,
+        steps: usize,
+    ) {
+        event(json!({"event": "applied", "revision": revision,
+            "override_revision": override_revision, "steps": steps}));
+        self.applied = Some(Applied {
+            revision,
+            override_revision,
+            state: target,
+        });
+        self.trusted = true;
+        self.failed = None;
+        self.failure = None;
+        self.report.revision = revision;
+        self.report.override_revision = override_revision;
+        self.report.applied_at = Some(now_ms());
+        self.report.error = None;
+        self.report.failed_revision = None;
+        self.report.failed_override_revision = None;
+        self.synced = true;
+    }
+
     /// Makes the daemon equal to the state applied last (a hand-made
     /// change, a restarted daemon), and reports what was reverted.
     fn revert_drift(&mut self) -> Result<(), SyncError> {
@@ -380,8 +411,10 @@ impl Agent<'_> {
         let plan = Plan::new(&live, &good, true);
         if plan.steps.is_empty() {
             self.synced = true;
+            self.trusted = true;
             return Ok(());
         }
+        self.trusted = false;
         let what: Vec<String> = plan
             .steps
             .iter()
@@ -467,6 +500,7 @@ pub fn run(
             ..NodeReport::default()
         },
         synced: false,
+        trusted: false,
     };
     let mut sync_due = Instant::now();
     let mut heartbeat_due = Instant::now();
@@ -520,6 +554,7 @@ pub fn run(
                 Err(SyncError::Daemon(error)) => {
                     event(json!({"event": "daemon_unreachable", "error": error.message}));
                     agent.session.reconnect();
+                    agent.trusted = false;
                     if agent.synced {
                         agent.report.error = Some(format!("daemon unreachable: {}", error.message));
                         report_now = true;
