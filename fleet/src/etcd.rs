@@ -386,6 +386,13 @@ impl Etcd {
                 })?
                 .map_err(|error| EtcdError::Unreachable(format!("{}: {error}", endpoint.text)))?
                 .to_bytes();
+            if !status.is_success() && serde_json::from_slice::<Value>(&bytes).is_err() {
+                return Err(EtcdError::Refused(format!(
+                    "{} {path} answered {status}: {}",
+                    endpoint.text,
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).trim()
+                )));
+            }
             let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
                 EtcdError::Protocol(format!(
                     "{} {path} answered {status} with {}: {error}",

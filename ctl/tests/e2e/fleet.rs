@@ -469,3 +469,88 @@ fn rollback_history_and_diff() {
     // No node reports yet: status is not converged.
     assert_eq!(harness::code(&fleet(folder, &etcd, &["status"])), 1);
 }
+
+/// Certificates end up in etcd: the fleet works with an etcd that requires
+/// a user and password and TLS with client certificates, and says what is
+/// wrong when a credential is missing.
+#[test]
+fn an_etcd_with_authentication_and_tls() {
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    etcd.enable_auth("s3cret");
+    let tls = etcd.restart_with_tls();
+    let work = tempfile::tempdir().unwrap();
+    let folder = work.path();
+    let file = shared(folder, harness::free_port(), None, &["a"]);
+    let (ca, cert, key) = (
+        tls.ca.to_str().unwrap(),
+        tls.cert.to_str().unwrap(),
+        tls.key.to_str().unwrap(),
+    );
+    let secured = |extra: &[&str]| {
+        let mut arguments = vec!["--etcd-ca", ca, "--etcd-cert", cert, "--etcd-key", key];
+        arguments.extend_from_slice(extra);
+        fleet(folder, &etcd, &arguments)
+    };
+    // Without a password: refused by etcd, and said so (once it answers).
+    let mut refused = None;
+    assert!(wait_until(ROLLOUT, || {
+        let output = secured(&["history"]);
+        let done = harness::code(&output) == 1;
+        refused = Some(output);
+        done
+    }));
+    let refused = refused.unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("etcd refused"),
+        "{refused:?}"
+    );
+    // Without the client certificate: no connection.
+    let no_cert = fleet(folder, &etcd, &["--etcd-ca", ca, "history"]);
+    assert_eq!(harness::code(&no_cert), 3, "{no_cert:?}");
+    // A half-given certificate pair is a usage error naming the flags.
+    let half = fleet(
+        folder,
+        &etcd,
+        &["--etcd-ca", ca, "--etcd-cert", cert, "history"],
+    );
+    assert_eq!(harness::code(&half), 2);
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--etcd-key"));
+
+    let user = ["--etcd-user", "root", "--etcd-password", "s3cret"];
+    let mut push = vec!["--json", "push", file.to_str().unwrap()];
+    push.extend(user);
+    let revision = harness::stdout_json(&ok(secured(&push)))["revision"]
+        .as_i64()
+        .unwrap();
+    let mut node = Node {
+        name: "secure".to_owned(),
+        ip: "127.0.0.1".to_owned(),
+        daemon: Daemon::start(&daemon_config()),
+        agent: None,
+        logs: Vec::new(),
+    };
+    let log = node.daemon.path().join("agent-0.log");
+    node.agent = Some(
+        harness::sozu_command()
+            .args(["-t", "30000", "--socket"])
+            .arg(&node.daemon.socket)
+            .args(["fleet", "agent", "--node", "secure", "--resync", "300ms"])
+            .args(["--heartbeat", "300ms", "--lease-ttl", "3"])
+            .args(["--etcd", &etcd.url, "--prefix", PREFIX])
+            .args(["--etcd-ca", ca, "--etcd-cert", cert, "--etcd-key", key])
+            .env("SOZU_ETCD_USER", "root")
+            .env("SOZU_ETCD_PASSWORD", "s3cret")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    node.logs.push(log);
+    let mut wait = vec!["status", "--wait", "30s"];
+    wait.extend(user);
+    ok(secured(&wait));
+    assert_eq!(node.applied(), vec![revision]);
+    assert_eq!(node.clusters(), BTreeSet::from(["a".to_owned()]));
+}
