@@ -345,6 +345,10 @@ fn a_fleet_converges_through_failures_restarts_and_an_etcd_outage() {
         &shared(folder, port, Some(extra), &["a", "b", "c", "d", "e"]),
     );
     etcd.stop();
+    // Meanwhile every node keeps serving what it has.
+    for node in &nodes {
+        assert!(node.clusters().is_superset(&expected), "{}", node.name);
+    }
     std::thread::sleep(Duration::from_millis(1500));
     etcd.spawn();
     let sixth = push(
