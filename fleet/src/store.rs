@@ -233,9 +233,17 @@ async fn write_desired(
         key: keys.desired(),
         value: record.clone(),
     });
+    // Time first, so keys sort by push; a random part, so two pushes of
+    // the same content in the same millisecond keep two entries.
+    let salt = {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
     puts.push(Put {
         key: format!(
-            "{}{:016x}-{}",
+            "{}{:016x}-{}-{salt:016x}",
             keys.history(),
             desired.pushed_at,
             &desired.sha256[..12]
@@ -405,4 +413,49 @@ pub async fn report(
     etcd.put(&keys.node(&report.node), &value, Some(lease))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_live_under_the_prefix() {
+        let keys = Keys::new("/sozu/prod/").unwrap();
+        assert_eq!(keys.desired(), "/sozu/prod/desired");
+        assert_eq!(keys.node("web1"), "/sozu/prod/nodes/web1");
+        assert_eq!(keys.override_of("web1"), "/sozu/prod/overrides/web1");
+        assert!(keys.node("web1").starts_with(&keys.nodes()));
+        for bad in ["", "/", "sozu/prod"] {
+            assert!(Keys::new(bad).unwrap_err().to_string().contains("--prefix"));
+        }
+    }
+
+    #[test]
+    fn node_names_are_key_safe() {
+        assert!(check_node_name("web-1.eu_west").is_ok());
+        for bad in ["", "a/b", "a b", "..\\x"] {
+            assert!(
+                check_node_name(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--node")
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_converges_on_both_revisions_without_error() {
+        let mut report = NodeReport {
+            node: "n".to_owned(),
+            revision: 7,
+            override_revision: 3,
+            ..NodeReport::default()
+        };
+        assert!(crate::converged(&report, 7, 3));
+        assert!(!crate::converged(&report, 8, 3));
+        assert!(!crate::converged(&report, 7, 4));
+        report.error = Some("refused".to_owned());
+        assert!(!crate::converged(&report, 7, 3));
+    }
 }
