@@ -291,6 +291,91 @@ else
 fi
 stop "$WORK/empty"
 
+# -- our fleet agent driving a Sozu 2.3.3 daemon through its command socket
+# (doc/fleet.md): a real etcd (Debian's etcd-server, installed when missing
+# and root; skipped with a message otherwise), one push with an HTTPS
+# listener and the fixture's certificate, a hand-made change reverted as
+# drift, a second push.
+ETCD_BIN="$(command -v etcd || true)"
+if [ -z "$ETCD_BIN" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing etcd-server"
+    apt-get update -qq >/dev/null && apt-get install -y -qq etcd-server >/dev/null || true
+    ETCD_BIN="$(command -v etcd || true)"
+fi
+if [ -z "$ETCD_BIN" ]; then
+    log "fleet: skipped, no etcd binary (package etcd-server)"
+else
+    free_port ETCD_CLIENT; free_port ETCD_PEER; free_port FLEET_HTTP; free_port FLEET_HTTPS
+    mkdir -p "$WORK/etcd" "$WORK/fleet"
+    (exec setsid "$ETCD_BIN" --name fleet --data-dir "$WORK/etcd/data" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+        --initial-cluster "fleet=http://127.0.0.1:$ETCD_PEER" > "$WORK/etcd/log" 2>&1) &
+    GROUPS_STARTED+=("$!")
+    FLEET=(--etcd "http://127.0.0.1:$ETCD_CLIENT" --prefix /sozu/compat)
+    for _ in $(seq 1 300); do
+        "$OURS" fleet history "${FLEET[@]}" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    "$OURS" fleet history "${FLEET[@]}" >/dev/null || { cat "$WORK/etcd/log" >&2; die "etcd did not start"; }
+    printf 'command_socket = "%s"\nworker_count = 1\nlog_level = "error"\n' "$WORK/fleet/sozu.sock" > "$WORK/fleet/config.toml"
+    start "$REF" "$WORK/fleet"
+    cp "$FIXTURES/cert.pem" "$FIXTURES/key.pem" "$WORK/fleet/"
+    fleet_config() {
+        printf '[[listeners]]\nprotocol = "http"\naddress = "127.0.0.1:%s"\n\n' "$FLEET_HTTP"
+        printf '[[listeners]]\nprotocol = "https"\naddress = "127.0.0.1:%s"\n\n' "$FLEET_HTTPS"
+        local cluster tls=yes
+        for cluster in "$@"; do
+            printf '[clusters.%s]\nprotocol = "http"\nbackends = [{ address = "127.0.0.1:9" }]\n' "$cluster"
+            printf 'frontends = [{ address = "127.0.0.1:%s", hostname = "%s.example.com" }' "$FLEET_HTTP" "$cluster"
+            # The HTTPS frontend (and its certificate) on the first cluster only.
+            [ "$tls" = yes ] && printf ',\n  { address = "127.0.0.1:%s", hostname = "lolcatho.st", certificate = "cert.pem", key = "key.pem" }' "$FLEET_HTTPS"
+            printf ']\n\n'
+            tls=no
+        done
+    }
+    fleet_config app > "$WORK/fleet/v1.toml"
+    "$OURS" fleet push "$WORK/fleet/v1.toml" "${FLEET[@]}" >/dev/null || die "fleet push failed"
+    (exec setsid "$OURS" -t 30000 --socket "$WORK/fleet/sozu.sock" fleet agent --node sozu233 \
+        --resync 500ms --heartbeat 500ms "${FLEET[@]}" > "$WORK/fleet/agent.log" 2>&1) &
+    GROUPS_STARTED+=("$!")
+    fleet_converged() {
+        for _ in $(seq 1 300); do
+            "$OURS" fleet status "${FLEET[@]}" >/dev/null 2>&1 && return 0
+            sleep 0.1
+        done
+        return 1
+    }
+    # Converged, and `diff --prune` against Sozu's daemon finds nothing left
+    # to send for the pushed file (its certificate included).
+    fleet_matches() {
+        [ "$("$OURS" --socket "$WORK/fleet/sozu.sock" -t 30000 --json diff -f "$1" --prune | jq '.plan | length')" = 0 ]
+    }
+    if fleet_converged && fleet_matches "$WORK/fleet/v1.toml"; then
+        MATCHED+=("fleet: the agent brought Sozu 2.3.3's daemon to the pushed revision, certificate included")
+    else
+        fail "fleet: Sozu 2.3.3's daemon did not converge: $("$OURS" fleet status "${FLEET[@]}" 2>&1 | tail -3) $(tail -3 "$WORK/fleet/agent.log")"
+    fi
+    "$OURS" --socket "$WORK/fleet/sozu.sock" cluster add --id handmade --load-balancing-policy round_robin >/dev/null 2>&1 || true
+    drift=no
+    for _ in $(seq 1 100); do
+        grep -q '"event":"drift"' "$WORK/fleet/agent.log" && { drift=yes; break; }
+        sleep 0.1
+    done
+    if [ "$drift" = yes ] && fleet_matches "$WORK/fleet/v1.toml"; then
+        MATCHED+=("fleet: a hand-made change on Sozu 2.3.3's daemon reverted and reported as drift")
+    else
+        fail "fleet: drift on Sozu 2.3.3's daemon not reverted: $(tail -3 "$WORK/fleet/agent.log")"
+    fi
+    fleet_config app other > "$WORK/fleet/v2.toml"
+    "$OURS" fleet push "$WORK/fleet/v2.toml" "${FLEET[@]}" >/dev/null || die "fleet push failed"
+    if fleet_converged && fleet_matches "$WORK/fleet/v2.toml"; then
+        MATCHED+=("fleet: a second push applied to Sozu 2.3.3's daemon")
+    else
+        fail "fleet: the second push did not reach Sozu 2.3.3's daemon: $(tail -3 "$WORK/fleet/agent.log")"
+    fi
+fi
+
 log ""
 log "matched (${#MATCHED[@]}):"
 for name in "${MATCHED[@]}"; do log "  ok  $name"; done

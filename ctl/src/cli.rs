@@ -150,6 +150,13 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show what `apply` would send for a file, without sending it
     Diff(DiffArgs),
+    /// A fleet of daemons kept equal to one desired state in etcd
+    Fleet {
+        #[command(flatten)]
+        etcd: crate::commands::fleet::EtcdArgs,
+        #[command(subcommand)]
+        cmd: crate::commands::fleet::FleetCmd,
+    },
     /// Print a shell completion script
     Completions {
         /// The shell to complete for

@@ -21,7 +21,7 @@ use clap::error::ErrorKind as ClapErrorKind;
 use crate::cli::{Args, Command};
 use crate::commands::{
     apply, backend, certificate, cluster, config_check, connection_limit, control, docs, events,
-    frontend, listener, metrics, state, top,
+    fleet, frontend, listener, metrics, state, top,
 };
 use crate::error::CliError;
 use crate::output::Output;
@@ -156,6 +156,7 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         Command::ConnectionLimit { cmd } => connection_limit::run(session, cmd),
         Command::Apply(apply_args) => apply::run_apply(session, apply_args),
         Command::Diff(diff_args) => apply::run_diff(session, diff_args),
+        Command::Fleet { etcd, cmd } => fleet::run(session, etcd, cmd),
         Command::Start
         | Command::Worker
         | Command::Completions { .. }

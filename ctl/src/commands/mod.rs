@@ -6,7 +6,7 @@
 //!
 //! `main.rs` dispatches into these; they import the shared modules
 //! (`session`, `output`, `render`, `error`) and never each other, except
-//! `config_check`, which reuses `apply`'s plan.
+//! `config_check` and `fleet`, which reuse `apply`'s plan.
 
 pub mod apply;
 pub mod backend;
@@ -17,6 +17,7 @@ pub mod connection_limit;
 pub mod control;
 pub mod docs;
 pub mod events;
+pub mod fleet;
 pub mod frontend;
 pub mod listener;
 pub mod metrics;

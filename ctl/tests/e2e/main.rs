@@ -17,6 +17,7 @@ mod control;
 mod daemon;
 mod daemon_e2e;
 mod fault;
+mod fleet;
 mod health;
 mod http2;
 mod http_answers;

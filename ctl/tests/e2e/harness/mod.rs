@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod client;
 pub mod curl;
+pub mod etcd;
 pub mod fake;
 pub mod h2;
 pub mod process;
