@@ -59,6 +59,10 @@ pub struct CliError {
     pub kind: ErrorKind,
     /// What happened, for a person.
     pub message: String,
+    /// The command already printed its result document on stdout (a status
+    /// that exits non-zero, say): with `--json` the error then goes to
+    /// stderr, so that stdout still holds exactly one JSON document.
+    pub result_printed: bool,
 }
 
 impl CliError {
@@ -67,7 +71,15 @@ impl CliError {
         CliError {
             kind,
             message: message.into(),
+            result_printed: false,
         }
+    }
+
+    /// The same error, marked as following a result already printed on
+    /// stdout.
+    pub fn after_result(mut self) -> Self {
+        self.result_printed = true;
+        self
     }
 
     /// The daemon refused.

@@ -156,7 +156,9 @@ impl Output {
     /// Reports a failed command: JSON on stdout (on one line, so it also
     /// ends a stream of JSON lines cleanly), or a message on stderr.
     pub fn error(&self, error: &CliError) {
-        if self.json {
+        if self.json && error.result_printed {
+            eprintln!("error: {error}");
+        } else if self.json {
             self.json_line(&error.to_json());
         } else if self.color && self.stderr_is_terminal {
             eprintln!(

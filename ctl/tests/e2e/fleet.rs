@@ -151,14 +151,21 @@ fn push(folder: &Path, etcd: &Etcd, file: &Path) -> i64 {
     harness::stdout_json(&output)["revision"].as_i64().unwrap()
 }
 
-/// The status document (a lagging fleet also gets an error line after it).
+/// The status document: stdout holds it alone, converged or not (a lagging
+/// fleet exits 1 and says why on stderr).
 fn status(folder: &Path, etcd: &Etcd) -> Value {
     let output = fleet(folder, etcd, &["--json", "status"]);
-    serde_json::Deserializer::from_slice(&output.stdout)
-        .into_iter::<Value>()
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| panic!("no status document: {output:?}"))
+    let status: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not one JSON document ({error}): {output:?}"));
+    let converged = status["converged"] == Value::Bool(true);
+    assert_eq!(output.status.success(), converged, "{output:?}");
+    if !converged {
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("lag or failed"),
+            "{output:?}"
+        );
+    }
+    status
 }
 
 fn node_status(status: &Value, node: &str) -> Value {

@@ -524,7 +524,8 @@ async fn status(
             "{} node(s) lag or failed, {} of at least {nodes} reporting",
             snapshot.lagging,
             snapshot.rows.len()
-        )))
+        ))
+        .after_result())
     }
 }
 
