@@ -5,6 +5,7 @@
 //!
 //! - `handover`: what crosses an `exec` (worker descriptors and
 //!   environment, the upgrade record); `scm`: passing listening sockets;
+//!   `log_sink` (log targets), `systemd` (notifications, pid file),
 //!   `logging`, `audit`, `events`, `metrics`: what the daemon
 //!   reports;
 //! - `workers`: starting workers and talking to them; `fan_out`: one
@@ -28,10 +29,12 @@ mod commands;
 mod events;
 mod fan_out;
 mod handover;
+mod log_sink;
 mod logging;
 mod main_process;
 mod metrics;
 mod scm;
+mod systemd;
 mod worker_process;
 mod workers;
 
