@@ -42,6 +42,12 @@ use std::process::ExitCode;
 
 pub use boot::{StartOptions, start};
 
+/// Checks the log targets of a configuration without opening them (`sozu
+/// config check`); an error names the key and the target.
+pub fn check_log_targets(config: &sozu_command::config::Config) -> Result<(), String> {
+    logging::check_targets(config)
+}
+
 /// Runs a worker process (started by the main process, never by hand).
 pub fn worker() -> ExitCode {
     worker_process::run()

@@ -107,6 +107,22 @@ fn open_targets(settings: &LogSettings) -> Result<(Arc<Sink>, Arc<Sink>), String
     Ok((main, access))
 }
 
+/// Checks the log, access and audit targets of `config` without opening
+/// them (`sozu config check`): an error names the key and the target.
+pub fn check_targets(config: &Config) -> Result<(), String> {
+    Target::parse("log_target", &config.log_target, false)?;
+    if let Some(text) = &config.access_logs_target {
+        Target::parse("access_logs_target", text, false)?;
+    }
+    if let Some(text) = &config.audit_logs_target {
+        Target::parse("audit_logs_target", text, true)?;
+    }
+    if let Some(text) = &config.audit_logs_json_target {
+        Target::parse("audit_logs_json_target", text, true)?;
+    }
+    Ok(())
+}
+
 type Base = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
 
 /// Sets up this process's logging from `settings` (`process` names it in

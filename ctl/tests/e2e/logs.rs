@@ -189,13 +189,17 @@ fn unsupported_targets_are_refused_by_name() {
             basic_config(free_port(), &format!("{key} = {value:?}")),
         )
         .unwrap();
-        let output = harness::sozu(folder.path(), &["start", "-c", config.to_str().unwrap()]);
-        assert_eq!(code(&output), 2, "{key} = {value}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains(key) && stderr.contains(value),
-            "{key} = {value}: {stderr}"
-        );
+        for command in ["start", "config check"] {
+            let mut arguments: Vec<&str> = command.split(' ').collect();
+            arguments.extend(["-c", config.to_str().unwrap()]);
+            let output = harness::sozu(folder.path(), &arguments);
+            assert_eq!(code(&output), 2, "{command}: {key} = {value}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains(key) && stderr.contains(value),
+                "{command}: {key} = {value}: {stderr}"
+            );
+        }
     }
 }
 
