@@ -331,3 +331,91 @@ fn protobuf_access_logs_decode_against_sozus_schema() {
     }
     drop(daemon);
 }
+
+#[test]
+fn a_tcp_session_leaves_one_json_record_with_its_bytes() {
+    use sozu_command::proto::command::{
+        ActivateListener, ListenerType, RequestTcpFrontend, TcpListenerConfig, request::RequestType,
+    };
+    use std::io::{Read, Write};
+
+    // An echo backend.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_address = backend.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in backend.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 1024];
+                while let Ok(len) = stream.read(&mut buffer) {
+                    if len == 0 || stream.write_all(&buffer[..len]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let folder = tempfile::tempdir().unwrap();
+    let access = folder.path().join("access.json");
+    let daemon = Daemon::start_in(
+        folder,
+        &basic_config(
+            free_port(),
+            &format!(
+                "access_logs_format = \"json\"\naccess_logs_target = \"file://{}\"",
+                access.display()
+            ),
+        ),
+    );
+    let tcp_port = free_port();
+    daemon.ok(RequestType::AddTcpListener(TcpListenerConfig {
+        address: harness::local(tcp_port),
+        front_timeout: 60,
+        back_timeout: 30,
+        connect_timeout: 3,
+        ..Default::default()
+    }));
+    daemon.ok(RequestType::ActivateListener(ActivateListener {
+        address: harness::local(tcp_port),
+        proxy: ListenerType::Tcp as i32,
+        from_scm: false,
+        interface: None,
+    }));
+    daemon.add_cluster(harness::cluster("echo"));
+    daemon.ok(RequestType::AddTcpFrontend(RequestTcpFrontend {
+        cluster_id: "echo".into(),
+        address: harness::local(tcp_port),
+        ..Default::default()
+    }));
+    daemon.add_backend(harness::backend("echo", "echo-0", backend_address));
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"hello tcp").unwrap();
+    let mut echoed = [0u8; 9];
+    client.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"hello tcp");
+    drop(client);
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&access)
+            .contains("\"tcp\"")),
+        "{}",
+        read(&access)
+    );
+    let record: serde_json::Value = read(&access)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|record| record["protocol"] == "tcp")
+        .unwrap();
+    assert_eq!(record["cluster"], "echo", "{record}");
+    assert_eq!(record["backend"], "echo-0", "{record}");
+    assert_eq!(
+        record["backend_address"],
+        backend_address.to_string(),
+        "{record}"
+    );
+    assert_eq!(record["bytes_in"], 9, "{record}");
+    assert_eq!(record["bytes_out"], 9, "{record}");
+    assert!(record["duration_ms"].as_f64().unwrap() >= 0.0, "{record}");
+}
