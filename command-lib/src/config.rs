@@ -585,7 +585,11 @@ impl From<&Config> for ServerConfig {
     fn from(config: &Config) -> Self {
         let access_log_format = match config.access_logs_format {
             Some(AccessLogFormat::Protobuf) => ProtobufAccessLogFormat::Protobuf,
-            Some(AccessLogFormat::Ascii) | None => ProtobufAccessLogFormat::Ascii,
+            // The schema has no JSON format: workers learn it outside the
+            // `ServerConfig` (see the daemon's logging).
+            Some(AccessLogFormat::Ascii | AccessLogFormat::Json) | None => {
+                ProtobufAccessLogFormat::Ascii
+            }
         };
         ServerConfig {
             max_connections: config.max_connections,

@@ -17,12 +17,14 @@ use sozu_command::proto::command::{EventKind, ListenerType, Request};
 use sozu_command::state::{ConfigState, file};
 use tokio::sync::mpsc;
 
+use crate::audit::{self, Peer};
 use crate::command_socket::{self, CommandSocket};
 use crate::commands::stop;
 use crate::events;
 use crate::handover::{self, UpgradeRecord, UpgradedWorker};
 use crate::logging;
 use crate::main_process::Main;
+use crate::systemd::{self, PidFile};
 use crate::workers::{WorkerLauncher, WorkerNews};
 
 /// What `sozu start` was given.
@@ -85,7 +87,12 @@ impl Boot {
             })?,
             None => Config::default_for_start(),
         };
-        logging::init(&config.log_level, "main");
+        logging::init_main(&config)
+            .and_then(|()| audit::open(&config))
+            .map_err(|error| {
+                eprintln!("sozu start: {error}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            })?;
         let source = config.config_path.as_ref().map_or_else(
             || "the built-in default".to_owned(),
             |path| path.display().to_string(),
@@ -129,7 +136,18 @@ impl Boot {
             }),
             None => Config::default_for_start(),
         };
-        logging::init(&config.log_level, "main");
+        if let Err(error) = logging::init_main(&config) {
+            eprintln!("sozu start: after upgrade, {error}; logging to stderr");
+            let fallback = logging::LogSettings {
+                target: "stderr".to_owned(),
+                access_target: None,
+                ..logging::LogSettings::of_config(&config).0
+            };
+            let _ = logging::init(&fallback, "main");
+        }
+        if let Err(error) = audit::open(&config) {
+            tracing::error!(%error, "audit files not opened after the upgrade");
+        }
         let mut state = ConfigState::new();
         let bytes = std::fs::read(&record.state_file).unwrap_or_default();
         let _ = std::fs::remove_file(&record.state_file);
@@ -172,20 +190,33 @@ impl Boot {
             news: news_tx,
         };
         let worker_count = u32::from(config.worker_count);
+        let pid_file_path = config.pid_file_path.clone();
         let socket_mode = config.command_socket_mode;
         let main = Main::new(config, state, settings, launcher);
         let socket = match origin {
             Origin::Start => {
                 let socket = start_workers(&main, worker_count, &socket_path, socket_mode).await?;
                 announce(&main, &socket_path);
+                systemd::ready(main.workers().len());
                 socket
             }
             Origin::Upgrade {
                 workers,
                 command_socket_fd,
                 client_fd,
-            } => take_over(&main, workers, command_socket_fd, client_fd)?,
+            } => {
+                let socket = take_over(&main, workers, command_socket_fd, client_fd)?;
+                systemd::ready_after_upgrade(main.workers().len());
+                socket
+            }
         };
+        // Written once ready, removed when this function returns (an
+        // upgrade's exec leaves it: same pid).
+        let _pid_file = pid_file_path.and_then(|path| {
+            PidFile::write(&path)
+                .inspect_err(|error| tracing::error!(%error, "could not write the pid file"))
+                .ok()
+        });
         let result = main_loop(&main, socket, &mut news).await;
         let _ = std::fs::remove_file(&socket_path);
         result
@@ -357,6 +388,7 @@ async fn main_loop(
     main.set_command_socket_fd(socket.raw_fd());
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut reopen = signal(tokio::signal::unix::SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             stream = socket.accept() => {
@@ -367,18 +399,31 @@ async fn main_loop(
             _ = terminate.recv() => {
                 tracing::info!("SIGTERM: stopping gracefully");
                 let (answers, _ignored) = mpsc::unbounded_channel();
-                stop::soft_stop(main, &answers).await;
+                stop::soft_stop(main, &Peer::signal("SIGTERM"), &answers).await;
                 break;
             }
             _ = interrupt.recv() => {
                 tracing::info!("SIGINT: stopping now");
                 let (answers, _ignored) = mpsc::unbounded_channel();
-                stop::hard_stop(main, &answers).await;
+                stop::hard_stop(main, &Peer::signal("SIGINT"), &answers).await;
                 break;
             }
+            _ = reopen.recv() => reopen_logs(main),
         }
     }
     Ok(())
+}
+
+/// SIGUSR1 (logrotate): reopens the log files of the main process, and
+/// passes the signal on to every worker, which reopens its own.
+fn reopen_logs(main: &Main) {
+    logging::reopen();
+    for worker in main.workers() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(worker.pid),
+            nix::sys::signal::Signal::SIGUSR1,
+        );
+    }
 }
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, String> {

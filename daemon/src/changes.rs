@@ -40,11 +40,10 @@ pub async fn apply_change(
     peer: &Peer,
     progress: Option<&UnboundedSender<Response>>,
 ) -> Result<(), String> {
-    let kind = request.kind_name();
     let result = apply_change_inner(main, request, progress).await;
-    audit::record(
+    audit::record_request(
         peer,
-        &kind,
+        request,
         result.as_ref().map(|_| ()).map_err(String::as_str),
     );
     if result.is_ok()

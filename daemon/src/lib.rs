@@ -5,6 +5,7 @@
 //!
 //! - `handover`: what crosses an `exec` (worker descriptors and
 //!   environment, the upgrade record); `scm`: passing listening sockets;
+//!   `log_sink` (log targets), `systemd` (notifications, pid file),
 //!   `logging`, `audit`, `events`, `metrics`: what the daemon
 //!   reports;
 //! - `workers`: starting workers and talking to them; `fan_out`: one
@@ -28,16 +29,24 @@ mod commands;
 mod events;
 mod fan_out;
 mod handover;
+mod log_sink;
 mod logging;
 mod main_process;
 mod metrics;
 mod scm;
+mod systemd;
 mod worker_process;
 mod workers;
 
 use std::process::ExitCode;
 
 pub use boot::{StartOptions, start};
+
+/// Checks the log targets of a configuration without opening them (`sozu
+/// config check`); an error names the key and the target.
+pub fn check_log_targets(config: &sozu_command::config::Config) -> Result<(), String> {
+    logging::check_targets(config)
+}
 
 /// Runs a worker process (started by the main process, never by hand).
 pub fn worker() -> ExitCode {

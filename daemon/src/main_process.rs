@@ -329,6 +329,10 @@ impl Main {
                     return;
                 }
                 tracing::error!(worker = worker_id, %status, "worker died");
+                crate::systemd::notify(&format!(
+                    "STATUS={} workers running (worker {worker_id} died)",
+                    self.workers.borrow().len()
+                ));
                 self.event(sozu_command::proto::command::Event {
                     kind: sozu_command::proto::command::EventKind::WorkerKilled as i32,
                     ..crate::events::event(sozu_command::proto::command::EventKind::WorkerKilled)
@@ -370,6 +374,10 @@ impl Main {
             match started {
                 Ok(worker) => {
                     tracing::info!(worker = worker_id, pid = worker.pid, "worker restarted");
+                    crate::systemd::notify(&format!(
+                        "STATUS={} workers running",
+                        self.workers.borrow().len()
+                    ));
                     self.event(crate::events::event(
                         sozu_command::proto::command::EventKind::WorkerRelaunched,
                     ));

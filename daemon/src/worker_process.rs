@@ -47,7 +47,18 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::logging::init(&config.log_level, &format!("worker-{id}"));
+    let settings = crate::logging::LogSettings::of_worker(&config);
+    if let Err(error) = crate::logging::init(&settings, &format!("worker-{id}")) {
+        // The main process checked the targets; one that went away since
+        // (a syslog socket) must not stop the worker: logs go to stderr.
+        eprintln!("sozu worker {id}: {error}; logging to stderr");
+        let fallback = crate::logging::LogSettings {
+            target: "stderr".to_owned(),
+            access_target: None,
+            ..settings
+        };
+        let _ = crate::logging::init(&fallback, &format!("worker-{id}"));
+    }
 
     // SAFETY: the main process placed these two descriptors at these
     // numbers before exec and nothing else in this process owns them.
@@ -117,6 +128,16 @@ async fn serve(
         let _ = sender.adopt_sockets(sockets);
     }
     let server = tokio::task::spawn_local(server.run());
+    // SIGUSR1 (from logrotate, through the main process) reopens log files.
+    if let Ok(mut reopen) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    {
+        tokio::task::spawn_local(async move {
+            while reopen.recv().await.is_some() {
+                crate::logging::reopen();
+            }
+        });
+    }
 
     // Answers produced here (socket hand-over) join the server's answers.
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<WorkerResponse>();

@@ -255,6 +255,10 @@ impl WorkerLauncher {
             .env_remove(handover::ENV_UPGRADE)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(false);
+        match crate::logging::worker_access_format() {
+            Some(format) => command.env(crate::logging::ENV_ACCESS_FORMAT, format),
+            None => command.env_remove(crate::logging::ENV_ACCESS_FORMAT),
+        };
         if sockets.is_some() {
             command.env(ENV_ADOPT, "1");
         } else {

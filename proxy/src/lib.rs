@@ -88,6 +88,7 @@
 // `scripts/check-module-dag.sh` checks that the imports form no cycle.
 //
 // Building blocks, which know nothing of the running server:
+pub mod access_log;
 mod answers;
 mod auth;
 mod balancer;

@@ -140,12 +140,15 @@ pub struct FileConfig {
     pub evict_on_queue_full: Option<bool>,
 }
 
-/// `access_logs_format`: `"ascii"` (default) or `"protobuf"`.
+/// `access_logs_format`: `"ascii"` (default), `"protobuf"` (both as Sozu
+/// writes them) or `"json"` (one JSON object a line; a file format of this
+/// daemon, sent to workers outside the Sozu schema).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AccessLogFormat {
     Ascii,
     Protobuf,
+    Json,
 }
 
 /// `[metrics]`: where workers send statsd metrics.

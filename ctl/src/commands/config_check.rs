@@ -78,6 +78,8 @@ pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
         ));
     };
     let config = Config::load(file).map_err(|error| CliError::usage(error.to_string()))?;
+    sozu_daemon::check_log_targets(&config)
+        .map_err(|error| CliError::usage(format!("{}: {error}", file.display())))?;
     let state = startable_state(&config)?;
     check_saved_state(&config, &state)?;
     let requests = config.requests();

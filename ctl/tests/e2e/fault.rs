@@ -295,7 +295,7 @@ impl Daemon {
             &config,
             format!(
                 "command_socket = \"sozu.sock\"\nworker_count = 2\nworker_timeout = 3\n\
-                 log_level = \"warn\"\nsaved_state = {:?}\nautomatic_state_save = true\n\n\
+                 log_level = \"warn\"\nlog_target = \"stderr\"\nsaved_state = {:?}\nautomatic_state_save = true\n\n\
                  [[listeners]]\nprotocol = \"http\"\naddress = \"127.0.0.1:{port}\"\n",
                 state.to_str().unwrap()
             ),

@@ -104,17 +104,20 @@ fn logged(daemon: &Daemon, text: &str) -> bool {
 }
 
 /// `sozu logging LEVEL` changes the filter of the main process and of every
-/// worker, live: access lines (info) appear after `logging info` and stop
-/// after `logging warn`; a filter that is not one is refused by name and
+/// worker, live: access lines (written whatever the level, unless the filter
+/// says `access=off`) appear after `logging info` and stop after `logging
+/// warn,access=off`; a filter that is not one is refused by name and
 /// changes nothing.
 #[test]
 fn logging_changes_the_level_of_every_process_live() {
     let port = free_port();
-    let daemon = Daemon::start(&basic_config(port, ""));
+    let daemon = Daemon::start(
+        &basic_config(port, "").replace("log_level = \"warn\"", "log_level = \"warn,access=off\""),
+    );
     let backend = Backend::start("app");
     daemon.serve(port, "app.test", "app", &[&backend]);
     let workers = daemon.worker_pids();
-    // At `warn`, requests leave no access line.
+    // With `access=off`, requests leave no access line.
     for _ in 0..4 {
         assert_eq!(client::get(port, "app.test", "/quiet-1").status, 200);
     }
@@ -142,7 +145,7 @@ fn logging_changes_the_level_of_every_process_live() {
 
     // Back to warn: quiet again (checked once a later line at info shows
     // the quiet requests were handled before it).
-    assert_eq!(code(&daemon.sozu(&["logging", "warn"])), 0);
+    assert_eq!(code(&daemon.sozu(&["logging", "warn,access=off"])), 0);
     for _ in 0..4 {
         assert_eq!(client::get(port, "app.test", "/quiet-2").status, 200);
     }

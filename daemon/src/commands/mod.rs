@@ -60,7 +60,7 @@ pub async fn handle(main: &Rc<Main>, request: Request, peer: &Peer, answers: &An
         RequestType::SubscribeEvents(_) => subscribe::subscribe(main, answers).await,
         RequestType::ReloadConfiguration(path) => reload::reload(main, &path, peer, answers).await,
         RequestType::UpgradeMain(_) => upgrade::upgrade_main(main, peer, answers).await,
-        RequestType::UpgradeWorker(id) => upgrade::upgrade_worker(main, id, answers).await,
+        RequestType::UpgradeWorker(id) => upgrade::upgrade_worker(main, id, peer, answers).await,
         RequestType::LaunchWorker(_) | RequestType::ReturnListenSockets(_) => {
             let _ = answers.send(Response::failure(format!(
                 "{} is internal to the daemon and cannot be sent by a client",
@@ -81,8 +81,8 @@ pub async fn handle(main: &Rc<Main>, request: Request, peer: &Peer, answers: &An
         RequestType::CloseSessions(close) => {
             sessions::close_sessions(main, &request, &close, peer, answers).await
         }
-        RequestType::SoftStop(_) => stop::soft_stop(main, answers).await,
-        RequestType::HardStop(_) => stop::hard_stop(main, answers).await,
+        RequestType::SoftStop(_) => stop::soft_stop(main, peer, answers).await,
+        RequestType::HardStop(_) => stop::hard_stop(main, peer, answers).await,
         _ => {
             let result = changes::apply_change(main, &request, peer, Some(answers)).await;
             let _ = answers.send(match result {

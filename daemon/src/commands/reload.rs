@@ -8,14 +8,38 @@ use sozu_command::proto::command::{EventKind, Response};
 use sozu_command::state::diff::diff;
 
 use super::{Answers, resolve};
-use crate::audit::Peer;
+use crate::audit::{self, Peer};
 use crate::changes::apply_change;
 use crate::events;
 use crate::main_process::Main;
+use crate::systemd;
+
+/// Reloads from `path` (see [`reload_inner`]), telling systemd and the
+/// audit log.
+pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
+    systemd::reloading("reloading the configuration");
+    let (forward, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    reload_inner(main, path, peer, &forward).await;
+    drop(forward);
+    let summary = format!("path={path}");
+    while let Some(answer) = outcome.recv().await {
+        use sozu_command::proto::command::ResponseStatus;
+        if answer.status != ResponseStatus::Processing as i32 {
+            let result = if answer.status == ResponseStatus::Ok as i32 {
+                Ok(())
+            } else {
+                Err(answer.message.as_str())
+            };
+            audit::record(peer, "RELOAD_CONFIGURATION", &summary, result);
+        }
+        let _ = answers.send(answer);
+    }
+    systemd::ready(main.workers().len());
+}
 
 /// Reloads from `path`, or from the file the daemon started with when
 /// `path` is empty.
-pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
+async fn reload_inner(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     let path = if path.is_empty() {
         match main.config().config_path.clone() {
             Some(path) => path,

@@ -22,7 +22,7 @@ pub async fn close_sessions(
 ) {
     if !main.state().clusters.contains_key(&close.cluster_id) {
         let message = format!("cluster '{}' does not exist", close.cluster_id);
-        audit::record(peer, "CLOSE_SESSIONS", Err(&message));
+        audit::record_request(peer, request, Err(&message));
         let _ = answers.send(Response::failure(message));
         return;
     }
@@ -38,9 +38,9 @@ pub async fn close_sessions(
             total.draining += closed.draining;
         }
     }
-    audit::record(
+    audit::record_request(
         peer,
-        "CLOSE_SESSIONS",
+        request,
         outcome.as_ref().map(|_| ()).map_err(String::as_str),
     );
     let _ = answers.send(match outcome {

@@ -151,6 +151,7 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     audit::record(
         peer,
         "LOAD_STATE",
+        &format!("path={}", path.display()),
         if errors.is_empty() {
             Ok(())
         } else {

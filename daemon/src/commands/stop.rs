@@ -7,13 +7,17 @@ use sozu_command::proto::command::{
 };
 
 use super::Answers;
+use crate::audit::{self, Peer};
 use crate::events;
 use crate::main_process::Main;
+use crate::systemd;
 
 /// Asks every worker to finish its in-flight requests and stop, waits for
 /// all of them, then exits.
-pub async fn soft_stop(main: &Rc<Main>, answers: &Answers) {
+pub async fn soft_stop(main: &Rc<Main>, peer: &Peer, answers: &Answers) {
     main.begin_stop();
+    systemd::stopping("stopping gracefully");
+    audit::record(peer, "SOFT_STOP", "", Ok(()));
     main.event(events::event(EventKind::SozuStopRequested));
     let _ = answers.send(Response::processing(
         "Stopping: workers finish their in-flight requests",
@@ -29,8 +33,10 @@ pub async fn soft_stop(main: &Rc<Main>, answers: &Answers) {
 }
 
 /// Stops every worker now and exits.
-pub async fn hard_stop(main: &Rc<Main>, answers: &Answers) {
+pub async fn hard_stop(main: &Rc<Main>, peer: &Peer, answers: &Answers) {
     main.begin_stop();
+    systemd::stopping("stopping now");
+    audit::record(peer, "HARD_STOP", "", Ok(()));
     main.event(events::event(EventKind::SozuStopRequested));
     let _ = answers.send(Response::processing("Stopping now"));
     let request: Request = RequestType::HardStop(HardStop {}).into();

@@ -25,15 +25,38 @@ use sozu_command::proto::command::{
 use sozu_command::state::file;
 
 use super::Answers;
-use crate::audit::Peer;
+use crate::audit::{self, Peer};
 use crate::events;
 use crate::handover::{self, UpgradeRecord, UpgradedWorker, keep_across_exec};
 use crate::main_process::Main;
+use crate::systemd;
 use crate::workers::NoAnswer;
+
+/// Replaces worker `id` (see [`upgrade_worker_inner`]), telling systemd
+/// and the audit log.
+pub async fn upgrade_worker(main: &Rc<Main>, id: u32, peer: &Peer, answers: &Answers) {
+    systemd::reloading(&format!("upgrading worker {id}"));
+    let (forward, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    upgrade_worker_inner(main, id, &forward).await;
+    drop(forward);
+    while let Some(answer) = outcome.recv().await {
+        use sozu_command::proto::command::ResponseStatus;
+        if answer.status != ResponseStatus::Processing as i32 {
+            let result = if answer.status == ResponseStatus::Ok as i32 {
+                Ok(())
+            } else {
+                Err(answer.message.as_str())
+            };
+            audit::record(peer, "UPGRADE_WORKER", &format!("worker={id}"), result);
+        }
+        let _ = answers.send(answer);
+    }
+    systemd::ready(main.workers().len());
+}
 
 /// Replaces worker `id`: new process on the same listening sockets, then a
 /// soft stop of the old one.
-pub async fn upgrade_worker(main: &Rc<Main>, id: u32, answers: &Answers) {
+async fn upgrade_worker_inner(main: &Rc<Main>, id: u32, answers: &Answers) {
     let old = main.worker(id);
     let Some(old) = old else {
         let _ = answers.send(Response::failure(format!("there is no worker {id}")));
@@ -119,20 +142,21 @@ pub async fn upgrade_worker(main: &Rc<Main>, id: u32, answers: &Answers) {
 
 /// Replaces the main process program, keeping everything it holds.
 pub async fn upgrade_main(main: &Rc<Main>, peer: &Peer, answers: &Answers) {
-    match prepare_upgrade(main, peer).await {
+    systemd::reloading("upgrading the main process");
+    let failure = match prepare_upgrade(main, peer).await {
         Ok(record_path) => {
+            // The new program answers the client; what this one knows is
+            // that the exec is attempted.
+            audit::record(peer, "UPGRADE_MAIN", "", Ok(()));
             let error = handover::exec_with_record(&record_path);
             let _ = std::fs::remove_file(&record_path);
-            let _ = answers.send(Response::failure(format!(
-                "main process not upgraded: could not run the new program: {error}"
-            )));
+            format!("main process not upgraded: could not run the new program: {error}")
         }
-        Err(error) => {
-            let _ = answers.send(Response::failure(format!(
-                "main process not upgraded: {error}"
-            )));
-        }
-    }
+        Err(error) => format!("main process not upgraded: {error}"),
+    };
+    audit::record(peer, "UPGRADE_MAIN", "", Err(&failure));
+    let _ = answers.send(Response::failure(failure));
+    systemd::ready(main.workers().len());
 }
 
 async fn prepare_upgrade(main: &Rc<Main>, peer: &Peer) -> Result<PathBuf, String> {

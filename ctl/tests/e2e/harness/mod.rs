@@ -341,9 +341,12 @@ impl Daemon {
         }
     }
 
-    /// What the daemon wrote on standard error so far.
+    /// What the daemon wrote on standard error and standard output so far
+    /// (its logs go to `log_target`, `stdout` by default).
     pub fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        let mut text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        text.push_str(&std::fs::read_to_string(&self.stdout).unwrap_or_default());
+        text
     }
 
     /// The folder's path.

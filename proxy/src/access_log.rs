@@ -1,0 +1,588 @@
+//! Access logs: one record per request (HTTP) or session (TCP), from the
+//! `tracing` events the proxy emits with target `"access"`.
+//!
+//! [`AccessLogLayer`] is a `tracing_subscriber` layer: it reads the fields
+//! of each such event (any may be missing, and is then `-`) and writes one
+//! record in the chosen [`AccessLogFormat`] through an [`AccessLogWriter`]
+//! (the embedder decides where records go). The fields it knows:
+//!
+//! `request_id`, `session_id`, `client`, `cluster`, `backend`,
+//! `backend_address`, `method`, `host`, `path` (or `route`, host and path
+//! together, when those two are absent), `protocol`, `user_agent`,
+//! `status`, `bytes_in`, `bytes_out`, `service_ms`, `response_ms`,
+//! `connect_ms`, `duration_ms`; the JSON format also keeps every other
+//! field of the event.
+//!
+//! Formats:
+//!
+//! - `ascii`: one line in the layout of Sozu's access logs (time, precise
+//!   time, pid, level, tag, then `[session request cluster backend]`,
+//!   addresses, durations, bytes, protocol and endpoint); control
+//!   characters in what clients sent are escaped;
+//! - `protobuf`: Sozu's `ProtobufAccessLog` message, framed as Sozu frames
+//!   it in a file: a varint length, the message, then two zero bytes;
+//! - `json`: one JSON object a line.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use sozu_command::proto::command::{
+    HttpEndpoint, ProtobufAccessLog, ProtobufEndpoint, SocketAddress, TcpEndpoint, Uint128,
+    protobuf_endpoint,
+};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer};
+
+/// The `tracing` target of access events.
+pub const TARGET: &str = "access";
+
+/// How access records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// Sozu's text layout.
+    Ascii,
+    /// Sozu's `ProtobufAccessLog`, length-delimited.
+    Protobuf,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Where access records go. Text records come without their newline.
+pub trait AccessLogWriter: Send + Sync + 'static {
+    /// One text record (`ascii` or `json`).
+    fn write_text(&self, record: &[u8]);
+    /// One framed binary record (`protobuf`).
+    fn write_binary(&self, record: &[u8]);
+}
+
+/// The layer that turns access events into records.
+pub struct AccessLogLayer {
+    format: AccessLogFormat,
+    writer: Arc<dyn AccessLogWriter>,
+    /// The process tag (`main`, `worker-0`).
+    tag: String,
+    pid: u32,
+}
+
+impl AccessLogLayer {
+    /// A layer writing `format` records through `writer`, tagged `tag`.
+    pub fn new(format: AccessLogFormat, writer: Arc<dyn AccessLogWriter>, tag: &str) -> Self {
+        AccessLogLayer {
+            format,
+            writer,
+            tag: tag.to_owned(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for AccessLogLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _context: Context<'_, S>) {
+        if event.metadata().target() != TARGET {
+            return;
+        }
+        let mut record = Record::default();
+        event.record(&mut record);
+        let now = SystemTime::now();
+        match self.format {
+            AccessLogFormat::Ascii => {
+                let line = record.ascii(now, self.pid, &self.tag);
+                self.writer.write_text(line.as_bytes());
+            }
+            AccessLogFormat::Json => {
+                let line = record.json(now, self.pid, &self.tag);
+                self.writer.write_text(line.as_bytes());
+            }
+            AccessLogFormat::Protobuf => {
+                let message = record.protobuf(now, &self.tag);
+                let mut framed = Vec::with_capacity(message.encoded_len() + 12);
+                if message.encode_length_delimited(&mut framed).is_ok() {
+                    framed.extend_from_slice(&[0, 0]);
+                    self.writer.write_binary(&framed);
+                }
+            }
+        }
+    }
+}
+
+/// One field value as the event gave it.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// The fields of one access event, in the order they came.
+#[derive(Debug, Default)]
+struct Record {
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl Visit for Record {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.fields
+            .push((field.name(), Value::Text(format!("{value:?}"))));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.fields
+            .push((field.name(), Value::Text(value.to_owned())));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.fields.push((field.name(), Value::Unsigned(value)));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.fields.push((field.name(), Value::Signed(value)));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.fields.push((field.name(), Value::Float(value)));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.fields.push((field.name(), Value::Bool(value)));
+    }
+}
+
+impl Record {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(field, _)| *field == name)
+            .map(|(_, value)| value)
+    }
+
+    /// A text field; `-` (what the proxy writes for "none") counts as
+    /// missing.
+    fn text(&self, name: &str) -> Option<String> {
+        let text = match self.get(name)? {
+            Value::Text(text) => text.clone(),
+            Value::Unsigned(value) => value.to_string(),
+            Value::Signed(value) => value.to_string(),
+            Value::Float(value) => value.to_string(),
+            Value::Bool(value) => value.to_string(),
+        };
+        (text != "-" && !text.is_empty()).then_some(text)
+    }
+
+    fn number(&self, name: &str) -> Option<f64> {
+        match self.get(name)? {
+            Value::Unsigned(value) => Some(*value as f64),
+            Value::Signed(value) => Some(*value as f64),
+            Value::Float(value) => Some(*value),
+            Value::Text(text) => text.parse().ok(),
+            Value::Bool(_) => None,
+        }
+    }
+
+    fn unsigned(&self, name: &str) -> Option<u64> {
+        self.number(name)
+            .filter(|value| *value >= 0.0)
+            .map(|value| value as u64)
+    }
+
+    /// The host, from `host` or else from `route` (host and path together).
+    fn host(&self) -> Option<String> {
+        self.text("host").or_else(|| {
+            let route = self.text("route")?;
+            let end = route.find('/').unwrap_or(route.len());
+            let host = &route[..end];
+            (!host.is_empty() && host != "-").then(|| host.to_owned())
+        })
+    }
+
+    /// The path, from `path` or else from `route`.
+    fn path(&self) -> Option<String> {
+        self.text("path").or_else(|| {
+            let route = self.text("route")?;
+            route.find('/').map(|start| route[start..].to_owned())
+        })
+    }
+
+    fn is_tcp(&self) -> bool {
+        self.text("protocol").as_deref() == Some("tcp")
+    }
+
+    /// The protocol: the event's, or `http` for a request event.
+    fn protocol(&self) -> String {
+        self.text("protocol").unwrap_or_else(|| "http".to_owned())
+    }
+
+    /// The whole time of the request or session, milliseconds.
+    fn total_ms(&self) -> Option<f64> {
+        self.number("duration_ms")
+            .or_else(|| self.number("response_ms"))
+            .or_else(|| self.number("service_ms"))
+    }
+
+    fn ascii(&self, now: SystemTime, pid: u32, tag: &str) -> String {
+        let or_dash = |value: Option<String>| escaped(value.as_deref().unwrap_or("-"));
+        let session = self.text("session_id").or_else(|| self.text("request_id"));
+        let mut line = String::with_capacity(256);
+        let _ = write!(
+            line,
+            "{} {} {pid} INFO {tag} [{} {} {} {}] {} {} {}/{}/{}/-/- {} {} [{}] - {} ",
+            rfc3339(now),
+            nanos(now),
+            or_dash(session),
+            or_dash(self.text("request_id")),
+            or_dash(self.text("cluster")),
+            or_dash(self.text("backend")),
+            or_dash(self.text("client")),
+            or_dash(self.text("backend_address")),
+            duration(self.total_ms()),
+            duration(self.number("service_ms")),
+            duration(self.number("response_ms")),
+            self.unsigned("bytes_in").unwrap_or(0),
+            self.unsigned("bytes_out").unwrap_or(0),
+            or_dash(self.text("user_agent")),
+            escaped(&self.protocol()),
+        );
+        if self.is_tcp() {
+            line.push_str("TCP");
+        } else {
+            let _ = write!(
+                line,
+                "{} {} {} {}",
+                or_dash(self.text("method")),
+                or_dash(self.host()),
+                or_dash(self.path()),
+                or_dash(self.text("status")),
+            );
+        }
+        if let Some(error) = self.text("error").or_else(|| self.text("end")) {
+            let _ = write!(line, " | {}", escaped(&error));
+        }
+        line
+    }
+
+    fn json(&self, now: SystemTime, pid: u32, tag: &str) -> String {
+        let mut line = String::with_capacity(384);
+        line.push('{');
+        let _ = write!(
+            line,
+            "\"time\":{},\"pid\":{pid},\"tag\":{}",
+            json_string(&rfc3339(now)),
+            json_string(tag)
+        );
+        let named = |line: &mut String, name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                let _ = write!(line, ",{}:{}", json_string(name), json_string(&value));
+            }
+        };
+        named(&mut line, "protocol", Some(self.protocol()));
+        if self.text("host").is_none() {
+            named(&mut line, "host", self.host());
+        }
+        if self.text("path").is_none() {
+            named(&mut line, "path", self.path());
+        }
+        for (name, value) in &self.fields {
+            if matches!(*name, "message" | "protocol") {
+                continue;
+            }
+            let _ = write!(line, ",{}:", json_string(name));
+            match value {
+                Value::Text(text) if text == "-" => line.push_str("null"),
+                Value::Text(text) => line.push_str(&json_string(text)),
+                Value::Unsigned(value) => {
+                    let _ = write!(line, "{value}");
+                }
+                Value::Signed(value) => {
+                    let _ = write!(line, "{value}");
+                }
+                Value::Float(value) if value.is_finite() => {
+                    let _ = write!(line, "{value}");
+                }
+                Value::Float(_) => line.push_str("null"),
+                Value::Bool(value) => {
+                    let _ = write!(line, "{value}");
+                }
+            }
+        }
+        line.push('}');
+        line
+    }
+
+    fn protobuf(&self, now: SystemTime, tag: &str) -> ProtobufAccessLog {
+        let micros = |name: &str| self.number(name).map(|ms| (ms * 1000.0).max(0.0) as u64);
+        let address = |name: &str| {
+            self.text(name)
+                .and_then(|text| text.parse::<std::net::SocketAddr>().ok())
+                .map(SocketAddress::from)
+        };
+        let ulid = |name: &str| {
+            self.text(name)
+                .and_then(|text| ulid::Ulid::from_string(&text).ok())
+                .map(|id| uint128(id.0))
+        };
+        let endpoint = if self.is_tcp() {
+            protobuf_endpoint::Inner::Tcp(TcpEndpoint {})
+        } else {
+            protobuf_endpoint::Inner::Http(HttpEndpoint {
+                method: self.text("method"),
+                authority: self.host(),
+                path: self.path(),
+                status: self.unsigned("status").map(|status| status as u32),
+                reason: None,
+            })
+        };
+        let session_id = ulid("session_id");
+        let time = nanos(now);
+        ProtobufAccessLog {
+            message: self.text("error").or_else(|| self.text("end")),
+            request_id: ulid("request_id")
+                .or(session_id)
+                .unwrap_or_else(|| uint128(0)),
+            cluster_id: self.text("cluster"),
+            backend_id: self.text("backend"),
+            session_address: address("client"),
+            backend_address: address("backend_address"),
+            protocol: self.protocol(),
+            endpoint: ProtobufEndpoint {
+                inner: Some(endpoint),
+            },
+            client_rtt: None,
+            server_rtt: None,
+            service_time: micros("service_ms")
+                .or_else(|| micros("duration_ms"))
+                .unwrap_or(0),
+            bytes_in: self.unsigned("bytes_in").unwrap_or(0),
+            bytes_out: self.unsigned("bytes_out").unwrap_or(0),
+            user_agent: self.text("user_agent"),
+            tags: Default::default(),
+            tag: tag.to_owned(),
+            time: uint128(time),
+            request_time: self.total_ms().map(|ms| (ms * 1000.0).max(0.0) as u64),
+            response_time: micros("response_ms"),
+            otel: None,
+            session_id,
+            x_request_id: None,
+            tls_version: None,
+            tls_cipher: None,
+            tls_sni: None,
+            tls_alpn: None,
+            xff_chain: None,
+            start_time: None,
+        }
+    }
+}
+
+fn uint128(value: u128) -> Uint128 {
+    Uint128 {
+        low: value as u64,
+        high: (value >> 64) as u64,
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+fn nanos(time: SystemTime) -> u128 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// A duration in milliseconds, as Sozu prints them (`-` when unknown).
+fn duration(ms: Option<f64>) -> String {
+    match ms {
+        None => "-".to_owned(),
+        Some(ms) if ms < 1.0 => format!("{}μs", (ms * 1000.0).round() as u64),
+        Some(ms) => format!("{}ms", ms.round() as u64),
+    }
+}
+
+/// `text` with control characters, spaces inside fields aside, written as
+/// `\xNN` (a client cannot forge a log line).
+pub fn escaped(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `text` as a JSON string.
+pub fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `time` as an RFC 3339 UTC timestamp with microseconds.
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since.as_secs();
+    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+    let in_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+        since.subsec_micros()
+    )
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard
+/// Hinnant's published days-to-civil algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tracing_subscriber::prelude::*;
+
+    #[derive(Default)]
+    struct Captured {
+        text: Mutex<Vec<String>>,
+        binary: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl AccessLogWriter for Captured {
+        fn write_text(&self, record: &[u8]) {
+            self.text
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(record.to_vec()).unwrap());
+        }
+        fn write_binary(&self, record: &[u8]) {
+            self.binary.lock().unwrap().push(record.to_vec());
+        }
+    }
+
+    fn capture(format: AccessLogFormat, emit: impl FnOnce()) -> Arc<Captured> {
+        let captured = Arc::new(Captured::default());
+        let layer = AccessLogLayer::new(format, captured.clone(), "worker-0");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, emit);
+        captured
+    }
+
+    fn request() {
+        tracing::info!(
+            target: "access",
+            request_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            client = %"127.0.0.1:4000",
+            cluster = "app",
+            backend = "app-0",
+            backend_address = "127.0.0.1:8000",
+            method = "GET",
+            route = "app.test/a\u{1b}[31mb?q=1",
+            status = 200u16,
+            bytes_in = 10u64,
+            bytes_out = 20u64,
+            service_ms = 1.5,
+            "request"
+        );
+        tracing::info!(target: "other", "not an access record");
+    }
+
+    #[test]
+    fn ascii_lines_carry_every_field_and_escape_control_characters() {
+        let captured = capture(AccessLogFormat::Ascii, request);
+        let lines = captured.text.lock().unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert!(
+            line.contains("[01ARZ3NDEKTSV4RRFFQ69G5FAV 01ARZ3NDEKTSV4RRFFQ69G5FAV app app-0]"),
+            "{line}"
+        );
+        assert!(line.contains("127.0.0.1:4000 127.0.0.1:8000"), "{line}");
+        assert!(line.contains(" 10 20 "), "{line}");
+        assert!(line.contains("GET app.test /a\\x1b[31mb?q=1 200"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+    }
+
+    #[test]
+    fn json_lines_split_the_route_and_keep_numbers() {
+        let captured = capture(AccessLogFormat::Json, request);
+        let lines = captured.text.lock().unwrap();
+        let line = &lines[0];
+        assert!(line.starts_with("{\"time\":\""), "{line}");
+        assert!(line.contains("\"host\":\"app.test\""), "{line}");
+        assert!(line.contains("\"path\":\"/a\\u001b[31mb?q=1\""), "{line}");
+        assert!(line.contains("\"status\":200"), "{line}");
+        assert!(line.contains("\"service_ms\":1.5"), "{line}");
+        assert!(line.contains("\"tag\":\"worker-0\""), "{line}");
+    }
+
+    #[test]
+    fn protobuf_records_are_length_delimited_with_two_zero_bytes_after() {
+        let captured = capture(AccessLogFormat::Protobuf, request);
+        let records = captured.binary.lock().unwrap();
+        assert_eq!(records.len(), 1);
+        let record = &records[0];
+        assert_eq!(&record[record.len() - 2..], &[0, 0]);
+        let decoded =
+            ProtobufAccessLog::decode_length_delimited(&record[..record.len() - 2]).unwrap();
+        assert_eq!(decoded.cluster_id.as_deref(), Some("app"));
+        assert_eq!(decoded.service_time, 1500);
+        assert_eq!(decoded.bytes_out, 20);
+        assert_eq!(decoded.protocol, "http");
+        assert_eq!(
+            decoded.session_address.unwrap().to_socket_addr(),
+            "127.0.0.1:4000".parse().unwrap()
+        );
+        let id = ulid::Ulid::from_string("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+            .unwrap()
+            .0;
+        assert_eq!(decoded.request_id, uint128(id));
+        match decoded.endpoint.inner {
+            Some(protobuf_endpoint::Inner::Http(http)) => {
+                assert_eq!(http.status, Some(200));
+                assert_eq!(http.authority.as_deref(), Some("app.test"));
+                assert_eq!(http.path.as_deref(), Some("/a\u{1b}[31mb?q=1"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_print_as_sozu_does() {
+        assert_eq!(duration(None), "-");
+        assert_eq!(duration(Some(0.25)), "250μs");
+        assert_eq!(duration(Some(12.4)), "12ms");
+        assert_eq!(json_string("a\"b\\c\u{7}"), "\"a\\\"b\\\\c\\u0007\"");
+        let time = UNIX_EPOCH + std::time::Duration::from_micros(1_796_278_225_123_456);
+        assert_eq!(rfc3339(time), "2026-12-03T06:10:25.123456Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+}
