@@ -10,10 +10,15 @@
 //! - [`answer`]: the answers the proxy gives itself, and the exchange
 //!   record (metrics and access log line).
 
+mod access;
 mod answer;
+mod forward;
 mod hyper_forward;
 mod hyper_policy;
 mod policy;
+mod relay;
+mod response;
+mod rewind;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -97,7 +102,9 @@ pub(super) fn seconds(value: u32) -> Duration {
     Duration::from_secs(u64::from(value.max(1)))
 }
 
-/// Serves one plain-text client connection until it closes.
+/// Serves one plain-text client connection until it closes: the relay
+/// serves it, and hands it to hyper (with the bytes it read) at the first
+/// request it does not serve.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -107,9 +114,6 @@ pub(crate) async fn serve_connection(
 ) {
     let config = listener.settings.borrow().clone();
     let request_timeout = seconds(config.request_timeout);
-    // hyper and this task share the socket, so that a 408 can still be
-    // written after hyper gave up on a request head.
-    let stream = Arc::new(stream);
     let context = Rc::new(ConnectionContext::new(
         peer,
         listener_address,
@@ -117,7 +121,15 @@ pub(crate) async fn serve_connection(
         shared.clone(),
         None,
     ));
-    let io = WriteDeadline::new(SharedStream(stream.clone()), seconds(config.front_timeout));
+    let (stream, buffered) = match relay::serve(stream, context.clone()).await {
+        relay::Ending::Closed => return,
+        relay::Ending::HandOver(stream, buffered) => (stream, buffered),
+    };
+    // hyper and this task share the socket, so that a 408 can still be
+    // written after hyper gave up on a request head.
+    let stream = Arc::new(stream);
+    let io = rewind::Rewind::new(buffered, SharedStream(stream.clone()));
+    let io = WriteDeadline::new(io, seconds(config.front_timeout));
     let result = serve_http(TokioIo::new(io), context.clone(), false).await;
     // hyper closes silently when the head of a request does not arrive in
     // time; the first request of a connection gets a 408, as in Sozu (a
