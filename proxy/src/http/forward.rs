@@ -378,5 +378,8 @@ pub(super) async fn write_all<W: AsyncWrite + Unpin>(
         }
         IoSlice::advance_slices(&mut slices, written);
     }
-    Ok(())
+    // A TLS session may keep records back until flushed (a no-op on TCP).
+    tokio::time::timeout(timeout, writer.flush())
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }

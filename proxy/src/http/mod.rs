@@ -146,7 +146,8 @@ pub(crate) async fn serve_connection(
 }
 
 /// Serves one TLS client connection: handshake (bounded by the request
-/// timeout), then HTTP/2 or HTTP/1.1 as negotiated by ALPN.
+/// timeout), then HTTP/2 (hyper) or HTTP/1.1 (the relay, then hyper for
+/// what it hands over) as negotiated by ALPN.
 pub(crate) async fn serve_tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -187,8 +188,18 @@ pub(crate) async fn serve_tls_connection(
         shared.clone(),
         server_name,
     ));
+    // HTTP/1.1 goes to the relay first, as in plain text.
+    let (stream, buffered) = if h2 {
+        (stream, Vec::new())
+    } else {
+        match relay::serve(stream, context.clone()).await {
+            relay::Ending::Closed => return,
+            relay::Ending::HandOver(stream, buffered) => (stream, buffered),
+        }
+    };
     // As in plain text, a first request head that does not arrive in time
     // gets a 408, written through the TLS session hyper hands back.
+    let stream = rewind::Rewind::new(buffered, stream);
     let (stream, home) = crate::shared_stream::Lent::new(stream);
     let io = WriteDeadline::new(stream, seconds(config.front_timeout));
     let result = serve_http(TokioIo::new(io), context.clone(), h2).await;

@@ -220,7 +220,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             }
             Step::Answer(bytes) => {
                 let timeout = seconds(config.front_timeout);
-                let _ = tokio::time::timeout(timeout, self.client.write_all(&bytes)).await;
+                let mut slices = [std::io::IoSlice::new(&bytes)];
+                let _ = super::forward::write_all(&mut self.client, &mut slices, timeout).await;
                 Next::Close
             }
             Step::Refuse(refusal) => {
@@ -246,7 +247,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
         let response = answers::render(status, template.as_deref(), &context, &config.id_header);
         let bytes = answers::to_bytes(response);
         let timeout = seconds(config.front_timeout);
-        let _ = tokio::time::timeout(timeout, self.client.write_all(&bytes)).await;
+        let mut slices = [std::io::IoSlice::new(&bytes)];
+        let _ = super::forward::write_all(&mut self.client, &mut slices, timeout).await;
         let _ = tokio::time::timeout(timeout, self.client.shutdown()).await;
         let shared = &self.context.shared;
         record_refusal(shared, status, bytes.len() as u64, Duration::ZERO);

@@ -6,7 +6,7 @@
 use std::io::IoSlice;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::forward::write_all;
 use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared, find_blank_line, push_line};
@@ -47,7 +47,8 @@ where
         bytes.truncate(end);
     }
     let timeout = seconds(config.front_timeout);
-    let _ = tokio::time::timeout(timeout, conn.client.write_all(&bytes)).await;
+    let mut slices = [IoSlice::new(&bytes)];
+    let _ = write_all(&mut conn.client, &mut slices, timeout).await;
     Next::Close
 }
 
