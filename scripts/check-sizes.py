@@ -20,9 +20,7 @@ FILE_LIMIT = 800
 FUNCTION_LIMIT = 150
 CRATES = ["command-lib", "proxy", "daemon", "ctl", "top"]
 # path -> why it is exempt for now
-EXEMPT = {
-    "proxy/src/http.rs": "rewritten by the HTTP/1.1 relay issue",
-}
+EXEMPT = {}
 
 FN = re.compile(
     r"^(\s*)(?:pub(?:\([^)]*\))?\s+)?(?:default\s+)?(?:const\s+)?(?:async\s+)?"

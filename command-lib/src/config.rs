@@ -39,7 +39,7 @@
 //! `handle_process_affinity`, `zombie_check_interval`, `accept_queue_timeout`,
 //! `evict_on_queue_full`, `slab_entries_per_connection`,
 //! `basic_auth_max_credential_bytes`, `splice_pipe_capacity_bytes`,
-//! `min_buffers`, `max_buffers`, `log_colored`, `access_logs_colored`,
+//! `log_colored`, `access_logs_colored`,
 //! `pid_file_path`. Keys that do not apply where they are written (TLS keys
 //! on an HTTP listener, `sticky_session` on a TCP cluster, `method` on a TCP
 //! frontend, ...) are ignored, as Sozu ignores them. Everything else becomes
@@ -111,9 +111,10 @@ pub const DEFAULT_BUFFER_SIZE: u64 = 16_393;
 /// Smallest `buffer_size` that holds a full HTTP/2 frame; required when an
 /// HTTPS listener offers `h2`.
 pub const H2_MIN_BUFFER_SIZE: u64 = 16_393;
-/// `min_buffers` when absent.
+/// `min_buffers` when absent: the HTTP/1.1 relay buffers a worker allocates
+/// when it starts.
 pub const DEFAULT_MIN_BUFFERS: u64 = 1;
-/// `max_buffers` when absent.
+/// `max_buffers` when absent: the most idle relay buffers a worker keeps.
 pub const DEFAULT_MAX_BUFFERS: u64 = 1_000;
 /// `ctl_command_timeout` when absent, milliseconds.
 pub const DEFAULT_CTL_COMMAND_TIMEOUT: u64 = 1_000;
@@ -194,9 +195,11 @@ pub struct Config {
     pub max_command_buffer_size: u64,
     /// Most client connections a worker accepts.
     pub max_connections: u64,
-    /// Buffers a worker preallocates (never above `max_buffers`).
+    /// HTTP/1.1 relay buffers a worker preallocates (never above
+    /// `max_buffers`).
     pub min_buffers: u64,
-    /// Most buffers a worker allocates.
+    /// Most idle relay buffers a worker keeps for reuse (beyond, buffers
+    /// given back are freed; connections are not refused for want of one).
     pub max_buffers: u64,
     /// Size of one buffer, bytes.
     pub buffer_size: u64,

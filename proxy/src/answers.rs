@@ -62,6 +62,12 @@ fn built_in(status: u16) -> &'static str {
             "<h1>404 Not Found</h1><p>No route is configured for %ROUTE.</p>",
             "<p>Request id: %REQUEST_ID</p></body></html>\n"
         ),
+        405 => concat!(
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
+            "<html><head><title>405 Method Not Allowed</title></head><body>",
+            "<h1>405 Method Not Allowed</h1><p>This proxy does not tunnel CONNECT requests.</p>",
+            "<p>Request id: %REQUEST_ID</p></body></html>\n"
+        ),
         408 => concat!(
             "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
             "<html><head><title>408 Request Timeout</title></head><body>",
@@ -72,6 +78,18 @@ fn built_in(status: u16) -> &'static str {
             "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
             "<html><head><title>413 Payload Too Large</title></head><body>",
             "<h1>413 Payload Too Large</h1><p>The request is larger than %CAPACITY bytes.</p>",
+            "<p>Request id: %REQUEST_ID</p></body></html>\n"
+        ),
+        414 => concat!(
+            "HTTP/1.1 414 URI Too Long\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
+            "<html><head><title>414 URI Too Long</title></head><body>",
+            "<h1>414 URI Too Long</h1><p>The request line is too long. %MESSAGE</p>",
+            "<p>Request id: %REQUEST_ID</p></body></html>\n"
+        ),
+        431 => concat!(
+            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
+            "<html><head><title>431 Request Header Fields Too Large</title></head><body>",
+            "<h1>431 Request Header Fields Too Large</h1><p>The request head is too large. %MESSAGE</p>",
             "<p>Request id: %REQUEST_ID</p></body></html>\n"
         ),
         421 => concat!(
@@ -103,6 +121,12 @@ fn built_in(status: u16) -> &'static str {
             "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
             "<html><head><title>504 Gateway Timeout</title></head><body>",
             "<h1>504 Gateway Timeout</h1><p>The backend %BACKEND_ID of %CLUSTER_ID did not answer within %DURATION.</p>",
+            "<p>Request id: %REQUEST_ID</p></body></html>\n"
+        ),
+        505 => concat!(
+            "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
+            "<html><head><title>505 HTTP Version Not Supported</title></head><body>",
+            "<h1>505 HTTP Version Not Supported</h1><p>Only HTTP/1.0 and HTTP/1.1 are spoken here. %MESSAGE</p>",
             "<p>Request id: %REQUEST_ID</p></body></html>\n"
         ),
         507 => concat!(

@@ -12,9 +12,17 @@ use subtle::{Choice, ConstantTimeEq};
 
 /// Whether the request's credentials match one of `authorized`.
 pub fn authorized(headers: &HeaderMap, authorized: &[String]) -> bool {
-    let Some(credentials) = headers
+    let value = headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
+        .map(http::HeaderValue::as_bytes);
+    authorized_value(value, authorized)
+}
+
+/// Whether an `Authorization` value (the first such header of a request,
+/// if any) matches one of `authorized`.
+pub fn authorized_value(value: Option<&[u8]>, authorized: &[String]) -> bool {
+    let Some(credentials) = value
+        .and_then(|value| std::str::from_utf8(value).ok())
         .and_then(|value| {
             value
                 .strip_prefix("Basic ")

@@ -119,6 +119,26 @@ impl ForwardingValues {
     pub fn origin(&self) -> &Origin {
         &self.origin
     }
+
+    /// The client's IP address, as written in `X-Forwarded-For`.
+    pub fn client_ip(&self) -> &[u8] {
+        self.client_ip.as_bytes()
+    }
+
+    /// `http` or `https`.
+    pub fn proto(&self) -> &[u8] {
+        self.proto.as_bytes()
+    }
+
+    /// The listener's port, as written in `X-Forwarded-Port`.
+    pub fn port(&self) -> &[u8] {
+        self.port.as_bytes()
+    }
+
+    /// The `Forwarded` element for this hop.
+    pub fn forwarded(&self) -> &[u8] {
+        self.forwarded.as_bytes()
+    }
 }
 
 /// Appends `addition` to the header's value after `separator`, or sets it.
@@ -155,6 +175,16 @@ pub fn add_forwarding_headers(headers: &mut HeaderMap, values: &ForwardingValues
     if matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::Rfc7239) {
         append(headers, header::FORWARDED, &values.forwarded, ", ");
     }
+}
+
+/// Which forwarding headers a listener's `forwarded_headers` mode asks
+/// for: (`X-Forwarded-*`, `Forwarded`).
+pub fn modes(mode: i32) -> (bool, bool) {
+    let mode = ForwardedHeaders::try_from(mode).unwrap_or(ForwardedHeaders::Both);
+    (
+        matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::XForwarded),
+        matches!(mode, ForwardedHeaders::Both | ForwardedHeaders::Rfc7239),
+    )
 }
 
 /// Sets or removes `X-Real-IP` as the listener asks.

@@ -93,6 +93,7 @@ mod answers;
 mod auth;
 mod balancer;
 mod body;
+mod buffers;
 pub mod enforceable;
 pub mod error;
 mod forwarding;

@@ -35,6 +35,12 @@ pub struct ProxyOptions {
     /// `buffer_size`): what one read moves, and what a session holds in
     /// memory twice for as long as it lives.
     pub buffer_size: usize,
+    /// HTTP/1.1 relay buffers (of `buffer_size` bytes) allocated when the
+    /// server starts.
+    pub min_buffers: usize,
+    /// Most idle relay buffers kept for reuse; beyond, buffers given back
+    /// are freed.
+    pub max_buffers: usize,
     /// What a `logging` request does: the program that owns the process's
     /// log output changes its filter. Without it (the default) the server
     /// refuses `logging` requests rather than acknowledge and ignore them.
@@ -74,6 +80,8 @@ impl Default for ProxyOptions {
             max_header_size: 64 * 1024,
             soft_stop_deadline: Duration::from_secs(60),
             buffer_size: DEFAULT_BUFFER_SIZE,
+            min_buffers: 1,
+            max_buffers: 1_000,
             log_filter: None,
         }
     }
@@ -91,9 +99,20 @@ impl ProxyOptions {
             buffer_size: usize::try_from(config.buffer_size)
                 .unwrap_or(usize::MAX)
                 .clamp(*BUFFER_SIZE_RANGE.start(), *BUFFER_SIZE_RANGE.end()),
+            // Two buffers per client connection: more than two per
+            // connection allowed would only ever sit idle.
+            max_buffers: clamp_count(config.max_buffers, config.max_connections),
+            min_buffers: clamp_count(config.min_buffers, config.max_connections)
+                .min(clamp_count(config.max_buffers, config.max_connections)),
             ..ProxyOptions::default()
         }
     }
+}
+
+/// A buffer count from the configuration, at most two per connection.
+fn clamp_count(count: u64, max_connections: u64) -> usize {
+    let cap = max_connections.saturating_mul(2).max(2);
+    usize::try_from(count.min(cap)).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

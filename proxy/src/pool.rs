@@ -15,10 +15,60 @@ use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1, http2};
 use tokio::sync::Notify;
 
+use crate::balancer::Backend;
 use crate::body::ForwardedBody;
+use crate::sessions::Registration;
 
 /// Idle connections kept per backend address; more are closed.
 const MAX_IDLE_PER_BACKEND: usize = 256;
+
+/// An HTTP/1.1 connection to a backend that the relay drives itself (raw
+/// bytes, no hyper): back in the pool only after a response that ended
+/// cleanly.
+pub(crate) struct RawConnection {
+    pub(crate) stream: tokio::net::TcpStream,
+    pub(crate) backend: std::sync::Arc<Backend>,
+    /// Its place among the sessions `close_sessions` can end.
+    pub(crate) registration: Registration,
+    /// Run once when the connection closes (accounting).
+    on_close: Option<Box<dyn FnOnce()>>,
+}
+
+impl RawConnection {
+    pub(crate) fn new(
+        stream: tokio::net::TcpStream,
+        backend: std::sync::Arc<Backend>,
+        registration: Registration,
+        on_close: Box<dyn FnOnce()>,
+    ) -> Self {
+        RawConnection {
+            stream,
+            backend,
+            registration,
+            on_close: Some(on_close),
+        }
+    }
+
+    /// Whether an idle connection can still carry a request: the backend
+    /// has neither closed it nor sent anything unasked, and no
+    /// `close_sessions` asked it to end.
+    fn usable(&self) -> bool {
+        use futures::FutureExt;
+        if self.registration.closed().now_or_never().is_some() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+impl Drop for RawConnection {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close();
+        }
+    }
+}
 
 /// A connection to a backend, able to carry a request.
 pub(crate) enum BackendSender {
@@ -119,6 +169,8 @@ impl Drop for H2Connecting {
 #[derive(Default)]
 pub(crate) struct BackendPool {
     idle: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<ForwardedBody>>>>,
+    /// Idle connections of the relay.
+    raw: RefCell<HashMap<SocketAddr, Vec<RawConnection>>>,
     h2: RefCell<HashMap<SocketAddr, Rc<H2Slot>>>,
     /// Set when the server stops: nothing is kept for later any more.
     closed: Cell<bool>,
@@ -179,6 +231,31 @@ impl BackendPool {
         None
     }
 
+    /// An idle relay connection to `address` that is still usable, if any.
+    pub(crate) fn take_raw(&self, address: SocketAddr) -> Option<RawConnection> {
+        let mut raw = self.raw.borrow_mut();
+        let connections = raw.get_mut(&address)?;
+        while let Some(connection) = connections.pop() {
+            if connection.usable() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// Keeps a relay connection whose last response ended cleanly, for the
+    /// next request to its backend.
+    pub(crate) fn give_raw(&self, connection: RawConnection) {
+        if self.closed.get() || connection.backend.is_removed() {
+            return;
+        }
+        let mut raw = self.raw.borrow_mut();
+        let connections = raw.entry(connection.backend.address()).or_default();
+        if connections.len() < MAX_IDLE_PER_BACKEND {
+            connections.push(connection);
+        }
+    }
+
     /// Stops handing out the HTTP/2 connection `sender` belongs to, after a
     /// request failed on it (a GOAWAY, a reset, a broken connection): the
     /// next request opens a new one, and this one closes once the requests
@@ -215,7 +292,8 @@ impl BackendPool {
     /// Idle connections held, all backends together (a shared HTTP/2
     /// connection counts as one).
     pub(crate) fn idle_count(&self) -> usize {
-        let http1: usize = self.idle.borrow().values().map(Vec::len).sum();
+        let http1: usize = self.idle.borrow().values().map(Vec::len).sum::<usize>()
+            + self.raw.borrow().values().map(Vec::len).sum::<usize>();
         let http2 = self
             .h2
             .borrow()
@@ -237,6 +315,9 @@ impl BackendPool {
     pub(crate) fn close(&self) {
         self.closed.set(true);
         self.idle.borrow_mut().clear();
+        // Taken out first: closing runs accounting that may look at the pool.
+        let raw = std::mem::take(&mut *self.raw.borrow_mut());
+        drop(raw);
         for slot in self.h2.borrow_mut().drain().map(|(_, slot)| slot) {
             slot.sender.borrow_mut().take();
         }
@@ -246,6 +327,8 @@ impl BackendPool {
     /// connection closes once the requests it carries are over.
     pub(crate) fn forget(&self, address: SocketAddr) {
         self.idle.borrow_mut().remove(&address);
+        let raw = self.raw.borrow_mut().remove(&address);
+        drop(raw);
         if let Some(slot) = self.h2.borrow_mut().remove(&address) {
             slot.sender.borrow_mut().take();
         }

@@ -25,6 +25,7 @@ use sozu_command::proto::command::{Event, ResponseStatus, WorkerResponse};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::balancer::BalancerEvent;
+use crate::buffers::BufferPool;
 use crate::handle::EVENT_ID;
 use crate::metrics::{LiveGauges, Metrics};
 use crate::options::ProxyOptions;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) options: ProxyOptions,
     pub(crate) clusters: RefCell<HashMap<String, Rc<ClusterRuntime>>>,
     pub(crate) pool: BackendPool,
+    /// The HTTP/1.1 relay's buffers.
+    pub(crate) buffers: BufferPool,
     pub(crate) metrics: RefCell<Metrics>,
     pub(crate) max_connection_attempts: Cell<u32>,
     pub(crate) max_connections_per_ip: Cell<u64>,
@@ -70,6 +73,11 @@ impl Shared {
         let max_connections_per_ip = options.max_connections_per_ip;
         Shared {
             metrics: RefCell::new(Metrics::new(&options.name)),
+            buffers: BufferPool::new(
+                options.buffer_size,
+                options.min_buffers,
+                options.max_buffers,
+            ),
             options,
             clusters: RefCell::new(HashMap::new()),
             pool: BackendPool::default(),

@@ -1,0 +1,146 @@
+//! What one relayed request leaves behind: its metrics and its access log
+//! line, written without allocating (the log line's text fields are copied
+//! into a per-connection buffer, and only when something listens).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::balancer::Backend;
+use crate::context::Shared;
+use crate::metrics::Answered;
+
+/// The text fields of the access log line, as ranges of the connection's
+/// log buffer.
+#[derive(Default, Clone)]
+pub(super) struct LogFields {
+    pub(super) method: Range<usize>,
+    pub(super) host: Range<usize>,
+    pub(super) path: Range<usize>,
+    pub(super) user_agent: Range<usize>,
+}
+
+impl LogFields {
+    /// Copies the fields into `log` (emptied first): a few dozen bytes into
+    /// a buffer that lives as long as the connection.
+    pub(super) fn capture(
+        log: &mut Vec<u8>,
+        method: &str,
+        host: Option<&str>,
+        path: &str,
+        user_agent: Option<&[u8]>,
+    ) -> LogFields {
+        log.clear();
+        let mut push = |bytes: &[u8]| {
+            let start = log.len();
+            log.extend_from_slice(bytes);
+            start..log.len()
+        };
+        LogFields {
+            method: push(method.as_bytes()),
+            host: push(host.unwrap_or("-").as_bytes()),
+            path: push(path.as_bytes()),
+            user_agent: push(user_agent.unwrap_or(b"-")),
+        }
+    }
+}
+
+/// One relayed request, from its head to the end of its answer.
+pub(super) struct Record {
+    pub(super) started: Instant,
+    /// The request id, a ULID in text.
+    pub(super) id: [u8; ulid::ULID_LEN],
+    pub(super) backend: Option<Arc<Backend>>,
+    pub(super) connect_time: Option<Duration>,
+    pub(super) response_time: Option<Duration>,
+    /// Request body bytes forwarded.
+    pub(super) bytes_in: u64,
+    pub(super) fields: LogFields,
+}
+
+impl Record {
+    pub(super) fn new(fields: LogFields) -> Record {
+        let mut id = [0; ulid::ULID_LEN];
+        ulid::Ulid::new().array_to_str(&mut id);
+        Record {
+            started: Instant::now(),
+            id,
+            backend: None,
+            connect_time: None,
+            response_time: None,
+            bytes_in: 0,
+            fields,
+        }
+    }
+
+    /// The request id.
+    pub(super) fn id(&self) -> &str {
+        std::str::from_utf8(&self.id).unwrap_or_default()
+    }
+
+    /// Counts the request in the metrics and writes its access log line.
+    pub(super) fn finish(
+        &self,
+        shared: &Shared,
+        peer: SocketAddr,
+        cluster: Option<&str>,
+        log: &[u8],
+        status: u16,
+        bytes_out: u64,
+    ) {
+        let service_time = self.started.elapsed();
+        let answered = Answered {
+            status,
+            bytes_in: self.bytes_in,
+            bytes_out,
+            connect_time: self.connect_time,
+            response_time: self.response_time,
+            service_time,
+        };
+        let backend_id = self.backend.as_ref().map(|backend| backend.id());
+        shared
+            .metrics
+            .borrow_mut()
+            .record(cluster, backend_id, &answered);
+        let text = |range: &Range<usize>| {
+            log.get(range.clone())
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .unwrap_or("-")
+        };
+        let millis = |time: Option<Duration>| time.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
+        tracing::info!(
+            target: "access",
+            request_id = self.id(),
+            client = %peer,
+            cluster = cluster.unwrap_or("-"),
+            backend = backend_id.unwrap_or("-"),
+            backend_address = %OrDash(self.backend.as_ref().map(|b| b.address())),
+            method = text(&self.fields.method),
+            host = text(&self.fields.host),
+            path = text(&self.fields.path),
+            protocol = "HTTP/1.1",
+            user_agent = text(&self.fields.user_agent),
+            status,
+            bytes_in = answered.bytes_in,
+            bytes_out,
+            service_ms = service_time.as_secs_f64() * 1000.0,
+            response_ms = millis(self.response_time),
+            connect_ms = millis(self.connect_time),
+            "request"
+        );
+    }
+}
+
+/// A value, or `-` when there is none.
+struct OrDash<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}

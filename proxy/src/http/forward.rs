@@ -1,0 +1,385 @@
+//! Forwarding a relayed request: the retry loop over the cluster's
+//! backends, the request head and body to a pooled raw connection, and the
+//! response head read back ([`super::response`] relays the rest).
+
+use std::io::IoSlice;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::answer::Exchange;
+use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared};
+use super::response::{self, Response};
+use super::seconds;
+use crate::balancer::Backend;
+use crate::context::{ClusterRuntime, Shared};
+use crate::http1::Side;
+use crate::http1::chunked::ChunkedDecoder;
+use crate::http1::edit::EditOptions;
+use crate::http1::framing::{Framing, is_interim};
+use crate::http1::head::{self, Answering, Parsed};
+use crate::pool::RawConnection;
+use crate::settings::ListenerSettings;
+
+/// Why an exchange with a backend failed.
+pub(super) enum Failure {
+    /// The connection closed (or broke) before any byte of an answer.
+    Silent,
+    /// The backend was silent for the back timeout.
+    Timeout,
+    /// The backend's answer broke the rules, or the connection broke in
+    /// the middle of it.
+    Bad(&'static str),
+    /// The client's body could not be read, or broke the rules.
+    Client,
+}
+
+/// Forwards a request the policy let through, and relays its response.
+pub(super) async fn exchange<C>(
+    conn: &mut Conn<C>,
+    config: &ListenerSettings,
+    mut prepared: Prepared,
+    stopping: bool,
+) -> Next
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = conn.context.shared.clone();
+    let cluster = prepared.admitted.cluster.clone();
+    let cluster_config = prepared.admitted.cluster_config.clone();
+    let connect_timeout = seconds(config.connect_timeout);
+    let back_timeout = seconds(config.back_timeout);
+    let attempts = shared.connection_attempts(&cluster_config);
+    let mut tried: Vec<Arc<Backend>> = Vec::new();
+    // Why the last backend that took the request failed to answer it.
+    let mut failed_exchange: Option<String> = None;
+    let mut attempt = 0;
+    while attempt < attempts {
+        let chosen = cluster
+            .balancer
+            .borrow_mut()
+            .choose(Instant::now(), None, &tried);
+        let Some(backend) = chosen else { break };
+        prepared.record.backend = Some(backend.clone());
+        let (mut raw, reused) = match shared.pool.take_raw(backend.address()) {
+            Some(raw) => (raw, true),
+            None => {
+                attempt += 1;
+                let id = &cluster_config.cluster_id;
+                let opened = connect(&shared, &cluster, id, &backend, connect_timeout).await;
+                match opened {
+                    Ok((raw, elapsed)) => {
+                        prepared.record.connect_time = Some(elapsed);
+                        (raw, false)
+                    }
+                    Err(()) => {
+                        tried.push(backend);
+                        continue;
+                    }
+                }
+            }
+        };
+        backend.request_started();
+        let sent_at = Instant::now();
+        let outcome = send(conn, &mut raw, &mut prepared, back_timeout).await;
+        let outcome = match outcome {
+            Ok(()) => receive_head(conn, &mut raw, &prepared, config, back_timeout).await,
+            Err(failure) => Err(failure),
+        };
+        let failure = match outcome {
+            Ok(response) => {
+                prepared.record.response_time = Some(sent_at.elapsed());
+                return response::relay(conn, config, prepared, raw, response, stopping).await;
+            }
+            Err(failure) => failure,
+        };
+        backend.request_finished();
+        drop(raw);
+        let exchange = answer_exchange(conn, &prepared);
+        let answer = match failure {
+            Failure::Silent if prepared.replayable => {
+                tracing::debug!(backend = %backend.address(), reused, "backend connection closed before answering, sending again");
+                if !reused {
+                    // A fresh connection that dies before answering: try
+                    // another backend (only connection failures count
+                    // towards marking a backend down, as in Sozu).
+                    failed_exchange = Some("The backend closed the connection.".to_owned());
+                    tried.push(backend);
+                }
+                continue;
+            }
+            Failure::Silent => exchange.bad_gateway(
+                config,
+                &cluster_config,
+                "The backend closed the connection.",
+            ),
+            Failure::Bad(message) => exchange.bad_gateway(config, &cluster_config, message),
+            Failure::Timeout => exchange.timed_out(config, &cluster_config, back_timeout),
+            Failure::Client => exchange.body_unreadable(config, &cluster_config),
+        };
+        return response::answer(conn, config, answer, prepared.head_request).await;
+    }
+    let mut exchange = answer_exchange(conn, &prepared);
+    let answer = exchange.unavailable(config, &cluster_config, failed_exchange, tried.is_empty());
+    response::answer(conn, config, answer, prepared.head_request).await
+}
+
+/// The hyper path's exchange record for an answer given instead of a
+/// response (502, 503, 504): counted and logged the same way.
+fn answer_exchange<C>(conn: &Conn<C>, prepared: &Prepared) -> Exchange {
+    let fields = &prepared.record.fields;
+    let text = |range: &std::ops::Range<usize>| {
+        conn.log
+            .get(range.clone())
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let config = conn.context.listener.settings.borrow().clone();
+    Exchange {
+        started: prepared.record.started,
+        request_id: http::HeaderValue::from_str(prepared.record.id())
+            .unwrap_or(http::HeaderValue::from_static("-")),
+        id_header: config.id_header.clone(),
+        method: http::Method::from_bytes(text(&fields.method).as_bytes()).unwrap_or_default(),
+        route: text(&fields.host) + &text(&fields.path),
+        frontend: Some(prepared.admitted.route.clone()),
+        backend: prepared.record.backend.clone(),
+        connect_time: prepared.record.connect_time,
+        response_time: None,
+        upload: Rc::default(),
+        shared: conn.context.shared.clone(),
+        peer: conn.context.peer,
+    }
+}
+
+/// Opens a connection to `backend`, telling its balancer how it went.
+async fn connect(
+    shared: &Rc<Shared>,
+    cluster: &ClusterRuntime,
+    cluster_id: &str,
+    backend: &Arc<Backend>,
+    timeout: Duration,
+) -> Result<(RawConnection, Duration), ()> {
+    let started = Instant::now();
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(backend.address())).await {
+        Ok(Ok(stream)) => stream,
+        result => {
+            let error = match result {
+                Ok(Err(error)) => error.to_string(),
+                _ => "connection timed out".to_owned(),
+            };
+            tracing::debug!(backend = %backend.address(), %error, "backend connection failed");
+            let events = cluster
+                .balancer
+                .borrow_mut()
+                .connect_failed(backend, Instant::now());
+            shared.report(events);
+            return Err(());
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let elapsed = started.elapsed();
+    let events = cluster
+        .balancer
+        .borrow_mut()
+        .connect_succeeded(backend, Instant::now(), elapsed);
+    shared.report(events);
+    backend.connection_opened();
+    shared
+        .metrics
+        .borrow_mut()
+        .backend_connection(cluster_id, backend.id(), true);
+    let registration = shared
+        .sessions
+        .register(cluster_id, backend.id(), backend.address());
+    let weak = Rc::downgrade(shared);
+    let closing = backend.clone();
+    let closing_cluster = cluster_id.to_owned();
+    let on_close = Box::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            shared.report(closing.connection_closed());
+            shared
+                .metrics
+                .borrow_mut()
+                .backend_connection(&closing_cluster, closing.id(), false);
+        }
+    });
+    Ok((
+        RawConnection::new(stream, backend.clone(), registration, on_close),
+        elapsed,
+    ))
+}
+
+/// Writes the request head, with the body bytes already received, in one
+/// `writev`, then the rest of the body as it comes.
+async fn send<C>(
+    conn: &mut Conn<C>,
+    raw: &mut RawConnection,
+    prepared: &mut Prepared,
+    timeout: Duration,
+) -> Result<(), Failure>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let Conn {
+        client,
+        front,
+        lines,
+        ..
+    } = conn;
+    let body_start = prepared.head_len;
+    let mut decoder = ChunkedDecoder::new(Side::Request);
+    let (prefix, mut done, mut remaining) = match prepared.framing {
+        Framing::Length(length) => {
+            let take = length.min((front.len() - body_start) as u64);
+            (take as usize, take == length, length - take)
+        }
+        Framing::Chunked => {
+            let advance = decoder
+                .advance(&front[body_start..])
+                .map_err(|_| Failure::Client)?;
+            (advance.consumed, advance.done, 0)
+        }
+        _ => (0, true, 0),
+    };
+    {
+        let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 8];
+        let count = prepared
+            .plan
+            .slices(&front[..], &[&lines[..]], &mut slices)
+            .ok_or(Failure::Client)?;
+        slices[count] = IoSlice::new(&front[body_start..body_start + prefix]);
+        let written = write_all(&mut raw.stream, &mut slices[..=count], timeout).await;
+        written.map_err(|_| Failure::Silent)?;
+    }
+    prepared.record.bytes_in = prefix as u64;
+    if prepared.framing == Framing::Empty {
+        // Kept until the answer comes: the request may be sent again.
+        return Ok(());
+    }
+    front.drain(..body_start + prefix);
+    prepared.head_len = 0;
+    while !done {
+        front.clear();
+        let read = tokio::time::timeout(timeout, client.read_buf(front)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Client),
+            Ok(Ok(_)) => {}
+            Err(_) => return Err(Failure::Timeout),
+        }
+        let take = if prepared.framing == Framing::Chunked {
+            let advance = decoder.advance(front).map_err(|_| Failure::Client)?;
+            done = advance.done;
+            advance.consumed
+        } else {
+            let take = remaining.min(front.len() as u64);
+            remaining -= take;
+            done = remaining == 0;
+            take as usize
+        };
+        let mut slices = [IoSlice::new(&front[..take])];
+        let written = write_all(&mut raw.stream, &mut slices, timeout).await;
+        written.map_err(|_| Failure::Bad("The backend stopped reading the body."))?;
+        prepared.record.bytes_in += take as u64;
+        front.drain(..take);
+    }
+    Ok(())
+}
+
+/// Reads the response head (interim 1xx answers are skipped), within the
+/// back timeout.
+async fn receive_head<C>(
+    conn: &mut Conn<C>,
+    raw: &mut RawConnection,
+    prepared: &Prepared,
+    config: &ListenerSettings,
+    timeout: Duration,
+) -> Result<Response, Failure> {
+    let max = conn.context.shared.options.max_header_size;
+    let back = &mut conn.back;
+    back.clear();
+    let answering = Answering {
+        head_request: prepared.head_request,
+        upgrade_requested: false,
+    };
+    loop {
+        if !back.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match head::parse_response(&back[..], &mut headers, max, answering) {
+                Ok(Parsed::Complete(head)) if is_interim(head.status) => {
+                    let len = head.len;
+                    back.drain(..len);
+                    continue;
+                }
+                Ok(Parsed::Complete(head)) => {
+                    let drop = [config.id_header.as_str()];
+                    let options = EditOptions {
+                        drop: &drop,
+                        ..Default::default()
+                    };
+                    let plan = Plan::new(&back[..], head.len, head.headers, &options)
+                        .map_err(|_| Failure::Bad("The response has too many headers."))?;
+                    let has_te = head
+                        .headers
+                        .iter()
+                        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+                    return Ok(Response {
+                        status: head.status,
+                        head_len: head.len,
+                        framing: head.framing,
+                        persistent: head.connection.persistent(head.minor_version),
+                        http10: head.minor_version == 0,
+                        has_transfer_encoding: has_te,
+                        plan,
+                    });
+                }
+                Ok(Parsed::Partial) => {}
+                Err(_) => return Err(Failure::Bad("The backend's response broke the rules.")),
+            }
+        }
+        if back.len() == back.capacity() {
+            back.reserve(back.len().min(max + 1));
+        }
+        let had = back.len();
+        let read = tokio::select! {
+            read = tokio::time::timeout(timeout, raw.stream.read_buf(back)) => read,
+            () = raw.registration.closed() => return Err(Failure::Bad("The backend session was closed.")),
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) if had == 0 => return Err(Failure::Silent),
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Err(Failure::Bad(
+                    "The backend closed the connection mid-answer.",
+                ));
+            }
+            Ok(Ok(_)) => {}
+            Err(_) => return Err(Failure::Timeout),
+        }
+    }
+}
+
+/// Writes every byte of `slices`, each write within `timeout`.
+pub(super) async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut slices: &mut [IoSlice<'_>],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let written = tokio::time::timeout(timeout, writer.write_vectored(slices))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    // A TLS session may keep records back until flushed (a no-op on TCP).
+    tokio::time::timeout(timeout, writer.flush())
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}

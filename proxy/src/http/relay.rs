@@ -1,0 +1,491 @@
+//! The HTTP/1.1 relay: one task per client connection drives both sides.
+//! A request head is parsed in place in the connection's buffer (the strict
+//! rules of [`crate::http1`]), routed on borrowed slices, rewritten as a
+//! list of slices (hop-by-hop headers out, forwarding headers and request
+//! id in) written to a pooled backend connection with one `writev`; the body
+//! follows by its framing, then the response comes back the same way
+//! ([`super::forward`]).
+//!
+//! What the relay does not serve yet goes to hyper with the bytes already
+//! read ([`Ending::HandOver`]): HTTP/1.0, absolute-form and `*` targets,
+//! upgrades (WebSocket), `Expect`, and clusters with HTTP/2 backends, sticky
+//! sessions, header edits or host/path rewrites. Every request passed the
+//! codec's rules first, whichever path serves it.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::access::{LogFields, Record};
+use super::answer::{Exchange, listener_template};
+use super::policy::{self, Admitted, Asked};
+use super::{ConnectionContext, record_refusal, seconds};
+use crate::answers::{self, AnswerContext};
+use crate::forwarding::{self, ForwardingValues, Origin};
+use crate::http1::edit::{EditOptions, EditPlan};
+use crate::http1::framing::Framing;
+use crate::http1::head::{self, Parsed, RequestHead};
+use crate::http1::{Refusal, Rule};
+use crate::settings::ListenerSettings;
+
+/// Header lines a head may have (more is 431).
+pub(super) const MAX_HEADERS: usize = 100;
+/// The edit plan of a head of at most [`MAX_HEADERS`] lines.
+pub(super) type Plan = EditPlan<{ MAX_HEADERS + 1 }>;
+
+/// How the relay left a connection.
+pub(super) enum Ending<C> {
+    /// Closed (or to be dropped): nothing more to do.
+    Closed,
+    /// A request the relay does not serve: hyper takes the connection and
+    /// reads these bytes first.
+    HandOver(C, Vec<u8>),
+}
+
+/// What to do after a request.
+pub(super) enum Next {
+    Continue,
+    Close,
+    HandOver,
+}
+
+/// One client connection and its buffers.
+pub(super) struct Conn<C> {
+    pub(super) context: Rc<ConnectionContext>,
+    pub(super) client: C,
+    /// Bytes from the client not consumed yet: a request head, body bytes,
+    /// pipelined requests.
+    pub(super) front: Vec<u8>,
+    /// Bytes from the backend.
+    pub(super) back: Vec<u8>,
+    /// Header lines appended to the head being forwarded.
+    pub(super) lines: Vec<u8>,
+    /// The access log fields of the request under way.
+    pub(super) log: Vec<u8>,
+}
+
+/// A request the policy let through, ready to be forwarded.
+pub(super) struct Prepared {
+    pub(super) head_len: usize,
+    pub(super) framing: Framing,
+    pub(super) head_request: bool,
+    /// Idempotent and without body: may be sent again on another
+    /// connection when a reused one fails before answering.
+    pub(super) replayable: bool,
+    /// The client asked to close after this request.
+    pub(super) close: bool,
+    pub(super) plan: Plan,
+    pub(super) admitted: Admitted,
+    pub(super) record: Record,
+}
+
+/// What the head of a request leads to.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, on the stack: boxing it would allocate"
+)]
+enum Step {
+    Forward(Prepared),
+    /// An answer of the proxy's own (the connection closes after it).
+    Answer(Vec<u8>),
+    /// Refused by the codec: answered with this status, then closed.
+    Refuse(Refusal),
+    HandOver,
+}
+
+/// What waiting for a request head gave.
+enum HeadWait {
+    /// A head (or more bytes than a head may have) is in the buffer.
+    Ready,
+    Closed,
+    TimedOut,
+}
+
+/// Serves a client connection until it closes, or hands it over.
+pub(super) async fn serve<C>(client: C, context: Rc<ConnectionContext>) -> Ending<C>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = context.shared.clone();
+    let mut conn = Conn {
+        front: shared.buffers.take(),
+        back: shared.buffers.take(),
+        lines: Vec::with_capacity(512),
+        log: Vec::new(),
+        context,
+        client,
+    };
+    let hand_over = conn.run().await;
+    let Conn {
+        client,
+        front,
+        back,
+        ..
+    } = conn;
+    shared.buffers.give(back);
+    if hand_over {
+        return Ending::HandOver(client, front);
+    }
+    shared.buffers.give(front);
+    Ending::Closed
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
+    /// Serves requests until the connection closes (`false`) or one is to
+    /// be handed over (`true`).
+    async fn run(&mut self) -> bool {
+        let shared = self.context.shared.clone();
+        let mut stopping = shared.stopping.subscribe();
+        loop {
+            let config = self.context.listener.settings.borrow().clone();
+            match self.read_head(&config, &mut stopping).await {
+                HeadWait::Ready => {}
+                HeadWait::Closed => return false,
+                HeadWait::TimedOut => {
+                    if self.context.requests.get() == 0 {
+                        let timeout = seconds(config.request_timeout);
+                        super::answer_request_timeout(&mut self.client, &config, timeout, &shared)
+                            .await;
+                    }
+                    return false;
+                }
+            }
+            let closing = *stopping.borrow();
+            match self.serve_request(&config, closing).await {
+                Next::Continue if !*stopping.borrow() => {}
+                Next::Continue | Next::Close => return false,
+                Next::HandOver => return true,
+            }
+        }
+    }
+
+    /// Waits until the buffer holds a whole request head (or more bytes
+    /// than a head may take), within the request timeout.
+    async fn read_head(
+        &mut self,
+        config: &ListenerSettings,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> HeadWait {
+        let max = self.context.shared.options.max_header_size;
+        let deadline = tokio::time::Instant::now() + seconds(config.request_timeout);
+        let mut searched = 0;
+        loop {
+            // Empty lines before a request line are ignored (RFC 9112 §2.2).
+            let blank = self.front.iter().take_while(|&&b| b == b'\r' || b == b'\n');
+            let leading = blank.count() & !1;
+            if leading > 0 && self.front[..leading].chunks(2).all(|pair| pair == b"\r\n") {
+                self.front.drain(..leading);
+                searched = 0;
+            }
+            if let Some(end) = find_blank_line(&self.front, searched) {
+                let _ = end;
+                return HeadWait::Ready;
+            }
+            if self.front.len() > max {
+                return HeadWait::Ready;
+            }
+            searched = self.front.len().saturating_sub(3);
+            let idle = self.front.is_empty();
+            if self.front.len() == self.front.capacity() {
+                self.front.reserve(self.front.len().min(max + 1));
+            }
+            let stop_now = idle && self.context.requests.get() > 0 && *stopping.borrow();
+            if stop_now {
+                return HeadWait::Closed;
+            }
+            tokio::select! {
+                read = tokio::time::timeout_at(deadline, self.client.read_buf(&mut self.front)) => {
+                    match read {
+                        Ok(Ok(0)) | Ok(Err(_)) => return HeadWait::Closed,
+                        Ok(Ok(_)) => {}
+                        Err(_) => return HeadWait::TimedOut,
+                    }
+                }
+                changed = stopping.changed(), if idle && !*stopping.borrow() => {
+                    if changed.is_err() {
+                        return HeadWait::Closed;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves the request whose head is in the buffer.
+    async fn serve_request(&mut self, config: &ListenerSettings, stopping: bool) -> Next {
+        match self.prepare(config) {
+            Step::Forward(prepared) => {
+                super::forward::exchange(self, config, prepared, stopping).await
+            }
+            Step::Answer(bytes) => {
+                let timeout = seconds(config.front_timeout);
+                let mut slices = [std::io::IoSlice::new(&bytes)];
+                let _ = super::forward::write_all(&mut self.client, &mut slices, timeout).await;
+                Next::Close
+            }
+            Step::Refuse(refusal) => {
+                self.refuse(config, refusal).await;
+                Next::Close
+            }
+            Step::HandOver => Next::HandOver,
+        }
+    }
+
+    /// Answers a request the codec refused, counted and logged.
+    async fn refuse(&mut self, config: &ListenerSettings, refusal: Refusal) {
+        let status = refusal.status();
+        let id = ulid::Ulid::new().to_string();
+        let message = format!("The request was refused: {:?}.", refusal.rule);
+        let context = AnswerContext {
+            request_id: &id,
+            message: &message,
+            phase: "request head",
+            ..Default::default()
+        };
+        let template = listener_template(config, status);
+        let response = answers::render(status, template.as_deref(), &context, &config.id_header);
+        let bytes = answers::to_bytes(response);
+        let timeout = seconds(config.front_timeout);
+        let mut slices = [std::io::IoSlice::new(&bytes)];
+        let _ = super::forward::write_all(&mut self.client, &mut slices, timeout).await;
+        let _ = tokio::time::timeout(timeout, self.client.shutdown()).await;
+        let shared = &self.context.shared;
+        record_refusal(shared, status, bytes.len() as u64, Duration::ZERO);
+        tracing::info!(target: "access", request_id = %id, client = %self.context.peer, status, rule = ?refusal.rule, "request");
+    }
+
+    /// Parses the head in the buffer and decides what becomes of it.
+    fn prepare(&mut self, config: &ListenerSettings) -> Step {
+        let max = self.context.shared.options.max_header_size;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let head = match head::parse_request(&self.front, &mut headers, max) {
+            Ok(Parsed::Complete(head)) => head,
+            Ok(Parsed::Partial) => return Step::Refuse(Refusal::request(Rule::HeadTooLarge)),
+            Err(refusal) => return Step::Refuse(refusal),
+        };
+        let has = |name: &str| {
+            head.headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(name))
+        };
+        if head.minor_version != 1
+            || !head.target.starts_with('/')
+            || has("upgrade")
+            || has("expect")
+        {
+            return Step::HandOver;
+        }
+        let asked = Asked {
+            host: head.host,
+            path: head.target,
+            method: head.method,
+        };
+        let decided = policy::decide(&self.context, config, &asked, |cluster| {
+            let value = first(head.headers, "authorization");
+            crate::auth::authorized_value(value, &cluster.authorized_hashes)
+        });
+        let admitted = match decided {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                self.count_request();
+                let mut exchange = self.exchange_for(config, &head);
+                let response = exchange.refuse(refused);
+                let mut bytes = answers::to_bytes(response);
+                if head.method == "HEAD"
+                    && let Some(end) = find_blank_line(&bytes, 0)
+                {
+                    bytes.truncate(end);
+                }
+                return Step::Answer(bytes);
+            }
+        };
+        if !relayable(&admitted) {
+            return Step::HandOver;
+        }
+        self.count_request();
+        let fields = LogFields::capture(
+            &mut self.log,
+            head.method,
+            head.host,
+            head.target,
+            first(head.headers, "user-agent"),
+        );
+        let record = Record::new(fields);
+        let origin = Origin {
+            peer: self.context.peer,
+            listener: config
+                .public_address
+                .unwrap_or(self.context.listener_address),
+            secure: config.secure,
+        };
+        let values = self.context.forwarding(&origin);
+        let planned = plan_request(
+            config,
+            &self.front,
+            &head,
+            &values,
+            &record,
+            &mut self.lines,
+        );
+        match planned {
+            Some(plan) => Step::Forward(Prepared {
+                head_len: head.len,
+                framing: head.framing,
+                head_request: head.method == "HEAD",
+                replayable: head.framing == Framing::Empty && idempotent(head.method),
+                close: !head.connection.persistent(head.minor_version),
+                plan,
+                admitted,
+                record,
+            }),
+            None => Step::Refuse(Refusal::request(Rule::TooManyHeaders)),
+        }
+    }
+
+    fn count_request(&self) {
+        let requests = &self.context.requests;
+        requests.set(requests.get() + 1);
+        self.context.request_arrived.notify_one();
+    }
+
+    /// An exchange record of the hyper path's kind, for an answer.
+    fn exchange_for(&self, config: &ListenerSettings, head: &RequestHead<'_, '_>) -> Exchange {
+        let route = format!("{}{}", head.host.unwrap_or("-"), head.target);
+        Exchange {
+            started: std::time::Instant::now(),
+            request_id: super::answer::new_request_id(),
+            id_header: config.id_header.clone(),
+            method: http::Method::from_bytes(head.method.as_bytes()).unwrap_or_default(),
+            route,
+            frontend: None,
+            backend: None,
+            connect_time: None,
+            response_time: None,
+            upload: Rc::default(),
+            shared: self.context.shared.clone(),
+            peer: self.context.peer,
+        }
+    }
+}
+
+/// Plans the head sent to the backend: the lines kept, and in
+/// `lines` the forwarding headers and request id appended.
+fn plan_request(
+    config: &ListenerSettings,
+    front: &[u8],
+    head: &RequestHead<'_, '_>,
+    values: &ForwardingValues,
+    record: &Record,
+    lines: &mut Vec<u8>,
+) -> Option<Plan> {
+    let (x_forwarded, rfc7239) = forwarding::modes(config.forwarded_headers);
+    let id_name = config.id_header.as_str();
+    let mut dropped = [""; 4];
+    let mut count = 0;
+    let mut drop_name = |name| {
+        dropped[count] = name;
+        count += 1;
+    };
+    if x_forwarded {
+        drop_name("x-forwarded-for");
+    }
+    if rfc7239 {
+        drop_name("forwarded");
+    }
+    if config.elide_x_real_ip || config.send_x_real_ip {
+        drop_name("x-real-ip");
+    }
+    drop_name(id_name);
+    let options = EditOptions {
+        drop: &dropped[..count],
+        ..Default::default()
+    };
+    let plan = Plan::new(front, head.len, head.headers, &options).ok()?;
+    lines.clear();
+    let headers = head.headers;
+    if x_forwarded {
+        let existing = first(headers, "x-forwarded-for");
+        push_list_line(lines, b"X-Forwarded-For", existing, values.client_ip());
+        if first(headers, "x-forwarded-proto").is_none() {
+            push_line(lines, b"X-Forwarded-Proto", values.proto());
+        }
+        if first(headers, "x-forwarded-port").is_none() {
+            push_line(lines, b"X-Forwarded-Port", values.port());
+        }
+    }
+    if rfc7239 {
+        let existing = first(headers, "forwarded");
+        push_list_line(lines, b"Forwarded", existing, values.forwarded());
+    }
+    if config.send_x_real_ip {
+        push_line(lines, b"X-Real-IP", values.client_ip());
+    }
+    let id = record.id();
+    if !id_name.eq_ignore_ascii_case("x-request-id") && first(headers, "x-request-id").is_none() {
+        push_line(lines, b"X-Request-Id", id.as_bytes());
+    }
+    push_line(lines, id_name.as_bytes(), id.as_bytes());
+    Some(plan)
+}
+
+/// Whether the relay serves requests of this frontend and cluster (the
+/// others go to hyper).
+fn relayable(admitted: &Admitted) -> bool {
+    let Admitted {
+        route,
+        cluster_config,
+        ..
+    } = admitted;
+    cluster_config.http2 != Some(true)
+        && !cluster_config.sticky_session
+        && route.request_headers().is_empty()
+        && route.response_headers().is_empty()
+        && route.rewrite_host().is_none()
+        && route.rewrite_path().is_none()
+}
+
+/// Idempotent methods (RFC 9110 §9.2.2).
+fn idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
+}
+
+/// The value of the first header line named `name`, trimmed.
+pub(super) fn first<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| crate::http1::framing::trim_ows(h.value))
+}
+
+/// Appends `name: value` and CRLF.
+pub(super) fn push_line(lines: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    lines.extend_from_slice(name);
+    lines.extend_from_slice(b": ");
+    lines.extend_from_slice(value);
+    lines.extend_from_slice(b"\r\n");
+}
+
+/// Appends a list header: the received value (when not empty), then ours.
+fn push_list_line(lines: &mut Vec<u8>, name: &[u8], existing: Option<&[u8]>, value: &[u8]) {
+    lines.extend_from_slice(name);
+    lines.extend_from_slice(b": ");
+    if let Some(existing) = existing.filter(|existing| !existing.is_empty()) {
+        lines.extend_from_slice(existing);
+        lines.extend_from_slice(b", ");
+    }
+    lines.extend_from_slice(value);
+    lines.extend_from_slice(b"\r\n");
+}
+
+/// Where the first empty line (CRLF CRLF) ends, searching from `from`.
+pub(super) fn find_blank_line(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|at| from + at + 4)
+}

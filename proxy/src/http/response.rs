@@ -1,0 +1,302 @@
+//! The response of a relayed request, back to the client: its head
+//! rewritten as slices of the backend's bytes (hop-by-hop headers out,
+//! request id in), then its body by its framing; and the answers the relay
+//! gives instead of a response.
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::forward::write_all;
+use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared, find_blank_line, push_line};
+use super::seconds;
+use crate::answers;
+use crate::body::ProxyBody;
+use crate::http1::Side;
+use crate::http1::chunked::ChunkedDecoder;
+use crate::http1::framing::Framing;
+use crate::pool::RawConnection;
+use crate::settings::ListenerSettings;
+
+/// A response head read from a backend, as the relay needs it.
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) head_len: usize,
+    pub(super) framing: Framing,
+    /// The backend keeps the connection open after this response.
+    pub(super) persistent: bool,
+    /// An HTTP/1.0 status line (sent on as HTTP/1.1).
+    pub(super) http10: bool,
+    pub(super) has_transfer_encoding: bool,
+    pub(super) plan: Plan,
+}
+
+/// Writes an answer of the proxy's own and closes (its head says so).
+pub(super) async fn answer<C>(
+    conn: &mut Conn<C>,
+    config: &ListenerSettings,
+    answer: http::Response<ProxyBody>,
+    head_request: bool,
+) -> Next
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut bytes = answers::to_bytes(answer);
+    if head_request && let Some(end) = find_blank_line(&bytes, 0) {
+        bytes.truncate(end);
+    }
+    let timeout = seconds(config.front_timeout);
+    let mut slices = [IoSlice::new(&bytes)];
+    let _ = write_all(&mut conn.client, &mut slices, timeout).await;
+    Next::Close
+}
+
+/// Where a body stands.
+struct Body {
+    framing: Framing,
+    remaining: u64,
+    decoder: ChunkedDecoder,
+}
+
+/// What one piece of input held of a body.
+struct Take {
+    /// Bytes of the input that belong to the body.
+    consumed: usize,
+    /// How many of them are data (not chunk framing).
+    data: u64,
+    done: bool,
+}
+
+impl Body {
+    fn new(framing: Framing) -> Body {
+        Body {
+            framing,
+            remaining: match framing {
+                Framing::Length(length) => length,
+                _ => 0,
+            },
+            decoder: ChunkedDecoder::new(Side::Response),
+        }
+    }
+
+    fn take(&mut self, input: &[u8]) -> Result<Take, ()> {
+        Ok(match self.framing {
+            Framing::Length(_) => {
+                let take = self.remaining.min(input.len() as u64);
+                self.remaining -= take;
+                Take {
+                    consumed: take as usize,
+                    data: take,
+                    done: self.remaining == 0,
+                }
+            }
+            Framing::Chunked => {
+                let advance = self.decoder.advance(input).map_err(|_| ())?;
+                Take {
+                    consumed: advance.consumed,
+                    data: advance.data,
+                    done: advance.done,
+                }
+            }
+            Framing::UntilClose => Take {
+                consumed: input.len(),
+                data: input.len() as u64,
+                done: false,
+            },
+            Framing::Empty | Framing::Switch => Take {
+                consumed: 0,
+                data: 0,
+                done: true,
+            },
+        })
+    }
+}
+
+/// The chunk-size line of `size` bytes of data, in `out`.
+fn chunk_line(size: usize, out: &mut [u8; 20]) -> &[u8] {
+    let digits = (usize::BITS - size.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (index, slot) in out.iter_mut().take(digits).enumerate() {
+        let nibble = (size >> (4 * (digits - 1 - index))) & 0xf;
+        *slot = b"0123456789abcdef"[nibble];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    &out[..digits + 2]
+}
+
+/// Relays a response whose head is in the connection's back buffer, then
+/// its body; accounts for the exchange and pools the backend connection
+/// when the response ended cleanly.
+pub(super) async fn relay<C>(
+    conn: &mut Conn<C>,
+    config: &ListenerSettings,
+    prepared: Prepared,
+    mut raw: RawConnection,
+    response: Response,
+    stopping: bool,
+) -> Next
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let front_timeout = seconds(config.front_timeout);
+    let back_timeout = seconds(config.back_timeout);
+    conn.front.drain(..prepared.head_len);
+    if response.http10 && conn.back.starts_with(b"HTTP/1.0") {
+        conn.back[7] = b'1';
+    }
+    // A body that runs until the backend closes is sent on chunked, so
+    // that the client connection lives on; when the backend named another
+    // coding, the client connection closes with it instead.
+    let until_close = response.framing == Framing::UntilClose;
+    let rechunk = until_close && !response.has_transfer_encoding;
+    let close = prepared.close || stopping || (until_close && !rechunk);
+    let lines = &mut conn.lines;
+    lines.clear();
+    let id = prepared.record.id();
+    push_line(lines, config.id_header.as_str().as_bytes(), id.as_bytes());
+    if close {
+        lines.extend_from_slice(b"Connection: close\r\n");
+    }
+    if rechunk {
+        lines.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    let mut body = Body::new(response.framing);
+    let timeouts = (front_timeout, back_timeout);
+    let outcome = move_body(conn, &mut raw, &mut body, &response, rechunk, timeouts).await;
+    let (bytes_out, clean) = match outcome {
+        Ok(bytes_out) => (
+            bytes_out,
+            conn.back.is_empty() && response.persistent && !until_close,
+        ),
+        Err(bytes_out) => (bytes_out, false),
+    };
+    let backend = raw.backend.clone();
+    backend.request_finished();
+    if clean {
+        conn.context.shared.pool.give_raw(raw);
+    } else {
+        drop(raw);
+    }
+    let cluster = Some(prepared.admitted.cluster_config.cluster_id.as_str());
+    let shared = &conn.context.shared;
+    let record = &prepared.record;
+    record.finish(
+        shared,
+        conn.context.peer,
+        cluster,
+        &conn.log,
+        response.status,
+        bytes_out,
+    );
+    match outcome {
+        Ok(_) if !close => Next::Continue,
+        _ => Next::Close,
+    }
+}
+
+/// Writes the head and the body to the client; the data bytes sent, as an
+/// error when the body broke off.
+async fn move_body<C>(
+    conn: &mut Conn<C>,
+    raw: &mut RawConnection,
+    body: &mut Body,
+    response: &Response,
+    rechunk: bool,
+    (front_timeout, back_timeout): (Duration, Duration),
+) -> Result<u64, u64>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let Conn {
+        client,
+        back,
+        lines,
+        ..
+    } = conn;
+    let start = response.head_len;
+    let mut sent = 0;
+    let mut size_line = [0; 20];
+    let first = body.take(&back[start..]).map_err(|_| 0u64)?;
+    let mut done = first.done;
+    {
+        let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 12];
+        let count = response
+            .plan
+            .slices(&back[..], &[&lines[..]], &mut slices)
+            .ok_or(0u64)?;
+        let data = &back[start..start + first.consumed];
+        let extra = pieces(data, rechunk, &mut size_line, &mut slices[count..]);
+        write_all(client, &mut slices[..count + extra], front_timeout)
+            .await
+            .map_err(|_| 0u64)?;
+    }
+    sent += first.data;
+    back.drain(..start + first.consumed);
+    while !done {
+        back.clear();
+        let read = tokio::select! {
+            read = tokio::time::timeout(back_timeout, raw.stream.read_buf(back)) => read,
+            () = raw.registration.closed() => return Err(sent),
+        };
+        let read = match read {
+            Ok(Ok(read)) => read,
+            _ => return Err(sent),
+        };
+        if read == 0 {
+            if body.framing != Framing::UntilClose {
+                return Err(sent);
+            }
+            if rechunk {
+                let end = &mut [IoSlice::new(b"0\r\n\r\n")];
+                write_all(client, end, front_timeout)
+                    .await
+                    .map_err(|_| sent)?;
+            }
+            return Ok(sent);
+        }
+        let take = body.take(back).map_err(|_| sent)?;
+        done = take.done;
+        let mut slices = [IoSlice::new(&[]); 3];
+        let count = pieces(&back[..take.consumed], rechunk, &mut size_line, &mut slices);
+        write_all(client, &mut slices[..count], front_timeout)
+            .await
+            .map_err(|_| sent)?;
+        sent += take.data;
+        back.drain(..take.consumed);
+    }
+    Ok(sent)
+}
+
+/// The slices that send `data` (as one chunk when rechunking); how many.
+fn pieces<'a>(
+    data: &'a [u8],
+    rechunk: bool,
+    size_line: &'a mut [u8; 20],
+    out: &mut [IoSlice<'a>],
+) -> usize {
+    if data.is_empty() {
+        return 0;
+    }
+    if !rechunk {
+        out[0] = IoSlice::new(data);
+        return 1;
+    }
+    out[0] = IoSlice::new(chunk_line(data.len(), size_line));
+    out[1] = IoSlice::new(data);
+    out[2] = IoSlice::new(b"\r\n");
+    3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_line;
+
+    #[test]
+    fn chunk_lines_are_hexadecimal() {
+        let mut out = [0; 20];
+        assert_eq!(chunk_line(1, &mut out), b"1\r\n");
+        assert_eq!(chunk_line(255, &mut out), b"ff\r\n");
+        assert_eq!(chunk_line(16_384, &mut out), b"4000\r\n");
+    }
+}

@@ -1,0 +1,210 @@
+//! The HTTP/1.1 relay allocates nothing per request on its common path
+//! (routing, forwarding headers, request id, metrics, pooled backend
+//! connection) once warm: a counting global allocator sees no allocation
+//! in the whole process while a keep-alive client sends a thousand requests
+//! through a real proxy server to a real backend on 127.0.0.1. The client
+//! and the backend here use fixed buffers and allocate nothing themselves.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sozu_command::proto::command::{
+    AddBackend, Cluster, HttpListenerConfig, PathRule, RequestHttpFrontend, ResponseStatus,
+    RulePosition, WorkerResponse, request::RequestType,
+};
+use sozu_proxy::{ProxyOptions, ResponseReceiver};
+
+/// Counts every allocation and reallocation of the process.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed on to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-From: backend\r\n\r\nhello";
+const REQUEST: &[u8] = b"GET /alloc?q=1 HTTP/1.1\r\nHost: alloc.test\r\nUser-Agent: relay-alloc\r\nX-Forwarded-For: 10.0.0.1\r\nAccept: */*\r\n\r\n";
+
+/// Where `\r\n\r\n` ends in `bytes`, if it does.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|at| at + 4)
+}
+
+/// A keep-alive backend answering every request head with `RESPONSE`,
+/// from a fixed buffer; it checks that the forwarding headers arrived.
+fn start_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_backend(stream));
+        }
+    });
+    address
+}
+
+fn serve_backend(mut stream: TcpStream) {
+    let mut buffer = [0u8; 8192];
+    let mut filled = 0;
+    loop {
+        match stream.read(&mut buffer[filled..]) {
+            Ok(0) | Err(_) => return,
+            Ok(read) => filled += read,
+        }
+        while let Some(end) = head_end(&buffer[..filled]) {
+            let head = &buffer[..end];
+            let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+            assert!(
+                has(b"X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n") && has(b"sozu-id: "),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+            if stream.write_all(RESPONSE).is_err() {
+                return;
+            }
+            buffer.copy_within(end..filled, 0);
+            filled -= end;
+        }
+    }
+}
+
+fn answer_to(receiver: &mut ResponseReceiver, id: &str) -> WorkerResponse {
+    let started = Instant::now();
+    loop {
+        while let Some(response) = receiver.try_recv() {
+            if response.id == id {
+                return response;
+            }
+        }
+        assert!(started.elapsed() < DEADLINE, "no answer to {id}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends one request on `stream` and reads its whole response into
+/// `buffer`; returns the response's length.
+fn exchange(stream: &mut TcpStream, buffer: &mut [u8]) -> usize {
+    stream.write_all(REQUEST).unwrap();
+    let mut filled = 0;
+    loop {
+        let read = stream.read(&mut buffer[filled..]).unwrap();
+        assert!(read > 0, "the proxy closed the connection");
+        filled += read;
+        if let Some(end) = head_end(&buffer[..filled])
+            && filled >= end + 5
+        {
+            assert!(buffer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+            assert_eq!(&buffer[end..end + 5], b"hello");
+            return filled;
+        }
+    }
+}
+
+#[test]
+fn a_warm_relay_allocates_nothing_per_request() {
+    let backend = start_backend();
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (handle, thread) = sozu_proxy::spawn(ProxyOptions::default()).unwrap();
+    let (sender, mut receiver) = (handle.sender, handle.receiver);
+    let steps: Vec<(&str, RequestType)> = vec![
+        (
+            "listener",
+            RequestType::AddHttpListener(HttpListenerConfig {
+                address: listen.into(),
+                front_timeout: 60,
+                back_timeout: 30,
+                connect_timeout: 3,
+                request_timeout: 10,
+                active: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "cluster",
+            RequestType::AddCluster(Cluster {
+                cluster_id: "alloc".into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "frontend",
+            RequestType::AddHttpFrontend(RequestHttpFrontend {
+                cluster_id: Some("alloc".into()),
+                address: listen.into(),
+                hostname: "alloc.test".into(),
+                path: PathRule::default(),
+                position: RulePosition::Tree as i32,
+                ..Default::default()
+            }),
+        ),
+        (
+            "backend",
+            RequestType::AddBackend(AddBackend {
+                cluster_id: "alloc".into(),
+                backend_id: "alloc-0".into(),
+                address: backend.into(),
+                ..Default::default()
+            }),
+        ),
+    ];
+    for (id, request) in steps {
+        sender.request(id, request).unwrap();
+        let ack = answer_to(&mut receiver, id);
+        assert_eq!(ack.status, ResponseStatus::Ok as i32, "{}", ack.message);
+    }
+    let mut stream = TcpStream::connect(listen).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buffer = vec![0u8; 8192];
+    // Warm-up: the connection's buffers, the backend connection in the
+    // pool, the metrics' entries for the cluster and backend.
+    for _ in 0..200 {
+        exchange(&mut stream, &mut buffer);
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let requests = 1000;
+    for _ in 0..requests {
+        exchange(&mut stream, &mut buffer);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations in {requests} requests"
+    );
+    drop(stream);
+    sender.hard_stop("stop").unwrap();
+    answer_to(&mut receiver, "stop");
+    thread.join().unwrap().unwrap();
+}
