@@ -14,16 +14,23 @@
 #   https       keep-alive HTTP/1.1 over TLS 1.3
 #   http-close  a new connection per request (`Connection: close`)
 #   https-close a new TLS 1.3 connection (full handshake) per request
+#   pipeline    keep-alive HTTP/1.1, 16 requests pipelined per write (wrk
+#               with a Lua script; its latency is that of the 16)
 #
 #   bench/http.sh                                 # every mode, 3 rounds of 10 s
 #   MODES=http ROUNDS=5 DURATION=20s bench/http.sh
 #   CONNECTIONS=100 bench/http.sh
-#   LOG_LEVEL=info MODES=http bench/http.sh       # with this proxy's access log
+#   ACCESS_LOGS=on bench/http.sh                  # access logs on, for all three
+#   LOG_LEVEL=info MODES=http bench/http.sh       # this proxy's info log alone
 #   PERF=1 MODES=http bench/http.sh               # then a perf profile of our worker
 #   DIRECT=1 bench/http.sh                        # also the backend alone, as a ceiling
 #
-# Access logs are off everywhere (nginx `access_log off`, HAProxy logs
-# nothing without a `log` line, this proxy at `log_level = "warn"`). nginx
+# Access logs are off everywhere by default (nginx `access_log off`,
+# HAProxy logs nothing without a `log` line, this proxy at
+# `log_level = "warn"`). ACCESS_LOGS=on turns them on for all three: nginx
+# writes its combined-format lines to a file, HAProxy `option httplog` to
+# its standard output (a file), this proxy runs at `log_level = "info"`
+# (one access line per request, standard output to a file). nginx
 # gets `keepalive_requests` raised so that it does not close client and
 # backend connections every 1,000 requests (the others never do). All three
 # serve the same self-signed ECDSA P-256 certificate, made here by openssl.
@@ -33,15 +40,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODES=${MODES:-http https http-close https-close}
+MODES=${MODES:-http https http-close https-close pipeline}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
-LOG_LEVEL=${LOG_LEVEL:-warn}
-PERF=${PERF:-0}
-DIRECT=${DIRECT:-0}
 # shellcheck source=bench/common.sh
 source bench/common.sh
+ACCESS_LOGS=${ACCESS_LOGS:-off}
+case "$ACCESS_LOGS" in
+    on) LOG_LEVEL=${LOG_LEVEL:-info} NGINX_ACCESS="access_log $WORK/nginx/access.log;"
+        HAPROXY_LOG="log stdout format raw local0"
+        HAPROXY_HTTPLOG="option httplog" ;;
+    off) LOG_LEVEL=${LOG_LEVEL:-warn} NGINX_ACCESS="access_log off;" HAPROXY_LOG="" HAPROXY_HTTPLOG="" ;;
+    *) echo "ACCESS_LOGS is on or off, not $ACCESS_LOGS" >&2; exit 2 ;;
+esac
+PERF=${PERF:-0}
+DIRECT=${DIRECT:-0}
 
 # -- tools
 need_packages=()
@@ -151,7 +165,7 @@ pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/logs/error.log;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    $NGINX_ACCESS
     keepalive_requests 1000000;
     upstream backend {
         server 127.0.0.1:$BACKEND;
@@ -182,8 +196,11 @@ global
     nbthread 1
     maxconn 4096
     ssl-default-bind-options ssl-min-ver TLSv1.3
+    $HAPROXY_LOG
 defaults
     mode http
+    log global
+    $HAPROXY_HTTPLOG
     option forwardfor
     timeout connect 5s
     timeout client 60s
@@ -208,6 +225,7 @@ run_wrk() {
     local url=$1 duration=$2 close=$3
     local args=(-t1 "-c$CONNECTIONS" "-d$duration" --latency)
     [ "$close" = 1 ] && args+=(-H 'Connection: close')
+    [ "$close" = pipeline ] && args+=(-s "$WORK/pipeline.lua")
     wrk "${args[@]}" "$url" | awk '
         function ms(v) {
             if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
@@ -242,10 +260,24 @@ url_of() {
     echo "$scheme://127.0.0.1:$port/"
 }
 
-echo "$(nproc) cores; wrk -t1 -c$CONNECTIONS -d$DURATION --latency; $ROUNDS rounds; sozu-rs log_level $LOG_LEVEL" >&2
+# 16 requests per write, the replies counted one by one by wrk.
+cat >"$WORK/pipeline.lua" <<'LUA'
+init = function(args)
+    local requests = {}
+    for i = 1, 16 do
+        requests[i] = wrk.format(nil, "/")
+    end
+    batch = table.concat(requests)
+end
+request = function()
+    return batch
+end
+LUA
+
+echo "$(nproc) cores; wrk -t1 -c$CONNECTIONS -d$DURATION --latency; $ROUNDS rounds; access logs $ACCESS_LOGS (sozu-rs log_level $LOG_LEVEL)" >&2
 for mode in $MODES; do
     close=0
-    case "$mode" in *-close) close=1 ;; esac
+    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
     declare -A rps=() p50=() p99=() errors=()
     for target in "${targets[@]}"; do
         run_wrk "$(url_of "$target" "$mode")" 2s "$close" >/dev/null # warm-up
@@ -284,7 +316,7 @@ if [ "$PERF" = 1 ]; then
     worker=$(pgrep -P "$SOZU_MAIN" | head -1)
     mode=${MODES%% *}
     close=0
-    case "$mode" in *-close) close=1 ;; esac
+    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
     echo
     echo "== perf profile of the sozu-rs worker ($worker), $mode"
     run_wrk "$(url_of sozu-rs "$mode")" 12s "$close" >/dev/null &

@@ -17,6 +17,7 @@ mod cli_e2e;
 mod control;
 mod daemon;
 mod daemon_e2e;
+mod differential;
 mod fault;
 mod fleet;
 mod health;

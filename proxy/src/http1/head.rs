@@ -207,6 +207,35 @@ fn looks_like_other_version(buf: &[u8], side: Side) -> bool {
         if major.is_ascii_digit() && minor.is_ascii_digit() && !(*major == b'1' && *minor <= b'1'))
 }
 
+/// Whether the start line has not ended yet and its version so far is the
+/// start of a well-formed `HTTP/d.d` (see [`looks_like_other_version`]).
+fn version_may_complete(buf: &[u8], side: Side) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    if line.contains(&b'\r') || line.contains(&b'\n') {
+        return false;
+    }
+    // The version is a request line's third part (and last: a fourth can
+    // never be valid), a status line's first.
+    let mut parts = line.split(|&b| b == b' ');
+    let version = match side {
+        Side::Request => match (parts.nth(2), parts.next()) {
+            (Some(version), None) => version,
+            _ => return false,
+        },
+        Side::Response => parts.next().unwrap_or_default(),
+    };
+    version.len() <= 8
+        && version.iter().enumerate().all(|(index, &b)| match index {
+            0..=4 => b == b"HTTP/"[index],
+            6 => b == b'.',
+            _ => b.is_ascii_digit(),
+        })
+}
+
 /// The common part of both sides: scans, applies the size limit, and runs
 /// `parse` (httparse) on the right prefix. Returns the head length.
 fn parse_with<'b, F>(
@@ -237,6 +266,15 @@ where
         }
     };
     match parse(prefix) {
+        // A version cut by the read ("HTTP/2" of "HTTP/2.0"): httparse
+        // refuses it already, but whether it is 400 or 505 depends on the
+        // bytes to come, so the verdict waits for them (the size limit
+        // still applies).
+        Err(httparse::Error::Version)
+            if pending == Ok(None) && version_may_complete(prefix, side) =>
+        {
+            Ok(None)
+        }
         Err(error) => Err(refuse(rule_of(error, prefix, side))),
         Ok(httparse::Status::Complete(len)) => {
             debug_assert_eq!(pending, Ok(Some(len)), "httparse and the scan agree");

@@ -26,6 +26,8 @@ pub mod framing;
 pub mod head;
 
 #[cfg(test)]
+mod one_reading;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# One large HTTP body through this proxy and through nginx, side by side:
+# an upload and a download of SIZE bytes (1 GiB by default), each framed by
+# Content-Length and chunked. Prints the throughput (MB/s, 10^6 bytes/s) of
+# every transfer and the peak resident memory of the proxy's worker during
+# it (VmHWM, reset before each transfer through /proc/PID/clear_refs), with
+# the worker's resident memory before the first transfer. Not run by CI.
+#
+#   bench/transfer.sh                      # 1 GiB, 1 round
+#   SIZE=$((256 << 20)) ROUNDS=3 bench/transfer.sh
+#   SOZU_BIN=path/to/sozu bench/transfer.sh  # skip the release build
+#
+# The backend is a small Python program: it answers GET /cl and GET
+# /chunked with SIZE zero bytes (Content-Length, or 1 MiB chunks) and reads
+# any upload to its end before answering with the count. curl sends and
+# receives (`-T` from a file for Content-Length, from a pipe with
+# `Transfer-Encoding: chunked`). nginx streams both ways
+# (`proxy_request_buffering off`, `proxy_buffering off`, no body size
+# limit), one worker; this proxy one worker, release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE=${SIZE:-$((1 << 30))}
+ROUNDS=${ROUNDS:-1}
+# shellcheck source=bench/common.sh
+source bench/common.sh
+
+for tool in nginx curl python3; do
+    command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
+done
+if [ -n "${SOZU_BIN:-}" ]; then
+    SOZU=$SOZU_BIN
+else
+    echo "building sozu (release)" >&2
+    cargo build --release -p sozu-ctl >&2
+    SOZU="$(cd "$TARGET_DIR/release" && pwd)/sozu"
+fi
+
+read -r BACKEND SOZU_HTTP NGINX_HTTP < <(python3 - <<'PY'
+import socket
+sockets = [socket.socket() for _ in range(3)]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+PY
+)
+
+wait_port() {
+    local port=$1 tries=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -gt 300 ] && { echo "nothing listens on $port after 30 s" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# -- the backend
+cat >"$WORK/backend.py" <<'PY'
+import socket, sys, threading
+
+PORT, SIZE = int(sys.argv[1]), int(sys.argv[2])
+CHUNK = 1 << 20
+ZEROS = bytes(CHUNK)
+
+def read_head(conn, buffer):
+    while b"\r\n\r\n" not in buffer:
+        data = conn.recv(65536)
+        if not data:
+            return None, buffer
+        buffer += data
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+def drain_length(conn, rest, length):
+    got = len(rest)
+    view = memoryview(bytearray(CHUNK))
+    while got < length:
+        n = conn.recv_into(view, min(CHUNK, length - got))
+        if n == 0:
+            break
+        got += n
+    return got
+
+def drain_chunked(conn, rest):
+    # Counts the data of a chunked body, reading as it goes.
+    buffer, data = bytearray(rest), 0
+    def need(n):
+        while len(buffer) < n:
+            more = conn.recv(CHUNK)
+            if not more:
+                raise EOFError
+            buffer.extend(more)
+    while True:
+        while b"\r\n" not in buffer:
+            need(len(buffer) + 1)
+        line, _, remaining = bytes(buffer).partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        del buffer[: len(line) + 2]
+        if size == 0:
+            while not bytes(buffer).endswith(b"\r\n") or b"\r\n" not in buffer:
+                need(len(buffer) + 1)
+            return data
+        left = size + 2
+        taken = min(len(buffer), left)
+        del buffer[:taken]
+        left -= taken
+        view = memoryview(bytearray(CHUNK))
+        while left > 0:
+            n = conn.recv_into(view, min(CHUNK, left))
+            if n == 0:
+                raise EOFError
+            left -= n
+        data += size
+
+def serve(conn):
+    buffer = b""
+    try:
+        while True:
+            head, rest = read_head(conn, buffer)
+            if head is None:
+                return
+            lines = head.split("\r\n")
+            method, target = lines[0].split(" ")[:2]
+            headers = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
+            buffer = b""
+            if method in ("PUT", "POST"):
+                if "chunked" in headers.get("transfer-encoding", ""):
+                    got = drain_chunked(conn, rest)
+                else:
+                    got = drain_length(conn, rest, int(headers.get("content-length", "0")))
+                body = str(got).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif target == "/chunked":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                left = SIZE
+                while left > 0:
+                    n = min(CHUNK, left)
+                    conn.sendall(b"%x\r\n" % n)
+                    conn.sendall(ZEROS[:n])
+                    conn.sendall(b"\r\n")
+                    left -= n
+                conn.sendall(b"0\r\n\r\n")
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % SIZE)
+                left = SIZE
+                while left > 0:
+                    n = min(CHUNK, left)
+                    conn.sendall(ZEROS[:n])
+                    left -= n
+    except (OSError, EOFError, ValueError):
+        pass
+    finally:
+        conn.close()
+
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", PORT))
+server.listen(64)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+PY
+python3 "$WORK/backend.py" "$BACKEND" "$SIZE" &
+PIDS+=($!)
+
+# -- this proxy
+mkdir -p "$WORK/sozu"
+cat >"$WORK/sozu/config.toml" <<TOML
+command_socket = "sozu.sock"
+worker_count = 1
+log_level = "warn"
+front_timeout = 600
+back_timeout = 600
+request_timeout = 600
+
+[[listeners]]
+protocol = "http"
+address = "127.0.0.1:$SOZU_HTTP"
+
+[clusters.bench]
+protocol = "http"
+frontends = [{ address = "127.0.0.1:$SOZU_HTTP", hostname = "127.0.0.1" }]
+backends = [{ address = "127.0.0.1:$BACKEND" }]
+TOML
+(cd "$WORK/sozu" && exec "$SOZU" start -c config.toml >"$WORK/sozu/out.log" 2>&1) &
+SOZU_MAIN=$!
+PIDS+=("$SOZU_MAIN")
+
+# -- nginx, streaming both ways
+mkdir -p "$WORK/nginx/logs"
+cat >"$WORK/nginx/nginx.conf" <<CFG
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    upstream backend { server 127.0.0.1:$BACKEND; keepalive 8; }
+    server {
+        listen 127.0.0.1:$NGINX_HTTP;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_read_timeout 600s;
+            proxy_send_timeout 600s;
+        }
+    }
+}
+CFG
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/logs/out.log" 2>&1 &
+NGINX_MAIN=$!
+PIDS+=("$NGINX_MAIN")
+
+for port in "$BACKEND" "$SOZU_HTTP" "$NGINX_HTTP"; do
+    wait_port "$port"
+done
+worker_of() {
+    local pid tries=0
+    until pid=$(pgrep -P "$1" | head -1) && [ -n "$pid" ]; do
+        tries=$((tries + 1))
+        [ "$tries" -gt 300 ] && { echo "no worker under $1" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "$pid"
+}
+SOZU_WORKER=$(worker_of "$SOZU_MAIN")
+NGINX_WORKER=$(worker_of "$NGINX_MAIN")
+kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
+
+head -c "$SIZE" /dev/zero >"$WORK/upload.bin"
+echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $SIZE bytes per transfer, $ROUNDS round(s)" >&2
+echo "worker resident memory before: sozu-rs $(kb "$SOZU_WORKER" VmRSS) kB, nginx $(kb "$NGINX_WORKER" VmRSS) kB"
+
+# Prints "MB/s peak_kB" for one transfer through the proxy on `port`.
+transfer() {
+    local port=$1 worker=$2 what=$3 seconds
+    echo 5 >"/proc/$worker/clear_refs" 2>/dev/null || true
+    local url="http://127.0.0.1:$port"
+    case "$what" in
+        download-cl) seconds=$(curl -sS -o /dev/null -w '%{time_total}' "$url/cl") ;;
+        download-chunked) seconds=$(curl -sS -o /dev/null -w '%{time_total}' "$url/chunked") ;;
+        upload-cl) seconds=$(curl -sS -o /dev/null -w '%{time_total}' -T "$WORK/upload.bin" "$url/up") ;;
+        upload-chunked)
+            seconds=$(head -c "$SIZE" /dev/zero |
+                curl -sS -o /dev/null -w '%{time_total}' -T - -H 'Transfer-Encoding: chunked' "$url/up") ;;
+    esac
+    awk -v s="$seconds" -v n="$SIZE" -v p="$(kb "$worker" VmHWM)" 'BEGIN { printf "%.0f %s\n", n / s / 1e6, p }'
+}
+
+printf '%-17s %-8s %10s %14s\n' transfer proxy "MB/s" "peak RSS kB"
+for round in $(seq 1 "$ROUNDS"); do
+    for what in download-cl download-chunked upload-cl upload-chunked; do
+        for proxy in sozu-rs nginx; do
+            case $proxy in
+                sozu-rs) read -r rate peak < <(transfer "$SOZU_HTTP" "$SOZU_WORKER" "$what") ;;
+                nginx) read -r rate peak < <(transfer "$NGINX_HTTP" "$NGINX_WORKER" "$what") ;;
+            esac
+            printf '%-17s %-8s %10s %14s\n' "$what" "$proxy" "$rate" "$peak"
+        done
+    done
+done
+echo "direct (no proxy), for the ceiling:"
+for what in download-cl upload-cl; do
+    printf '%-17s %-8s %10s\n' "$what" direct "$(transfer "$BACKEND" "$$" "$what" | cut -d' ' -f1)"
+done
