@@ -609,11 +609,13 @@ impl From<&Config> for ServerConfig {
             access_logs_target: config.access_logs_target.clone(),
             command_buffer_size: config.command_buffer_size,
             max_command_buffer_size: config.max_command_buffer_size,
-            metrics: config.metrics.as_ref().map(|metrics| ServerMetricsConfig {
-                address: metrics.address.0.to_string(),
-                tagged_metrics: metrics.tagged_metrics,
-                prefix: metrics.prefix.clone(),
-                detail: Some(metric_detail(metrics.detail) as i32),
+            metrics: config.metrics.as_ref().and_then(|metrics| {
+                Some(ServerMetricsConfig {
+                    address: metrics.address.as_ref()?.0.to_string(),
+                    tagged_metrics: metrics.tagged_metrics,
+                    prefix: metrics.prefix.clone(),
+                    detail: metrics.detail.map(|detail| metric_detail(detail) as i32),
+                })
             }),
             access_log_format: access_log_format as i32,
             log_colored: config.log_colored,
@@ -630,6 +632,40 @@ impl From<&Config> for ServerConfig {
             splice_pipe_capacity_bytes: config.splice_pipe_capacity_bytes,
             max_connection_attempts: Some(config.max_connection_attempts),
         }
+    }
+}
+
+impl Config {
+    /// Keys that are set but have no effect with the rest of this
+    /// configuration, each named with the reason, for the daemon to warn
+    /// about at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(metrics) = &self.metrics
+            && metrics.address.is_none()
+        {
+            let ignored = [
+                (metrics.detail.is_some(), "metrics.detail", "selects"),
+                (metrics.tagged_metrics, "metrics.tagged_metrics", "shapes"),
+                (metrics.prefix.is_some(), "metrics.prefix", "names"),
+            ];
+            for (set, key, what) in ignored {
+                if set {
+                    warnings.push(format!(
+                        "{key} only {what} StatsD lines and metrics.address is not set: ignored"
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+
+    /// Where the main process serves Prometheus's `/metrics`, if anywhere.
+    pub fn prometheus_address(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|metrics| metrics.prometheus_address.as_ref())
+            .map(|address| address.0)
     }
 }
 

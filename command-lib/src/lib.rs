@@ -25,6 +25,7 @@ pub mod certificate;
 pub mod channel;
 pub mod config;
 pub mod h2_settings;
+pub mod prometheus;
 pub mod proto;
 pub mod requests;
 pub mod state;

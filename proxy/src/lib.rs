@@ -108,6 +108,7 @@ mod router;
 mod sessions;
 mod settings;
 mod shared_stream;
+mod statsd;
 mod tls;
 mod write_deadline;
 // The runtime context every connection shares with the command loop:
@@ -126,7 +127,7 @@ mod server;
 
 pub use error::ProxyError;
 pub use handle::{CommandSender, EVENT_ID, ListenSocket, ProxyHandle, ResponseReceiver};
-pub use options::{LogFilter, ProxyOptions};
+pub use options::{LogFilter, ProxyOptions, StatsdDetail, StatsdOptions};
 pub use server::{Server, spawn};
 
 /// The router and the balancer, for this crate's benchmarks only: not part

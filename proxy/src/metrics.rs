@@ -32,7 +32,32 @@ pub(crate) struct LiveGauges {
     pub(crate) idle_backend_connections: usize,
     /// Backends each cluster's balancer can hand out now, by cluster id.
     pub(crate) available_backends: HashMap<String, usize>,
+    /// Each backend of each cluster, and whether it can be handed out now.
+    pub(crate) backends_up: HashMap<String, Vec<(String, bool)>>,
 }
+
+/// Which latency a sample waiting for the StatsD sender measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timing {
+    /// `backend_connection_time`.
+    Connect,
+    /// `backend_response_time`.
+    Response,
+}
+
+impl Timing {
+    /// Sozu's name of the metric.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Timing::Connect => "backend_connection_time",
+            Timing::Response => "backend_response_time",
+        }
+    }
+}
+
+/// Most latency samples a cluster or backend keeps between two StatsD
+/// sends; beyond, samples are not sent (and counted as dropped).
+const MAX_PENDING_TIMINGS: usize = 512;
 
 /// A latency distribution.
 #[derive(Debug, Clone)]
@@ -128,10 +153,32 @@ pub struct Traffic {
     pub connections: u64,
     /// TCP sessions ended.
     pub sessions: u64,
+    /// Latency samples in whole milliseconds not yet sent as StatsD
+    /// timings (kept only when a StatsD target is set).
+    pub(crate) pending: Vec<(Timing, u64)>,
+    /// Samples left out of `pending` because it was full.
+    pub(crate) pending_dropped: u64,
 }
 
 impl Traffic {
-    fn record_answer(&mut self, answer: &Answered, forwarded: bool) {
+    fn keep_timing(&mut self, timing: Timing, duration: Duration) {
+        if self.pending.len() < MAX_PENDING_TIMINGS {
+            let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+            self.pending.push((timing, millis));
+        } else {
+            self.pending_dropped += 1;
+        }
+    }
+
+    fn record_answer(&mut self, answer: &Answered, forwarded: bool, keep: bool) {
+        if keep {
+            if let Some(connect) = answer.connect_time {
+                self.keep_timing(Timing::Connect, connect);
+            }
+            if let Some(response) = answer.response_time {
+                self.keep_timing(Timing::Response, response);
+            }
+        }
         if forwarded {
             self.requests += 1;
         }
@@ -147,7 +194,10 @@ impl Traffic {
         self.service_time.record(answer.service_time);
     }
 
-    fn record_session(&mut self, piped: &Piped) {
+    fn record_session(&mut self, piped: &Piped, keep: bool) {
+        if keep && let Some(connect) = piped.connect_time {
+            self.keep_timing(Timing::Connect, connect);
+        }
         self.sessions += 1;
         self.add_bytes(piped.bytes_in, piped.bytes_out);
         if let Some(connect) = piped.connect_time {
@@ -254,7 +304,12 @@ pub struct Piped {
 /// Every metric of one server.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Per-cluster and per-backend metrics are collected (`metrics
+    /// enable`); as in Sozu, `metrics disable` and `disable_cluster_metrics`
+    /// stop those only, proxy-wide ones go on.
     enabled: bool,
+    /// Latency samples are kept for the StatsD sender.
+    pub(crate) keep_timings: bool,
     started: Instant,
     /// Traffic of the whole server.
     pub proxy: Traffic,
@@ -271,6 +326,8 @@ pub struct Metrics {
     /// Connections closed for a missing, malformed, oversized or late
     /// PROXY header.
     pub proxy_protocol_errors: u64,
+    /// StatsD datagrams the socket did not take.
+    pub(crate) statsd_dropped: u64,
 }
 
 impl Metrics {
@@ -278,6 +335,7 @@ impl Metrics {
     pub fn new(_name: &str) -> Self {
         Metrics {
             enabled: true,
+            keep_timings: false,
             started: Instant::now(),
             proxy: Traffic::default(),
             clusters: HashMap::new(),
@@ -286,6 +344,7 @@ impl Metrics {
             tls_failures: 0,
             tcp_accepted: 0,
             proxy_protocol_errors: 0,
+            statsd_dropped: 0,
         }
     }
 
@@ -295,19 +354,21 @@ impl Metrics {
             Ok(MetricsConfiguration::Enabled) => self.enabled = true,
             Ok(MetricsConfiguration::Disabled) => self.enabled = false,
             Ok(MetricsConfiguration::Clear) | Err(_) => {
-                let enabled = self.enabled;
+                let (enabled, keep_timings) = (self.enabled, self.keep_timings);
                 *self = Metrics::new("");
                 self.enabled = enabled;
+                self.keep_timings = keep_timings;
             }
         }
     }
 
     /// Records one answered request, for a cluster and backend when known.
     pub fn record(&mut self, cluster: Option<&str>, backend: Option<&str>, answer: &Answered) {
+        let keep = self.keep_timings;
+        self.proxy.record_answer(answer, true, false);
         if !self.enabled {
             return;
         }
-        self.proxy.record_answer(answer, true);
         if let Some(cluster) = cluster {
             // Names are copied only the first time they are seen.
             if !self.clusters.contains_key(cluster) {
@@ -316,13 +377,13 @@ impl Metrics {
             let Some((traffic, backends)) = self.clusters.get_mut(cluster) else {
                 return;
             };
-            traffic.record_answer(answer, backend.is_some());
+            traffic.record_answer(answer, backend.is_some(), keep);
             if let Some(backend) = backend {
                 if !backends.contains_key(backend) {
                     backends.insert(backend.to_owned(), Traffic::default());
                 }
                 if let Some(traffic) = backends.get_mut(backend) {
-                    traffic.record_answer(answer, true);
+                    traffic.record_answer(answer, true, keep);
                 }
             }
         }
@@ -331,17 +392,18 @@ impl Metrics {
     /// Records one ended TCP session of `cluster`, on `backend` when one was
     /// connected.
     pub fn record_piped(&mut self, cluster: &str, backend: Option<&str>, piped: &Piped) {
+        let keep = self.keep_timings;
+        self.proxy.record_session(piped, false);
         if !self.enabled {
             return;
         }
-        self.proxy.record_session(piped);
         let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
-        traffic.record_session(piped);
+        traffic.record_session(piped, keep);
         if let Some(backend) = backend {
             backends
                 .entry(backend.to_owned())
                 .or_default()
-                .record_session(piped);
+                .record_session(piped, keep);
         }
     }
 
@@ -354,10 +416,10 @@ impl Metrics {
         bytes_in: u64,
         bytes_out: u64,
     ) {
+        self.proxy.add_bytes(bytes_in, bytes_out);
         if !self.enabled {
             return;
         }
-        self.proxy.add_bytes(bytes_in, bytes_out);
         let (traffic, backends) = self.clusters.entry(cluster.to_owned()).or_default();
         traffic.add_bytes(bytes_in, bytes_out);
         if let Some(backend) = backend {
@@ -401,6 +463,12 @@ impl Metrics {
             "proxy_protocol.errors".into(),
             count(self.proxy_protocol_errors),
         );
+        if self.keep_timings {
+            proxy.insert(
+                "statsd.dropped_datagrams".into(),
+                count(self.statsd_dropped),
+            );
+        }
         proxy.insert(
             "process.uptime_seconds".into(),
             gauge(self.started.elapsed().as_secs()),
@@ -418,26 +486,42 @@ impl Metrics {
                 }
                 let mut cluster = BTreeMap::new();
                 let mut backends = Vec::new();
-                if let Some((traffic, by_backend)) = self.clusters.get(cluster_id) {
-                    if traffic.has_traffic() {
-                        traffic.report(&mut cluster, "requests");
-                    }
-                    for (backend_id, traffic) in by_backend {
-                        if !options.backend_ids.is_empty()
-                            && !options.backend_ids.contains(backend_id)
-                        {
-                            continue;
+                let no_backends = HashMap::new();
+                let by_backend = match self.clusters.get(cluster_id) {
+                    Some((traffic, by_backend)) => {
+                        if traffic.has_traffic() {
+                            traffic.report(&mut cluster, "requests");
                         }
-                        let mut metrics = BTreeMap::new();
+                        by_backend
+                    }
+                    None => &no_backends,
+                };
+                let up = live.backends_up.get(cluster_id);
+                let mut backend_ids: Vec<&String> = by_backend.keys().collect();
+                backend_ids.extend(up.into_iter().flatten().map(|(id, _)| id));
+                backend_ids.sort();
+                backend_ids.dedup();
+                for backend_id in backend_ids {
+                    if !options.backend_ids.is_empty() && !options.backend_ids.contains(backend_id)
+                    {
+                        continue;
+                    }
+                    let mut metrics = BTreeMap::new();
+                    if let Some(traffic) = by_backend.get(backend_id) {
                         if traffic.has_traffic() {
                             traffic.report(&mut metrics, "requests");
                         }
                         metrics.insert("connections".into(), gauge(traffic.connections));
-                        backends.push(BackendMetrics {
-                            backend_id: backend_id.clone(),
-                            metrics: filter_names(metrics, &options.metric_names),
-                        });
                     }
+                    if let Some((_, available)) =
+                        up.into_iter().flatten().find(|(id, _)| id == backend_id)
+                    {
+                        metrics.insert("backend.available".into(), gauge(u64::from(*available)));
+                    }
+                    backends.push(BackendMetrics {
+                        backend_id: backend_id.clone(),
+                        metrics: filter_names(metrics, &options.metric_names),
+                    });
                 }
                 let total = state
                     .backends

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sozu_command::proto::command::ServerConfig;
+use sozu_command::proto::command::{MetricDetail, ServerConfig, ServerMetricsConfig};
 
 /// Settings that apply to every listener and cluster of one server.
 ///
@@ -45,6 +45,35 @@ pub struct ProxyOptions {
     /// log output changes its filter. Without it (the default) the server
     /// refuses `logging` requests rather than acknowledge and ignore them.
     pub log_filter: Option<LogFilter>,
+    /// Where and how to send StatsD lines; `None` sends none.
+    pub statsd: Option<StatsdOptions>,
+}
+
+/// The StatsD target of a server (Sozu's `[metrics]` `address`,
+/// `tagged_metrics`, `prefix`, `detail`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsdOptions {
+    /// UDP address the lines are sent to.
+    pub address: std::net::SocketAddr,
+    /// Tags (`name,origin=…,cluster_id=…:1|c`) instead of dotted names.
+    pub tagged: bool,
+    /// First part of every name; Sozu's default is `sozu`.
+    pub prefix: String,
+    /// Which lines are sent: proxy-wide only, with clusters, or with
+    /// backends too.
+    pub detail: StatsdDetail,
+}
+
+/// `metrics.detail`, as far as StatsD lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatsdDetail {
+    /// Proxy-wide lines only (`process` and `frontend`: this proxy has no
+    /// per-frontend counters).
+    Process,
+    /// Proxy-wide and per-cluster lines (Sozu's default).
+    Cluster,
+    /// Proxy-wide, per-cluster and per-backend lines.
+    Backend,
 }
 
 /// Changes the log filter of the program embedding a server, given the
@@ -83,6 +112,7 @@ impl Default for ProxyOptions {
             min_buffers: 1,
             max_buffers: 1_000,
             log_filter: None,
+            statsd: None,
         }
     }
 }
@@ -104,6 +134,7 @@ impl ProxyOptions {
             max_buffers: clamp_count(config.max_buffers, config.max_connections),
             min_buffers: clamp_count(config.min_buffers, config.max_connections)
                 .min(clamp_count(config.max_buffers, config.max_connections)),
+            statsd: config.metrics.as_ref().and_then(statsd_options),
             ..ProxyOptions::default()
         }
     }
@@ -113,6 +144,23 @@ impl ProxyOptions {
 fn clamp_count(count: u64, max_connections: u64) -> usize {
     let cap = max_connections.saturating_mul(2).max(2);
     usize::try_from(count.min(cap)).unwrap_or(usize::MAX)
+}
+
+/// The StatsD options of `[metrics]`; `None` when its address does not
+/// parse (the configuration loader refuses such a file before).
+fn statsd_options(metrics: &ServerMetricsConfig) -> Option<StatsdOptions> {
+    let address = metrics.address.parse().ok()?;
+    let detail = match metrics.detail.and_then(|d| MetricDetail::try_from(d).ok()) {
+        Some(MetricDetail::DetailProcess | MetricDetail::DetailFrontend) => StatsdDetail::Process,
+        Some(MetricDetail::DetailBackend) => StatsdDetail::Backend,
+        Some(MetricDetail::DetailCluster) | None => StatsdDetail::Cluster,
+    };
+    Some(StatsdOptions {
+        address,
+        tagged: metrics.tagged_metrics,
+        prefix: metrics.prefix.clone().unwrap_or_else(|| "sozu".to_owned()),
+        detail,
+    })
 }
 
 #[cfg(test)]

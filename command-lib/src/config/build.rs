@@ -258,6 +258,22 @@ impl Builder {
             None => std::path::absolute("sozu.sock").unwrap_or_else(|_| "sozu.sock".into()),
         };
         let max_buffers = file.max_buffers.unwrap_or(DEFAULT_MAX_BUFFERS);
+        if let Some(metrics) = &file.metrics {
+            if metrics.address.is_none() && metrics.prometheus_address.is_none() {
+                return Err(self.invalid(
+                    "metrics",
+                    "[metrics] needs address (a StatsD UDP target), prometheus_address (where to serve /metrics), or both",
+                ));
+            }
+            if metrics.prefix.as_deref().is_some_and(|prefix| {
+                prefix.is_empty() || prefix.contains([':', '|', '\n', ' ', ','])
+            }) {
+                return Err(self.invalid(
+                    "metrics.prefix",
+                    "a StatsD prefix is a non-empty name without ':', '|', ',', spaces or newlines",
+                ));
+            }
+        }
 
         Ok(Config {
             config_path: self.config_path.clone(),

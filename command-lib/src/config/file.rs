@@ -151,16 +151,19 @@ pub enum AccessLogFormat {
     Json,
 }
 
-/// `[metrics]`: where workers send statsd metrics.
+/// `[metrics]`: where workers send StatsD lines (`address`) and where the
+/// main process serves Prometheus's `/metrics` (`prometheus_address`); at
+/// least one of the two.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileMetricsConfig {
-    pub address: Address,
+    pub address: Option<Address>,
+    pub prometheus_address: Option<Address>,
     #[serde(default)]
     pub tagged_metrics: bool,
     pub prefix: Option<String>,
-    #[serde(default)]
-    pub detail: MetricDetailLevel,
+    /// Which StatsD lines are sent; Sozu's default (`cluster`) when absent.
+    pub detail: Option<MetricDetailLevel>,
 }
 
 /// `metrics.detail`: how fine-grained metric labels are.

@@ -420,6 +420,14 @@ impl Balancer {
             .count()
     }
 
+    /// Each backend's id and whether it may be tried at `now`, in the
+    /// order they were added (the "up" gauge of backend metrics).
+    pub fn availability(&self, now: Instant) -> impl Iterator<Item = (&str, bool)> {
+        self.backends
+            .iter()
+            .map(move |entry| (entry.backend.id(), !entry.waiting(now)))
+    }
+
     /// The backends, in the order they were added.
     pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.backends.iter().map(|entry| &entry.backend)

@@ -72,7 +72,11 @@ impl Shared {
         let max_connection_attempts = options.max_connection_attempts.max(1);
         let max_connections_per_ip = options.max_connections_per_ip;
         Shared {
-            metrics: RefCell::new(Metrics::new(&options.name)),
+            metrics: RefCell::new({
+                let mut metrics = Metrics::new(&options.name);
+                metrics.keep_timings = options.statsd.is_some();
+                metrics
+            }),
             buffers: BufferPool::new(
                 options.buffer_size,
                 options.min_buffers,
@@ -133,6 +137,19 @@ impl Shared {
                 .borrow()
                 .iter()
                 .map(|(id, cluster)| (id.clone(), cluster.balancer.borrow().available(now)))
+                .collect(),
+            backends_up: self
+                .clusters
+                .borrow()
+                .iter()
+                .map(|(id, cluster)| {
+                    let balancer = cluster.balancer.borrow();
+                    let up = balancer
+                        .availability(now)
+                        .map(|(backend, up)| (backend.to_owned(), up))
+                        .collect();
+                    (id.clone(), up)
+                })
                 .collect(),
         }
     }

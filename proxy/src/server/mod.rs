@@ -106,6 +106,14 @@ impl Server {
     /// Runs the server until it is stopped. Must be awaited inside a
     /// `tokio::task::LocalSet` (connection tasks are spawned locally).
     pub async fn run(mut self) -> Result<(), ProxyError> {
+        if let Some(options) = self.shared.options.statsd.clone() {
+            match crate::statsd::Statsd::new(options, &self.shared.options.name) {
+                Ok(statsd) => {
+                    tokio::task::spawn_local(statsd.run(self.shared.clone()));
+                }
+                Err(error) => tracing::error!(%error, "cannot send StatsD metrics"),
+            }
+        }
         while let Some(command) = self.commands.recv().await {
             match command {
                 Command::Request(request) => match self.handle_request(*request) {
