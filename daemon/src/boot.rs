@@ -345,6 +345,9 @@ fn take_over(
         if client.set_nonblocking(true).is_ok()
             && let Ok(client) = tokio::net::UnixStream::from_std(client)
         {
+            // Recorded by the program that runs after the upgrade: the
+            // audit line says it did.
+            audit::record(&Peer::of(&client), "UPGRADE_MAIN", "", Ok(()));
             tokio::task::spawn_local(command_socket::serve_upgraded_client(main.clone(), client));
         }
     }

@@ -132,9 +132,13 @@ type Base = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
 pub fn init(settings: &LogSettings, process: &str) -> Result<(), String> {
     let (main_sink, access_sink) = open_targets(settings)?;
     let _ = ACCESS_FORMAT.set(settings.access_format);
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| parse(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG, when set, replaces `log_level`; audit and access records
+    // are kept either way.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|level| parse(&level).ok())
+        .map_or_else(|| parse(&settings.level), Ok)
+        .unwrap_or_else(|_| EnvFilter::new("info,audit=info,access=info"));
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = settings.colored
         && matches!(main_sink.target(), Target::Stdout | Target::Stderr)

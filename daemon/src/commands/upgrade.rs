@@ -145,9 +145,8 @@ pub async fn upgrade_main(main: &Rc<Main>, peer: &Peer, answers: &Answers) {
     systemd::reloading("upgrading the main process");
     let failure = match prepare_upgrade(main, peer).await {
         Ok(record_path) => {
-            // The new program answers the client; what this one knows is
-            // that the exec is attempted.
-            audit::record(peer, "UPGRADE_MAIN", "", Ok(()));
+            // The new program answers the client and writes the audit
+            // record of a success.
             let error = handover::exec_with_record(&record_path);
             let _ = std::fs::remove_file(&record_path);
             format!("main process not upgraded: could not run the new program: {error}")
