@@ -31,6 +31,7 @@ mod handover;
 mod logging;
 mod main_process;
 mod metrics;
+mod prometheus;
 mod scm;
 mod worker_process;
 mod workers;
