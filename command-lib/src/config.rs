@@ -660,6 +660,19 @@ impl Config {
         warnings
     }
 
+    /// Serves Prometheus's `/metrics` at `address` (`sozu start
+    /// --prometheus-address`), whatever the file said.
+    pub fn set_prometheus_address(&mut self, address: SocketAddr) {
+        let metrics = self.metrics.get_or_insert(FileMetricsConfig {
+            address: None,
+            prometheus_address: None,
+            tagged_metrics: false,
+            prefix: None,
+            detail: None,
+        });
+        metrics.prometheus_address = Some(file::Address(address));
+    }
+
     /// Where the main process serves Prometheus's `/metrics`, if anywhere.
     pub fn prometheus_address(&self) -> Option<SocketAddr> {
         self.metrics

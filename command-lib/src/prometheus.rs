@@ -97,7 +97,7 @@ const PROXY: [Mapping; 10] = [
         "http.requests",
         "requests_total",
         "counter",
-        "Requests forwarded to a backend.",
+        "Requests answered, whether forwarded to a backend or answered by the proxy.",
     ),
     map(
         "client.connections",

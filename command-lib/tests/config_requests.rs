@@ -404,6 +404,41 @@ metrics = { address = "127.0.0.1:8125", tagged_metrics = true, detail = "backend
 }
 
 #[test]
+fn metrics_may_hold_only_a_prometheus_address() {
+    let (_dir, config) = load("[metrics]\nprometheus_address = \"127.0.0.1:9091\"\n");
+    assert_eq!(
+        config.prometheus_address(),
+        Some("127.0.0.1:9091".parse().unwrap())
+    );
+    // No StatsD target: workers send nothing.
+    assert!(config.server_config().metrics.is_none());
+    assert!(config.warnings().is_empty());
+
+    // StatsD keys without a StatsD address are warned about by name.
+    let (_dir, config) = load(
+        "[metrics]\nprometheus_address = \"127.0.0.1:9091\"\ndetail = \"backend\"\nprefix = \"x\"\n",
+    );
+    let warnings = config.warnings().join("\n");
+    assert!(warnings.contains("metrics.detail"), "{warnings}");
+    assert!(warnings.contains("metrics.prefix"), "{warnings}");
+
+    // An empty [metrics] and a prefix that would break lines are refused.
+    let dir = tempfile::tempdir().unwrap();
+    for (text, named) in [
+        ("[metrics]\ntagged_metrics = true\n", "prometheus_address"),
+        (
+            "[metrics]\naddress = \"127.0.0.1:8125\"\nprefix = \"a:b\"\n",
+            "metrics.prefix",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(error.contains(named), "{error}");
+    }
+}
+
+#[test]
 fn every_sozu_key_is_accepted() {
     // One of each key Sozu 2.3.3 reads, with a plausible value.
     let text = r#"

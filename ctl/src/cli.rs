@@ -67,7 +67,12 @@ pub struct Args {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the daemon (main process and workers)
-    Start,
+    Start {
+        /// Serve Prometheus metrics (GET /metrics) on this address, as
+        /// `prometheus_address` under `[metrics]` does
+        #[arg(long, value_name = "ADDR")]
+        prometheus_address: Option<std::net::SocketAddr>,
+    },
     /// Run a worker process (started by the main process, never by hand)
     #[command(hide = true)]
     Worker,

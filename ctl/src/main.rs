@@ -112,9 +112,10 @@ fn clap_failure(error: clap::Error, json: bool) -> ExitCode {
 fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
     // Commands that do not talk to a daemon.
     match &args.command {
-        Command::Start => {
+        Command::Start { prometheus_address } => {
             return Ok(sozu_daemon::start(sozu_daemon::StartOptions {
                 config: args.config,
+                prometheus_address: *prometheus_address,
             }));
         }
         Command::Worker => return Ok(sozu_daemon::worker()),
@@ -157,7 +158,7 @@ fn run(args: Args, out: &Output) -> Result<ExitCode, CliError> {
         Command::Apply(apply_args) => apply::run_apply(session, apply_args),
         Command::Diff(diff_args) => apply::run_diff(session, diff_args),
         Command::Fleet { etcd, cmd } => fleet::run(session, etcd, cmd),
-        Command::Start
+        Command::Start { .. }
         | Command::Worker
         | Command::Completions { .. }
         | Command::Man

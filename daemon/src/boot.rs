@@ -32,6 +32,9 @@ use crate::workers::{WorkerLauncher, WorkerNews};
 pub struct StartOptions {
     /// The configuration file; `None` runs the built-in default.
     pub config: Option<PathBuf>,
+    /// Serve Prometheus's `/metrics` here (`--prometheus-address`),
+    /// whatever the configuration says.
+    pub prometheus_address: Option<std::net::SocketAddr>,
 }
 
 /// Exit code for a configuration that cannot be used.
@@ -80,19 +83,26 @@ impl Boot {
     /// (with the exit code) a configuration that cannot be used, or a
     /// listener address someone else listens on.
     fn from_options(options: &StartOptions) -> Result<Boot, ExitCode> {
-        let config = match &options.config {
+        let mut config = match &options.config {
             Some(path) => Config::load(path).map_err(|error| {
                 eprintln!("sozu start: {error}");
                 ExitCode::from(EXIT_BAD_CONFIG)
             })?,
             None => Config::default_for_start(),
         };
+        if let Some(address) = options.prometheus_address {
+            config.set_prometheus_address(address);
+        }
         logging::init_main(&config)
             .and_then(|()| audit::open(&config))
             .map_err(|error| {
                 eprintln!("sozu start: {error}");
                 ExitCode::from(EXIT_BAD_CONFIG)
             })?;
+        for warning in config.warnings() {
+            eprintln!("sozu start: warning: {warning}");
+            tracing::warn!("{warning}");
+        }
         let source = config.config_path.as_ref().map_or_else(
             || "the built-in default".to_owned(),
             |path| path.display().to_string(),
@@ -192,6 +202,19 @@ impl Boot {
         let worker_count = u32::from(config.worker_count);
         let pid_file_path = config.pid_file_path.clone();
         let socket_mode = config.command_socket_mode;
+        // Bound before the workers start, so that a taken port stops a
+        // start early (after an upgrade, the endpoint is left off instead).
+        let prometheus = match config.prometheus_address() {
+            Some(address) => match (crate::prometheus::bind(address).await, &origin) {
+                (Ok(listener), _) => Some(listener),
+                (Err(error), Origin::Start) => return Err(error),
+                (Err(error), Origin::Upgrade { .. }) => {
+                    tracing::error!(%error, "prometheus endpoint off");
+                    None
+                }
+            },
+            None => None,
+        };
         let main = Main::new(config, state, settings, launcher);
         let socket = match origin {
             Origin::Start => {
@@ -217,6 +240,9 @@ impl Boot {
                 .inspect_err(|error| tracing::error!(%error, "could not write the pid file"))
                 .ok()
         });
+        if let Some(listener) = prometheus {
+            tokio::task::spawn_local(crate::prometheus::serve(main.clone(), listener));
+        }
         let result = main_loop(&main, socket, &mut news).await;
         let _ = std::fs::remove_file(&socket_path);
         result

@@ -46,6 +46,10 @@ pub async fn apply_change(
         request,
         result.as_ref().map(|_| ()).map_err(String::as_str),
     );
+    if result.is_ok() {
+        let changes = &main.counters().changes;
+        changes.set(changes.get() + 1);
+    }
     if result.is_ok()
         && let Some(event) = change_event(request)
     {
@@ -177,7 +181,7 @@ pub fn save_automatically(main: &Rc<Main>) -> Result<(), file::StateFileError> {
     };
     drop(config);
     file::save(&main.state(), &path)
-        .map(drop)
+        .map(|_| main.counters().saved_now())
         .inspect_err(|error| {
             tracing::error!(%error, "automatic state save failed");
         })

@@ -33,6 +33,7 @@ mod log_sink;
 mod logging;
 mod main_process;
 mod metrics;
+mod prometheus;
 mod scm;
 mod systemd;
 mod worker_process;

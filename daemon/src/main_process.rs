@@ -59,6 +59,8 @@ pub struct Main {
     exit_after_answer: Cell<bool>,
     /// The listening command socket (handed over by `upgrade_main`).
     command_socket_fd: Cell<std::os::fd::RawFd>,
+    /// Changes, saves and restarts, for the metrics.
+    counters: crate::metrics::MainCounters,
 }
 
 impl Main {
@@ -91,7 +93,13 @@ impl Main {
             stopping: Cell::new(false),
             exit_after_answer: Cell::new(false),
             command_socket_fd: Cell::new(-1),
+            counters: crate::metrics::MainCounters::default(),
         })
+    }
+
+    /// Changes, saves and restarts counted for the metrics.
+    pub fn counters(&self) -> &crate::metrics::MainCounters {
+        &self.counters
     }
 
     /// The configuration in use. Not to be held across an `.await`.
@@ -378,6 +386,12 @@ impl Main {
                         "STATUS={} workers running",
                         self.workers.borrow().len()
                     ));
+                    *self
+                        .counters
+                        .restarts
+                        .borrow_mut()
+                        .entry(worker_id)
+                        .or_insert(0) += 1;
                     self.event(crate::events::event(
                         sozu_command::proto::command::EventKind::WorkerRelaunched,
                     ));

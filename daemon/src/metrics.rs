@@ -5,7 +5,8 @@
 //! highest among workers (an upper bound), samples and sums add up, and
 //! histogram buckets add up bucket by bucket.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sozu_command::proto::command::{
     AggregatedMetrics, AvailableMetrics, BackendMetrics, ClusterMetrics, FilteredMetrics,
@@ -67,7 +68,7 @@ fn merge_map(
     for (name, value) in from {
         match into.get_mut(name) {
             // The shape of a cluster is the same in every worker.
-            Some(existing) if name.starts_with("cluster.") => {
+            Some(existing) if name.starts_with("cluster.") || name == "backend.available" => {
                 if let (Some(Inner::Gauge(a)), Some(Inner::Gauge(b))) =
                     (&mut existing.inner, &value.inner)
                 {
@@ -116,11 +117,94 @@ pub fn merge(
     }
 }
 
-/// Adds the main process's own gauges.
-pub fn add_main(aggregated: &mut AggregatedMetrics, state: &ConfigState) {
+/// What the main process counts about itself, for its metrics.
+#[derive(Debug, Default)]
+pub struct MainCounters {
+    /// Configuration changes applied.
+    pub changes: Cell<u64>,
+    /// When the state was last saved to a file, unix seconds.
+    pub last_save: Cell<Option<u64>>,
+    /// Restarts after a death, by worker id.
+    pub restarts: RefCell<BTreeMap<u32, u64>>,
+}
+
+impl MainCounters {
+    /// Notes a state save that just succeeded.
+    pub fn saved_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        self.last_save.set(Some(now));
+    }
+}
+
+/// The main process's facts besides its state, read when metrics are
+/// asked for.
+#[derive(Debug, Default)]
+pub struct MainFacts {
+    /// Configuration changes applied.
+    pub changes: u64,
+    /// Last state save, unix seconds.
+    pub last_save: Option<u64>,
+    /// Each expected worker: id, whether it runs and answered, restarts.
+    pub workers: Vec<(u32, bool, u64)>,
+}
+
+thread_local! {
+    /// Expiry (unix seconds) by certificate fingerprint: certificates are
+    /// parsed once, not at every scrape.
+    static EXPIRY: RefCell<HashMap<String, Option<i64>>> = RefCell::new(HashMap::new());
+}
+
+/// Expiry of every certificate of the state, by fingerprint.
+fn certificate_expiry(state: &ConfigState) -> BTreeMap<String, i64> {
+    EXPIRY.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let mut expiry = BTreeMap::new();
+        for certificates in state.certificates.values() {
+            for (fingerprint, certificate) in certificates {
+                let not_after = *cache.entry(fingerprint.clone()).or_insert_with(|| {
+                    sozu_command::certificate::certificate_info(&certificate.certificate)
+                        .ok()
+                        .map(|info| info.not_after)
+                });
+                if let Some(not_after) = not_after {
+                    expiry.insert(fingerprint.clone(), not_after);
+                }
+            }
+        }
+        // Certificates no longer in the state are forgotten.
+        cache.retain(|fingerprint, _| expiry.contains_key(fingerprint));
+        expiry
+    })
+}
+
+/// Adds the main process's own metrics: state size, changes, last save,
+/// workers, certificate expiry.
+pub fn add_main(aggregated: &mut AggregatedMetrics, state: &ConfigState, facts: &MainFacts) {
     let gauge = |value: usize| FilteredMetrics {
         inner: Some(Inner::Gauge(value as u64)),
     };
+    let count = |value: u64| FilteredMetrics {
+        inner: Some(Inner::Count(i64::try_from(value).unwrap_or(i64::MAX))),
+    };
+    let certificates: usize = state.certificates.values().map(BTreeMap::len).sum();
+    let main = &mut aggregated.main;
+    main.insert("configuration.certificates".into(), gauge(certificates));
+    main.insert("configuration.changes".into(), count(facts.changes));
+    if let Some(saved) = facts.last_save {
+        main.insert("state.last_save_timestamp".into(), gauge(saved as usize));
+    }
+    for (id, up, restarts) in &facts.workers {
+        main.insert(format!("worker.{id}.up"), gauge(usize::from(*up)));
+        main.insert(format!("worker.{id}.restarts"), count(*restarts));
+    }
+    for (fingerprint, not_after) in certificate_expiry(state) {
+        main.insert(
+            format!("certificate.{fingerprint}.not_after"),
+            gauge(usize::try_from(not_after).unwrap_or(0)),
+        );
+    }
     aggregated
         .main
         .insert("configuration.clusters".into(), gauge(state.clusters.len()));

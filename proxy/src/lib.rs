@@ -108,7 +108,6 @@ mod router;
 mod sessions;
 mod settings;
 mod shared_stream;
-mod statsd;
 mod tls;
 mod write_deadline;
 // The runtime context every connection shares with the command loop:
@@ -119,6 +118,7 @@ mod http;
 mod http1;
 mod http2;
 mod proxy_protocol_io;
+mod statsd;
 mod tcp;
 // The listeners, which accept connections and hand them to a protocol:
 pub mod listener;

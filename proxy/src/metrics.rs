@@ -570,6 +570,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn disabling_stops_cluster_metrics_only_as_in_sozu() {
+        let answer = Answered {
+            status: 200,
+            bytes_in: 1,
+            bytes_out: 2,
+            connect_time: None,
+            response_time: None,
+            service_time: Duration::from_millis(1),
+        };
+        let mut metrics = Metrics::new("w");
+        metrics.configure(MetricsConfiguration::Disabled as i32);
+        metrics.record(Some("web"), Some("web-0"), &answer);
+        assert_eq!(metrics.proxy.requests, 1);
+        assert!(metrics.clusters.is_empty());
+        metrics.configure(MetricsConfiguration::Enabled as i32);
+        metrics.record(Some("web"), Some("web-0"), &answer);
+        assert_eq!(metrics.proxy.requests, 2);
+        assert_eq!(metrics.clusters["web"].0.requests, 1);
+    }
+
+    #[test]
     fn histogram_buckets_are_cumulative_powers_of_two() {
         let mut latency = Latency::default();
         for millis in [0u64, 0, 1, 2, 5, 40] {

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::Subcommand;
-use sozu_command::proto::command::MetricsConfiguration;
+use std::io::Write as _;
+
+use sozu_command::proto::command::{MetricsConfiguration, response_content::ContentType};
 use sozu_command::requests::{self, MetricsQuery};
 
 use crate::error::CliError;
@@ -58,6 +60,10 @@ pub enum MetricsCmd {
         /// Each worker's metrics apart instead of merged
         #[arg(short = 'w', long = "workers")]
         workers: bool,
+        /// Print the Prometheus text exposition, as the daemon's /metrics
+        /// endpoint serves it
+        #[arg(long = "prometheus", conflicts_with_all = ["list", "refresh", "workers"])]
+        prometheus: bool,
     },
 }
 
@@ -75,6 +81,7 @@ pub fn run(session: &mut Session, cmd: &MetricsCmd) -> Result<(), CliError> {
             backends,
             no_clusters,
             workers,
+            prometheus,
         } => {
             let query = MetricsQuery {
                 list: *list,
@@ -84,10 +91,36 @@ pub fn run(session: &mut Session, cmd: &MetricsCmd) -> Result<(), CliError> {
                 no_clusters: *no_clusters,
                 workers: *workers,
             };
+            if *prometheus {
+                return exposition(session, &query);
+            }
             return get(session, &query, *refresh);
         }
     };
     session.run(&requests::configure_metrics(configuration), summary)
+}
+
+/// `metrics get --prometheus`: the exposition text on stdout.
+fn exposition(session: &mut Session, query: &MetricsQuery) -> Result<(), CliError> {
+    let answer = session.request(&requests::query_metrics(query))?;
+    let Some(ContentType::Metrics(metrics)) =
+        answer.content.and_then(|content| content.content_type)
+    else {
+        return Err(CliError::failure(
+            "the daemon answered without metrics".to_owned(),
+        ));
+    };
+    let text = sozu_command::prometheus::render(&metrics);
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::failure(
+            format!("cannot write the metrics: {error}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `metrics get`, once or every `refresh` seconds. Refreshed JSON output is

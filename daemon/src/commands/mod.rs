@@ -14,7 +14,7 @@
 //! - requests refused: internal ones and features not built here.
 
 mod listing;
-mod query;
+pub mod query;
 mod reload;
 mod sessions;
 mod state_files;

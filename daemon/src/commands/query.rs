@@ -61,22 +61,13 @@ pub async fn metrics(
     answers: &Answers,
 ) {
     let _ = answers.send(Response::processing("Querying metrics..."));
-    let results = main.fan_out(request, Some(main.worker_timeout())).await;
-    if let Err(failures) = results.failures() {
-        let _ = answers.send(Response::failure(format!(
-            "some workers could not answer: {failures}"
-        )));
-        return;
-    }
-    let mut aggregated = AggregatedMetrics::default();
-    for (id, response) in results.into_answered_ok() {
-        if let Some(ContentType::WorkerMetrics(worker)) =
-            response.content.and_then(|content| content.content_type)
-        {
-            metrics::merge(&mut aggregated, id, worker, options.workers);
+    let aggregated = match aggregate(main, request, options, false).await {
+        Ok(aggregated) => aggregated,
+        Err(failure) => {
+            let _ = answers.send(Response::failure(failure));
+            return;
         }
-    }
-    metrics::add_main(&mut aggregated, &main.state());
+    };
     let _ = answers.send(if options.list {
         Response::ok(
             "Successfully listed available metrics",
@@ -90,4 +81,46 @@ pub async fn metrics(
             Some(ContentType::Metrics(aggregated)),
         )
     });
+}
+
+/// Every worker's metrics merged with the main process's own. A worker
+/// that does not answer fails the whole query, unless `partial`: then it
+/// is left out and reported down (the Prometheus endpoint's way).
+pub async fn aggregate(
+    main: &Rc<Main>,
+    request: &Request,
+    options: &QueryMetricsOptions,
+    partial: bool,
+) -> Result<AggregatedMetrics, String> {
+    let results = main.fan_out(request, Some(main.worker_timeout())).await;
+    if !partial && let Err(failures) = results.failures() {
+        return Err(format!("some workers could not answer: {failures}"));
+    }
+    let worker_count = u32::from(main.config().worker_count);
+    let mut ids: Vec<u32> = (0..worker_count).collect();
+    ids.extend(main.workers().iter().map(|worker| worker.id));
+    ids.sort_unstable();
+    ids.dedup();
+    let restarts = main.counters().restarts.borrow().clone();
+    let facts = metrics::MainFacts {
+        changes: main.counters().changes.get(),
+        last_save: main.counters().last_save.get(),
+        workers: ids
+            .into_iter()
+            .map(|id| {
+                let up = results.ok_from(id);
+                (id, up, restarts.get(&id).copied().unwrap_or(0))
+            })
+            .collect(),
+    };
+    let mut aggregated = AggregatedMetrics::default();
+    for (id, response) in results.into_answered_ok() {
+        if let Some(ContentType::WorkerMetrics(worker)) =
+            response.content.and_then(|content| content.content_type)
+        {
+            metrics::merge(&mut aggregated, id, worker, options.workers);
+        }
+    }
+    metrics::add_main(&mut aggregated, &main.state(), &facts);
+    Ok(aggregated)
 }

@@ -84,6 +84,7 @@ pub fn save(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     let path = path.display();
     let _ = answers.send(match result {
         Ok(records) => {
+            main.counters().saved_now();
             main.event(events::event(EventKind::StateSaved));
             Response::ok(
                 // Sozu's wording: scripts may look for it.
