@@ -262,6 +262,9 @@ impl Exchange {
             .metrics
             .borrow_mut()
             .record(self.cluster_id(), backend_id, &answered);
+        // The route is the host then the path (or `*`).
+        let path_start = self.route.find(['/', '*']).unwrap_or(self.route.len());
+        let millis = |time: Option<Duration>| time.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
         tracing::info!(
             target: "access",
             request_id = self.request_id(),
@@ -270,11 +273,14 @@ impl Exchange {
             backend = backend_id.unwrap_or("-"),
             backend_address = %self.backend.as_ref().map(|b| b.address().to_string()).unwrap_or_else(|| "-".into()),
             method = %self.method,
-            route = %self.route,
+            host = self.route.split_at(path_start).0,
+            path = self.route.split_at(path_start).1,
             status,
             bytes_in = answered.bytes_in,
             bytes_out,
             service_ms = service_time.as_secs_f64() * 1000.0,
+            response_ms = millis(self.response_time),
+            connect_ms = millis(self.connect_time),
             "request"
         );
     }
