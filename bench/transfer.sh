@@ -14,9 +14,9 @@
 # /chunked with SIZE zero bytes (Content-Length, or 1 MiB chunks) and reads
 # any upload to its end before answering with the count. curl sends and
 # receives (`-T` from a file for Content-Length, from a pipe with
-# `Transfer-Encoding: chunked`). nginx streams both ways
-# (`proxy_request_buffering off`, `proxy_buffering off`, no body size
-# limit), one worker; this proxy one worker, release build.
+# `Transfer-Encoding: chunked`), without `Expect: 100-continue`. nginx streams both ways
+# (`proxy_request_buffering off`, `proxy_buffering off`, 64 KiB buffers
+# each way, no body size limit), one worker; this proxy one worker, release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,21 +84,19 @@ def drain_length(conn, rest, length):
 def drain_chunked(conn, rest):
     # Counts the data of a chunked body, reading as it goes.
     buffer, data = bytearray(rest), 0
-    def need(n):
-        while len(buffer) < n:
-            more = conn.recv(CHUNK)
-            if not more:
-                raise EOFError
-            buffer.extend(more)
+    def fill():
+        more = conn.recv(CHUNK)
+        if not more:
+            raise EOFError
+        buffer.extend(more)
     while True:
-        while b"\r\n" not in buffer:
-            need(len(buffer) + 1)
-        line, _, remaining = bytes(buffer).partition(b"\r\n")
-        size = int(line.split(b";")[0], 16)
-        del buffer[: len(line) + 2]
+        while (end := buffer.find(b"\r\n")) < 0:
+            fill()
+        size = int(bytes(buffer[:end]).split(b";")[0], 16)
+        del buffer[: end + 2]
         if size == 0:
-            while not bytes(buffer).endswith(b"\r\n") or b"\r\n" not in buffer:
-                need(len(buffer) + 1)
+            while buffer.find(b"\r\n") < 0:
+                fill()
             return data
         left = size + 2
         taken = min(len(buffer), left)
@@ -208,6 +206,10 @@ http {
             proxy_set_header Connection "";
             proxy_request_buffering off;
             proxy_buffering off;
+            proxy_buffer_size 64k;
+            proxy_buffers 4 64k;
+            proxy_busy_buffers_size 128k;
+            client_body_buffer_size 64k;
             proxy_read_timeout 600s;
             proxy_send_timeout 600s;
         }
@@ -246,10 +248,10 @@ transfer() {
     case "$what" in
         download-cl) seconds=$(curl -sS -o /dev/null -w '%{time_total}' "$url/cl") ;;
         download-chunked) seconds=$(curl -sS -o /dev/null -w '%{time_total}' "$url/chunked") ;;
-        upload-cl) seconds=$(curl -sS -o /dev/null -w '%{time_total}' -T "$WORK/upload.bin" "$url/up") ;;
+        upload-cl) seconds=$(curl -sS -o /dev/null -w '%{time_total}' -H 'Expect:' -T "$WORK/upload.bin" "$url/up") ;;
         upload-chunked)
             seconds=$(head -c "$SIZE" /dev/zero |
-                curl -sS -o /dev/null -w '%{time_total}' -T - -H 'Transfer-Encoding: chunked' "$url/up") ;;
+                curl -sS -o /dev/null -w '%{time_total}' -T - -H 'Expect:' -H 'Transfer-Encoding: chunked' "$url/up") ;;
     esac
     awk -v s="$seconds" -v n="$SIZE" -v p="$(kb "$worker" VmHWM)" 'BEGIN { printf "%.0f %s\n", n / s / 1e6, p }'
 }

@@ -183,7 +183,7 @@ fn rule_of(error: httparse::Error, buf: &[u8], side: Side) -> Rule {
     };
     if !start_line_fails {
         Rule::MalformedHeader
-    } else if looks_like_other_version(line, side) {
+    } else if looks_like_other_version(line, side) && valid_as_http11(line, side) {
         Rule::UnsupportedVersion
     } else {
         Rule::MalformedStartLine
@@ -205,6 +205,33 @@ fn looks_like_other_version(buf: &[u8], side: Side) -> bool {
     };
     matches!(version, Some([b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
         if major.is_ascii_digit() && minor.is_ascii_digit() && !(*major == b'1' && *minor <= b'1'))
+}
+
+/// Whether the start line `line` (its version well-formed, see
+/// [`looks_like_other_version`]) parses once its version is HTTP/1.1: only
+/// then is the version what is wrong (505); otherwise the line is malformed
+/// (400) whatever its version, so that the verdict does not depend on how
+/// much of the line has arrived. A refusal path: the copy is fine.
+fn valid_as_http11(line: &[u8], side: Side) -> bool {
+    let end = line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
+    let line = &line[..end];
+    if line.len() < 8 {
+        return false;
+    }
+    let mut copy = line.to_vec();
+    let version = match side {
+        Side::Request => line.len() - 8..line.len(),
+        Side::Response => 0..8,
+    };
+    copy[version].copy_from_slice(b"HTTP/1.1");
+    copy.extend_from_slice(b"\r\n");
+    match side {
+        Side::Request => httparse::Request::new(&mut []).parse(&copy).is_ok(),
+        Side::Response => httparse::Response::new(&mut []).parse(&copy).is_ok(),
+    }
 }
 
 /// Whether the start line has not ended yet and its version so far is the

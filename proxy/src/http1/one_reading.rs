@@ -314,11 +314,15 @@ fn independent_framing(head: &[u8], side: Side, answering: Answering) -> Option<
         } else {
             return None;
         }
-    } else if let Some(first) = lengths.first() {
-        if lengths.iter().any(|l| l != first) {
+    } else if !lengths.is_empty() {
+        // RFC 9110 §8.6: a list of the same decimal value is that value
+        // ("5, 05" included: both read 5).
+        let mut values = lengths.iter().map(|l| l.parse::<u64>().ok());
+        let first = values.next()??;
+        if values.any(|value| value != Some(first)) {
             return None;
         }
-        Framing::Length(first.parse().ok()?)
+        Framing::Length(first)
     } else if side == Side::Request {
         Framing::Empty
     } else {
@@ -661,4 +665,36 @@ fn a_version_cut_by_a_read_waits_for_its_end() {
         let parsed = parse_request(line, &mut headers, MAX_HEAD);
         assert!(matches!(parsed, Err(r) if r.status() == 400), "{parsed:?}");
     }
+}
+
+/// Found by the property above: a malformed request line with a version
+/// that is not 1.x ("GET/ HTTP/1.7") was refused 505 when whole, 400 when
+/// cut before its version ended. Now 400 at every cut: 505 is only for a
+/// line that is valid but for its version.
+#[test]
+fn a_malformed_start_line_is_400_at_every_cut() {
+    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    for whole in [
+        &b"GET/ HTTP/1.7\r\n\r\x0b"[..],
+        b"G(T / HTTP/2.0\r\nHost: a\r\n\r\n",
+    ] {
+        for cut in 1..=whole.len() {
+            match parse_request(&whole[..cut], &mut headers, MAX_HEAD) {
+                Ok(Parsed::Partial) => {}
+                Err(refusal) => assert_eq!(refusal.status(), 400, "{cut} of {whole:?}"),
+                Ok(Parsed::Complete(_)) => panic!("{cut} of {whole:?} accepted"),
+            }
+        }
+    }
+    // A line valid but for its version is still 505.
+    let refusal = parse_request(b"GET / HTTP/1.7\r\n\r\n", &mut headers, MAX_HEAD).unwrap_err();
+    assert_eq!(refusal.status(), 505);
+    let refusal = parse_response(
+        b"HTTP/2.0 200 OK\r\n\r\n",
+        &mut headers,
+        MAX_HEAD,
+        Answering::default(),
+    )
+    .unwrap_err();
+    assert_eq!(refusal.rule, super::Rule::UnsupportedVersion);
 }
