@@ -35,12 +35,13 @@
 //! # Keys that are accepted and only stored
 //!
 //! These keys are parsed, checked for type, kept in [`Config`] or its
-//! [`ServerConfig`], and not acted upon by this library:
+//! [`ServerConfig`], and acted upon by nothing in this project:
 //! `handle_process_affinity`, `zombie_check_interval`, `accept_queue_timeout`,
 //! `evict_on_queue_full`, `slab_entries_per_connection`,
-//! `basic_auth_max_credential_bytes`, `splice_pipe_capacity_bytes`,
-//! `log_colored`, `access_logs_colored`,
-//! `pid_file_path`. Keys that do not apply where they are written (TLS keys
+//! `basic_auth_max_credential_bytes`, `splice_pipe_capacity_bytes`. Those a
+//! file sets are listed in [`Config::inert_keys`] and named by
+//! [`Config::warnings`], which the daemon prints at start and `sozu config
+//! check` prints too. Keys that do not apply where they are written (TLS keys
 //! on an HTTP listener, `sticky_session` on a TCP cluster, `method` on a TCP
 //! frontend, ...) are ignored, as Sozu ignores them. Everything else becomes
 //! a field of a request; whether a daemon enforces it is the daemon's
@@ -285,6 +286,10 @@ pub struct Config {
     pub max_connection_attempts: u32,
     /// Capacity of splice pipes, bytes.
     pub splice_pipe_capacity_bytes: Option<u64>,
+    /// The keys the file set that only tune Sozu's internals and that this
+    /// daemon does not act upon (they still reach workers in
+    /// `ServerConfig`): each is named in [`Config::warnings`].
+    pub inert_keys: Vec<&'static str>,
     /// Every listener: the declared ones in file order, then those created
     /// for frontends whose address had no listener.
     pub listeners: Vec<ListenerConfig>,
@@ -640,7 +645,13 @@ impl Config {
     /// configuration, each named with the reason, for the daemon to warn
     /// about at start.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self
+            .inert_keys
+            .iter()
+            .map(|key| {
+                format!("{key} tunes an internal of Sozu that this daemon does not have: ignored")
+            })
+            .collect();
         if let Some(metrics) = &self.metrics
             && metrics.address.is_none()
         {

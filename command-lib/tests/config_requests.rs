@@ -648,3 +648,29 @@ frontends = [
     };
     assert_eq!(https.client_ca_certificates.len(), 1);
 }
+
+#[test]
+fn keys_that_only_tune_sozu_internals_are_warned_about_by_name() {
+    let (_dir, config) =
+        load("evict_on_queue_full = false\nzombie_check_interval = 60\nworker_count = 1\n");
+    assert_eq!(
+        config.inert_keys,
+        ["zombie_check_interval", "evict_on_queue_full"]
+    );
+    let warnings = config.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.starts_with("zombie_check_interval ")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|warning| warning.starts_with("evict_on_queue_full ")),
+        "{warnings:?}"
+    );
+    let (_dir, plain) = load("worker_count = 1\n");
+    assert!(plain.inert_keys.is_empty());
+    assert!(plain.warnings().is_empty(), "{:?}", plain.warnings());
+}

@@ -83,14 +83,19 @@ pub fn check(out: &Output, file: Option<&Path>) -> Result<(), CliError> {
     let state = startable_state(&config)?;
     check_saved_state(&config, &state)?;
     let requests = config.requests();
+    let warnings = config.warnings();
     if out.is_json() {
         out.json(&json!({
             "file": file,
             "valid": true,
+            "warnings": warnings,
             "command_socket": config.command_socket,
             "requests": requests,
         }));
         return Ok(());
+    }
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
     }
     out.result_line(&format!(
         "{} is valid: {} listener(s), {} cluster(s), {} frontend(s), {} backend(s), {} certificate(s)",
