@@ -420,3 +420,30 @@ fn certificate_expiry_and_the_last_state_save_are_exposed() {
         "{text}"
     );
 }
+
+#[test]
+fn a_killed_worker_counts_as_a_restart() {
+    let (http_port, metrics_port) = (free_port(), free_port());
+    let daemon = daemon(http_port, metrics_port);
+    let restarts = |text: &str| {
+        value(text, "sozu_worker_restarts_total{worker_id=\"0\"}").unwrap_or(0.0)
+            + value(text, "sozu_worker_restarts_total{worker_id=\"1\"}").unwrap_or(0.0)
+    };
+    assert_eq!(restarts(&scrape(metrics_port)), 0.0);
+    let pid = daemon.worker_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut text = String::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            text = scrape(metrics_port);
+            restarts(&text) == 1.0
+                && value(&text, "sozu_worker_up{worker_id=\"0\"}") == Some(1.0)
+                && value(&text, "sozu_worker_up{worker_id=\"1\"}") == Some(1.0)
+        }),
+        "{text}"
+    );
+}
