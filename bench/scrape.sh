@@ -68,7 +68,7 @@ for _ in $(seq 200); do
 done
 [ -S "$WORK/sozu.sock" ] || { cat "$WORK/daemon.log" >&2; exit 1; }
 
-ctl() { "$SOZU" -c "$WORK/config.toml" "$@"; }
+ctl() { "$SOZU" -c "$WORK/config.toml" -t 10000 "$@"; }
 for i in $(seq "$CLUSTERS"); do
     ctl cluster add --id "c$i" --load-balancing-policy round_robin >/dev/null
     ctl frontend http add --address "127.0.0.1:$HTTP_PORT" --hostname "c$i.test" id "c$i" >/dev/null

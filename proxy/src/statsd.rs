@@ -128,6 +128,11 @@ impl Statsd {
         cluster_ids.sort();
         let cluster_ids: Vec<String> = cluster_ids.into_iter().cloned().collect();
         for cluster_id in &cluster_ids {
+            // A removed cluster's counters stay in the metrics; its lines
+            // are not sent any more.
+            if !live.available_backends.contains_key(cluster_id) {
+                continue;
+            }
             let Some((traffic, backends)) = metrics.clusters.get_mut(cluster_id) else {
                 continue;
             };
@@ -305,6 +310,23 @@ mod tests {
         (Statsd::new(options, "3").unwrap(), receiver)
     }
 
+    /// The gauges of a server whose one cluster is `web`.
+    fn live_web() -> LiveGauges {
+        LiveGauges {
+            available_backends: [("web".to_owned(), 1)].into(),
+            ..LiveGauges::default()
+        }
+    }
+
+    #[test]
+    fn a_removed_cluster_is_not_sent() {
+        let (mut statsd, _receiver) = sender(false, StatsdDetail::Backend);
+        let mut metrics = Metrics::new("w");
+        metrics.record(Some("gone"), Some("gone-0"), &answered(200));
+        let lines = statsd.lines(&mut metrics, &live_web());
+        assert!(lines.iter().all(|line| !line.contains("gone")), "{lines:?}");
+    }
+
     #[test]
     fn counters_are_sent_as_what_they_grew_by() {
         let (mut statsd, _receiver) = sender(false, StatsdDetail::Backend);
@@ -314,7 +336,7 @@ mod tests {
             metrics.record(Some("web"), Some("web-0"), &answered(200));
         }
         metrics.record(Some("web"), None, &answered(404));
-        let live = LiveGauges::default();
+        let live = live_web();
         let lines = statsd.lines(&mut metrics, &live);
         assert!(lines.contains(&"sozu.WRK-03.cluster.web.requests:3|c".to_owned()));
         assert!(lines.contains(&"sozu.WRK-03.cluster.web.http.status.2xx:3|c".to_owned()));
@@ -338,7 +360,7 @@ mod tests {
         let (mut statsd, _receiver) = sender(true, StatsdDetail::Cluster);
         let mut metrics = Metrics::new("w");
         metrics.record(Some("web"), Some("web-0"), &answered(200));
-        let lines = statsd.lines(&mut metrics, &LiveGauges::default());
+        let lines = statsd.lines(&mut metrics, &live_web());
         let version = VERSION;
         assert!(lines.contains(&format!(
             "sozu.cluster.requests,origin=WRK-03,version={version},cluster_id=web:1|c"

@@ -15,9 +15,9 @@ use crate::session::{Session, content_json, content_of};
 /// `metrics …`
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum MetricsCmd {
-    /// Collect metrics
+    /// Collect per-cluster and per-backend metrics again
     Enable,
-    /// Stop collecting metrics
+    /// Stop collecting per-cluster and per-backend metrics (proxy-wide ones go on, as in Sozu)
     Disable,
     /// Forget the metrics collected so far
     Clear,

@@ -369,3 +369,81 @@ fn scraping_every_100ms_never_keeps_commands_from_being_answered() {
     eprintln!("{scrapes} scrapes and {commands} commands in {seconds} s");
     drop(stuck);
 }
+
+#[test]
+fn certificate_expiry_and_the_last_state_save_are_exposed() {
+    // Sozu's fixture: an HTTPS listener with a certificate.
+    let metrics_port = free_port();
+    let mut daemon = Daemon::prepare_fixture();
+    let child = harness::sozu_command()
+        .args(["-c", daemon.config.to_str().unwrap(), "start"])
+        .args(["--prometheus-address", &format!("127.0.0.1:{metrics_port}")])
+        .current_dir(daemon.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    daemon.child = Some(child);
+    let mut text = String::new();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            text = http_get(metrics_port, "/metrics")
+                .map(|(_, body)| body)
+                .unwrap_or_default();
+            text.contains("sozu_certificate_expiry_timestamp_seconds{fingerprint=\"")
+        }),
+        "{text}"
+    );
+    assert!(value(&text, "sozu_state_certificates").is_some_and(|count| count >= 1.0));
+    assert!(!text.contains("sozu_state_last_save_timestamp_seconds "));
+    let expiry: f64 = text
+        .lines()
+        .find(|line| line.starts_with("sozu_certificate_expiry_timestamp_seconds{"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap();
+    // The fixture's certificate ends some time after 2020.
+    assert!(expiry > 1_577_836_800.0, "{expiry}");
+
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let output = daemon.sozu(&["state", "save", "-f", "saved.state"]);
+    assert_eq!(harness::code(&output), 0);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            text = scrape(metrics_port);
+            value(&text, "sozu_state_last_save_timestamp_seconds")
+                .is_some_and(|saved| saved >= before.floor())
+        }),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_killed_worker_counts_as_a_restart() {
+    let (http_port, metrics_port) = (free_port(), free_port());
+    let daemon = daemon(http_port, metrics_port);
+    let restarts = |text: &str| {
+        value(text, "sozu_worker_restarts_total{worker_id=\"0\"}").unwrap_or(0.0)
+            + value(text, "sozu_worker_restarts_total{worker_id=\"1\"}").unwrap_or(0.0)
+    };
+    assert_eq!(restarts(&scrape(metrics_port)), 0.0);
+    let pid = daemon.worker_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut text = String::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            text = scrape(metrics_port);
+            restarts(&text) == 1.0
+                && value(&text, "sozu_worker_up{worker_id=\"0\"}") == Some(1.0)
+                && value(&text, "sozu_worker_up{worker_id=\"1\"}") == Some(1.0)
+        }),
+        "{text}"
+    );
+}
