@@ -27,10 +27,12 @@
 #
 # Access logs are off everywhere by default (nginx `access_log off`,
 # HAProxy logs nothing without a `log` line, this proxy at
-# `log_level = "warn"`). ACCESS_LOGS=on turns them on for all three: nginx
-# writes its combined-format lines to a file, HAProxy `option httplog` to
-# its standard output (a file), this proxy runs at `log_level = "info"`
-# (one access line per request, standard output to a file). nginx
+# `log_level = "warn,access=off"`: its access records are written whatever
+# the level unless the filter turns them off). ACCESS_LOGS=on turns them on
+# for all three: nginx writes its combined-format lines to a file, HAProxy
+# `option httplog` to its standard output (a file), this proxy runs at
+# `log_level = "info"` (one access record per request, standard output to
+# a file). nginx
 # gets `keepalive_requests` raised so that it does not close client and
 # backend connections every 1,000 requests (the others never do). All three
 # serve the same self-signed ECDSA P-256 certificate, made here by openssl.
@@ -51,7 +53,7 @@ case "$ACCESS_LOGS" in
     on) LOG_LEVEL=${LOG_LEVEL:-info} NGINX_ACCESS="access_log $WORK/nginx/access.log;"
         HAPROXY_LOG="log stdout format raw local0"
         HAPROXY_HTTPLOG="option httplog" ;;
-    off) LOG_LEVEL=${LOG_LEVEL:-warn} NGINX_ACCESS="access_log off;" HAPROXY_LOG="" HAPROXY_HTTPLOG="" ;;
+    off) LOG_LEVEL=${LOG_LEVEL:-warn,access=off} NGINX_ACCESS="access_log off;" HAPROXY_LOG="" HAPROXY_HTTPLOG="" ;;
     *) echo "ACCESS_LOGS is on or off, not $ACCESS_LOGS" >&2; exit 2 ;;
 esac
 PERF=${PERF:-0}

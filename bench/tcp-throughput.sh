@@ -135,7 +135,7 @@ mkdir -p "$WORK/sozu"
 cat > "$WORK/sozu/config.toml" <<TOML
 command_socket = "sozu.sock"
 worker_count = 1
-log_level = "error"
+log_level = "error,access=off"
 buffer_size = $BUFFER_SIZE
 
 [[listeners]]

@@ -166,7 +166,7 @@ mkdir -p "$WORK/sozu"
 cat >"$WORK/sozu/config.toml" <<TOML
 command_socket = "sozu.sock"
 worker_count = 1
-log_level = "warn"
+log_level = "warn,access=off"
 front_timeout = 600
 back_timeout = 600
 request_timeout = 600
