@@ -340,33 +340,7 @@ impl Builder {
             retry_after: file.retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
             max_connection_attempts,
             splice_pipe_capacity_bytes: file.splice_pipe_capacity_bytes,
-            inert_keys: [
-                (
-                    "handle_process_affinity",
-                    file.handle_process_affinity.is_some(),
-                ),
-                (
-                    "zombie_check_interval",
-                    file.zombie_check_interval.is_some(),
-                ),
-                ("accept_queue_timeout", file.accept_queue_timeout.is_some()),
-                ("evict_on_queue_full", file.evict_on_queue_full.is_some()),
-                (
-                    "slab_entries_per_connection",
-                    file.slab_entries_per_connection.is_some(),
-                ),
-                (
-                    "basic_auth_max_credential_bytes",
-                    file.basic_auth_max_credential_bytes.is_some(),
-                ),
-                (
-                    "splice_pipe_capacity_bytes",
-                    file.splice_pipe_capacity_bytes.is_some(),
-                ),
-            ]
-            .into_iter()
-            .filter_map(|(key, set)| set.then_some(key))
-            .collect(),
+            inert_keys: inert_keys(file),
             listeners: Vec::new(),
             clusters: BTreeMap::new(),
         })
@@ -406,4 +380,36 @@ impl Builder {
             Err(self.invalid(key, format!("{attempts} is not within 1 to 255")))
         }
     }
+}
+
+/// The keys `file` sets that only tune Sozu internals (see
+/// [`Config::inert_keys`]).
+fn inert_keys(file: &FileConfig) -> Vec<&'static str> {
+    [
+        (
+            "handle_process_affinity",
+            file.handle_process_affinity.is_some(),
+        ),
+        (
+            "zombie_check_interval",
+            file.zombie_check_interval.is_some(),
+        ),
+        ("accept_queue_timeout", file.accept_queue_timeout.is_some()),
+        ("evict_on_queue_full", file.evict_on_queue_full.is_some()),
+        (
+            "slab_entries_per_connection",
+            file.slab_entries_per_connection.is_some(),
+        ),
+        (
+            "basic_auth_max_credential_bytes",
+            file.basic_auth_max_credential_bytes.is_some(),
+        ),
+        (
+            "splice_pipe_capacity_bytes",
+            file.splice_pipe_capacity_bytes.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect()
 }
