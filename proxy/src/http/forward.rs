@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::answer::Exchange;
-use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared};
+use super::relay::{Conn, MAX_EDITS, MAX_HEADERS, Next, Plan, Prepared};
 use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;
@@ -316,9 +316,16 @@ async fn receive_head<C>(
                     continue;
                 }
                 Ok(Parsed::Complete(head)) => {
-                    let drop = [config.id_header.as_str()];
+                    let mut drop = [""; 1 + MAX_EDITS];
+                    drop[0] = config.id_header.as_str();
+                    let mut count = 1;
+                    let edits = prepared.admitted.route.response_headers();
+                    for (slot, edit) in drop[1..].iter_mut().zip(edits) {
+                        *slot = &edit.name;
+                        count += 1;
+                    }
                     let options = EditOptions {
-                        drop: &drop,
+                        drop: &drop[..count],
                         ..Default::default()
                     };
                     let plan = Plan::new(&back[..], head.len, head.headers, &options)

@@ -8,9 +8,11 @@
 //!
 //! What the relay does not serve yet goes to hyper with the bytes already
 //! read ([`Ending::HandOver`]): HTTP/1.0, absolute-form and `*` targets,
-//! upgrades (WebSocket), `Expect`, and clusters with HTTP/2 backends, sticky
-//! sessions, header edits or host/path rewrites. Every request passed the
-//! codec's rules first, whichever path serves it.
+//! upgrades (WebSocket), `Expect`, clusters with HTTP/2 backends or sticky
+//! sessions, frontends with host/path rewrites or with header edits the
+//! relay does not apply itself (more than [`MAX_EDITS`], invalid ones, or
+//! ones on a header it writes). Every request passed the codec's rules
+//! first, whichever path serves it.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use crate::http1::edit::{EditOptions, EditPlan};
 use crate::http1::framing::Framing;
 use crate::http1::head::{self, Parsed, RequestHead};
 use crate::http1::{Refusal, Rule};
+use crate::router::HeaderEdit;
 use crate::settings::ListenerSettings;
 
 /// Header lines a head may have (more is 431).
@@ -179,8 +182,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
                 self.front.drain(..leading);
                 searched = 0;
             }
-            if let Some(end) = find_blank_line(&self.front, searched) {
-                let _ = end;
+            if empty_line_in(&self.front, searched) {
                 return HeadWait::Ready;
             }
             if self.front.len() > max {
@@ -300,7 +302,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
                 return Step::Answer(bytes);
             }
         };
-        if !relayable(&admitted) {
+        if !relayable(&admitted, config.id_header.as_str()) {
             return Step::HandOver;
         }
         self.count_request();
@@ -326,6 +328,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             &head,
             &values,
             &record,
+            admitted.route.request_headers(),
             &mut self.lines,
         );
         match planned {
@@ -377,12 +380,18 @@ fn plan_request(
     head: &RequestHead<'_, '_>,
     values: &ForwardingValues,
     record: &Record,
+    edits: &[HeaderEdit],
     lines: &mut Vec<u8>,
 ) -> Option<Plan> {
     let (x_forwarded, rfc7239) = forwarding::modes(config.forwarded_headers);
     let id_name = config.id_header.as_str();
-    let mut dropped = [""; 4];
+    let mut dropped = [""; 4 + MAX_EDITS];
     let mut count = 0;
+    lines.clear();
+    apply_edits(edits, &mut dropped[4..], &mut count, lines);
+    // The edits' names go after the four slots of the relay's own.
+    let edited = count;
+    count = 0;
     let mut drop_name = |name| {
         dropped[count] = name;
         count += 1;
@@ -397,12 +406,12 @@ fn plan_request(
         drop_name("x-real-ip");
     }
     drop_name(id_name);
+    dropped.copy_within(4..4 + edited, count);
     let options = EditOptions {
-        drop: &dropped[..count],
+        drop: &dropped[..count + edited],
         ..Default::default()
     };
     let plan = Plan::new(front, head.len, head.headers, &options).ok()?;
-    lines.clear();
     let headers = head.headers;
     if x_forwarded {
         let existing = first(headers, "x-forwarded-for");
@@ -431,7 +440,7 @@ fn plan_request(
 
 /// Whether the relay serves requests of this frontend and cluster (the
 /// others go to hyper).
-fn relayable(admitted: &Admitted) -> bool {
+fn relayable(admitted: &Admitted, id_name: &str) -> bool {
     let Admitted {
         route,
         cluster_config,
@@ -439,10 +448,66 @@ fn relayable(admitted: &Admitted) -> bool {
     } = admitted;
     cluster_config.http2 != Some(true)
         && !cluster_config.sticky_session
-        && route.request_headers().is_empty()
-        && route.response_headers().is_empty()
+        && edits_relayable(route.request_headers(), id_name)
+        && edits_relayable(route.response_headers(), id_name)
         && route.rewrite_host().is_none()
         && route.rewrite_path().is_none()
+}
+
+/// Header edits of a frontend the relay applies itself.
+pub(super) const MAX_EDITS: usize = 8;
+
+/// Whether the relay applies these edits as the hyper path would: few
+/// enough, valid (hyper skips invalid ones), and none on a header the
+/// relay writes itself, on framing or on hop-by-hop headers.
+fn edits_relayable(edits: &[HeaderEdit], id_name: &str) -> bool {
+    const OWN: [&str; 14] = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "forwarded",
+        "x-real-ip",
+        "x-request-id",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+    ];
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    edits.len() <= MAX_EDITS
+        && edits.iter().all(|edit| {
+            !edit.name.is_empty()
+                && edit.name.bytes().all(tchar)
+                && edit
+                    .value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+                && !edit.name.eq_ignore_ascii_case(id_name)
+                && !OWN.iter().any(|own| edit.name.eq_ignore_ascii_case(own))
+        })
+}
+
+/// Adds to `dropped` the names of `edits` (each replaced or removed) and to
+/// `lines` the lines of those that set a value.
+fn apply_edits<'e>(
+    edits: &'e [HeaderEdit],
+    dropped: &mut [&'e str],
+    count: &mut usize,
+    lines: &mut Vec<u8>,
+) {
+    for edit in edits {
+        if let Some(slot) = dropped.get_mut(*count) {
+            *slot = &edit.name;
+            *count += 1;
+        }
+        if !edit.is_removal() {
+            push_line(lines, edit.name.as_bytes(), edit.value.as_bytes());
+        }
+    }
 }
 
 /// Idempotent methods (RFC 9110 §9.2.2).
@@ -481,6 +546,25 @@ fn push_list_line(lines: &mut Vec<u8>, name: &[u8], existing: Option<&[u8]>, val
     lines.extend_from_slice(b"\r\n");
 }
 
+/// Whether `bytes` from `from` on hold the end of a head: an empty line,
+/// ended by CRLF or (refused by the codec, but an end all the same) a bare
+/// LF.
+fn empty_line_in(bytes: &[u8], from: usize) -> bool {
+    let mut at = from;
+    while let Some(lf) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+    {
+        let next = at + lf + 1;
+        match bytes.get(next..next + 2) {
+            Some([b'\n', _]) | Some([b'\r', b'\n']) => return true,
+            Some(_) => at = next,
+            None => return bytes.get(next) == Some(&b'\n'),
+        }
+    }
+    false
+}
+
 /// Where the first empty line (CRLF CRLF) ends, searching from `from`.
 pub(super) fn find_blank_line(bytes: &[u8], from: usize) -> Option<usize> {
     bytes
@@ -488,4 +572,22 @@ pub(super) fn find_blank_line(bytes: &[u8], from: usize) -> Option<usize> {
         .windows(4)
         .position(|window| window == b"\r\n\r\n")
         .map(|at| from + at + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::empty_line_in;
+
+    #[test]
+    fn the_end_of_a_head_is_found_over_any_split() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for split in 0..head.len() {
+            // Not complete before its last byte, complete with it.
+            assert!(!empty_line_in(&head[..split], 0), "{split}");
+            let from = split.saturating_sub(3);
+            assert!(empty_line_in(head, from), "{split}");
+        }
+        assert!(empty_line_in(b"GET / HTTP/1.1\nHost: a\n\n", 0));
+        assert!(!empty_line_in(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 0));
+    }
 }

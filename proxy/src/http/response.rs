@@ -155,6 +155,11 @@ where
     lines.clear();
     let id = prepared.record.id();
     push_line(lines, config.id_header.as_str().as_bytes(), id.as_bytes());
+    for edit in prepared.admitted.route.response_headers() {
+        if !edit.is_removal() {
+            push_line(lines, edit.name.as_bytes(), edit.value.as_bytes());
+        }
+    }
     if close {
         lines.extend_from_slice(b"Connection: close\r\n");
     }
