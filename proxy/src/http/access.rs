@@ -58,10 +58,13 @@ pub(super) struct Record {
     /// Request body bytes forwarded.
     pub(super) bytes_in: u64,
     pub(super) fields: LogFields,
+    /// `https` on a TLS listener, else `http`: the access record's
+    /// protocol, as the hyper path and TCP sessions name theirs.
+    pub(super) protocol: &'static str,
 }
 
 impl Record {
-    pub(super) fn new(fields: LogFields) -> Record {
+    pub(super) fn new(fields: LogFields, secure: bool) -> Record {
         let mut id = [0; ulid::ULID_LEN];
         ulid::Ulid::new().array_to_str(&mut id);
         Record {
@@ -72,6 +75,7 @@ impl Record {
             response_time: None,
             bytes_in: 0,
             fields,
+            protocol: if secure { "https" } else { "http" },
         }
     }
 
@@ -120,7 +124,7 @@ impl Record {
             method = text(&self.fields.method),
             host = text(&self.fields.host),
             path = text(&self.fields.path),
-            protocol = "HTTP/1.1",
+            protocol = self.protocol,
             user_agent = text(&self.fields.user_agent),
             status,
             bytes_in = answered.bytes_in,

@@ -313,7 +313,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             head.target,
             first(head.headers, "user-agent"),
         );
-        let record = Record::new(fields);
+        let record = Record::new(fields, config.secure);
         let origin = Origin {
             peer: self.context.peer,
             listener: config
