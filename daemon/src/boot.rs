@@ -216,30 +216,32 @@ impl Boot {
             None => None,
         };
         let main = Main::new(config, state, settings, launcher);
+        let upgraded = matches!(origin, Origin::Upgrade { .. });
         let socket = match origin {
             Origin::Start => {
                 let socket = start_workers(&main, worker_count, &socket_path, socket_mode).await?;
                 announce(&main, &socket_path);
-                systemd::ready(main.workers().len());
                 socket
             }
             Origin::Upgrade {
                 workers,
                 command_socket_fd,
                 client_fd,
-            } => {
-                let socket = take_over(&main, workers, command_socket_fd, client_fd)?;
-                systemd::ready_after_upgrade(main.workers().len());
-                socket
-            }
+            } => take_over(&main, workers, command_socket_fd, client_fd)?,
         };
-        // Written once ready, removed when this function returns (an
-        // upgrade's exec leaves it: same pid).
+        // Written once the daemon serves and before systemd hears it is
+        // ready (a unit with PIDFile= reads it then); removed when this
+        // function returns (an upgrade's exec leaves it: same pid).
         let _pid_file = pid_file_path.and_then(|path| {
             PidFile::write(&path)
                 .inspect_err(|error| tracing::error!(%error, "could not write the pid file"))
                 .ok()
         });
+        if upgraded {
+            systemd::ready_after_upgrade(main.workers().len());
+        } else {
+            systemd::ready(main.workers().len());
+        }
         if let Some(listener) = prometheus {
             tokio::task::spawn_local(crate::prometheus::serve(main.clone(), listener));
         }

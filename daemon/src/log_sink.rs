@@ -12,7 +12,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use sozu_proxy::access_log::rfc3339;
 
@@ -72,8 +72,14 @@ enum Output {
     Stderr,
     File(File),
     Udp(UdpSocket, SocketAddr),
-    Unix(UnixDatagram),
+    /// The socket (none while the syslog daemon is away) and when it was
+    /// last connected or tried.
+    Unix(Option<UnixDatagram>, Instant),
 }
+
+/// How often a `unix://` target whose syslog daemon went away is tried
+/// again: lines written in between are dropped.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 /// An open target, shared by the layers that write to it.
 pub struct Sink {
@@ -144,13 +150,21 @@ impl Sink {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // A log line that cannot be written is dropped: there is nowhere
-        // left to report it, and the proxy must go on.
+        // left to report it, and the proxy must go on. Syslog sockets are
+        // non-blocking: a syslog daemon that stops reading costs lines,
+        // never a stalled event loop.
         let _ = match &mut *output {
             Output::Stdout => io::stdout().lock().write_all(bytes),
             Output::Stderr => io::stderr().lock().write_all(bytes),
             Output::File(file) => file.write_all(bytes),
             Output::Udp(socket, address) => socket.send_to(bytes, *address).map(|_| ()),
-            Output::Unix(socket) => socket.send(bytes).map(|_| ()),
+            Output::Unix(socket, tried) => {
+                if let Target::Unix(path) = &self.target {
+                    send_unix(socket, tried, path, bytes)
+                } else {
+                    Ok(())
+                }
+            }
         };
     }
 
@@ -207,14 +221,50 @@ fn open_output(target: &Target) -> io::Result<Output> {
             } else {
                 (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
             };
-            Output::Udp(UdpSocket::bind(local)?, *address)
+            let socket = UdpSocket::bind(local)?;
+            socket.set_nonblocking(true)?;
+            Output::Udp(socket, *address)
         }
-        Target::Unix(path) => {
-            let socket = UnixDatagram::unbound()?;
-            socket.connect(path).map_err(|error| named(path, error))?;
-            Output::Unix(socket)
-        }
+        Target::Unix(path) => Output::Unix(
+            Some(connect_unix(path).map_err(|error| named(path, error))?),
+            Instant::now(),
+        ),
     })
+}
+
+/// A non-blocking datagram socket connected to a syslog daemon's socket.
+fn connect_unix(path: &PathBuf) -> io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    socket.connect(path)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Sends one datagram to a `unix://` target. A full queue drops it; a
+/// syslog daemon that went away (restarted, say) drops the socket, which
+/// is connected again at most every [`RECONNECT_EVERY`].
+fn send_unix(
+    socket: &mut Option<UnixDatagram>,
+    tried: &mut Instant,
+    path: &PathBuf,
+    bytes: &[u8],
+) -> io::Result<()> {
+    if socket.is_none() && tried.elapsed() >= RECONNECT_EVERY {
+        *tried = Instant::now();
+        *socket = connect_unix(path).ok();
+    }
+    let Some(connected) = socket else {
+        return Ok(());
+    };
+    match connected.send(bytes) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => Err(error),
+        Err(error) => {
+            *socket = None;
+            *tried = Instant::now();
+            Err(error)
+        }
+    }
 }
 
 /// This machine's name, for the syslog header (`-` when unknown).
@@ -268,5 +318,59 @@ mod tests {
             Target::parse("audit_logs_target", "audit.log", true),
             Ok(Target::File("audit.log".into()))
         );
+    }
+
+    #[test]
+    fn a_unix_syslog_that_stops_reading_or_goes_away_never_blocks_and_is_found_again() {
+        let path = std::env::temp_dir().join(format!(
+            "sozu-log-sink-{}-{:?}.sock",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        let sink = Sink::open(Target::Unix(path.clone())).unwrap();
+        sink.write_raw(b"first");
+        let mut buffer = [0; 64];
+        let read = receiver.recv(&mut buffer).unwrap();
+        assert_eq!(&buffer[..read], b"first");
+
+        // Nobody reads: the queue fills and lines are dropped, the writer
+        // goes on (a blocking socket would stop this thread for good).
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = Arc::clone(&sink);
+        std::thread::spawn(move || {
+            for _ in 0..5_000 {
+                writer.write_raw(&[b'x'; 512]);
+            }
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("writing to a full syslog queue blocked");
+
+        // The syslog daemon restarts on the same path: the sink connects
+        // to the new socket within its reconnection period.
+        drop(receiver);
+        std::fs::remove_file(&path).unwrap();
+        sink.write_raw(b"lost");
+        let restarted = UnixDatagram::bind(&path).unwrap();
+        restarted.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let received = loop {
+            sink.write_raw(b"again");
+            match restarted.recv(&mut buffer) {
+                Ok(read) => break buffer[..read].to_vec(),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "the sink never reconnected");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(error) => panic!("{error}"),
+            }
+        };
+        assert_eq!(received, b"again");
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -110,9 +110,21 @@ fn open_targets(settings: &LogSettings) -> Result<(Arc<Sink>, Arc<Sink>), String
 /// Checks the log, access and audit targets of `config` without opening
 /// them (`sozu config check`): an error names the key and the target.
 pub fn check_targets(config: &Config) -> Result<(), String> {
-    Target::parse("log_target", &config.log_target, false)?;
-    if let Some(text) = &config.access_logs_target {
-        Target::parse("access_logs_target", text, false)?;
+    let log_target = Target::parse("log_target", &config.log_target, false)?;
+    let access_target = match &config.access_logs_target {
+        Some(text) => Target::parse("access_logs_target", text, false)?,
+        None => log_target,
+    };
+    // A syslog datagram carries a line of text under an RFC 5424 header;
+    // binary protobuf records belong in a file or a stream.
+    if config.access_logs_format == Some(sozu_command::config::AccessLogFormat::Protobuf)
+        && matches!(access_target, Target::Udp(_) | Target::Unix(_))
+    {
+        return Err(
+            "access_logs_format = \"protobuf\" cannot go to a syslog target (udp:// or unix://): \
+             set access_logs_target to a file, stdout or stderr, or choose ascii or json"
+                .to_owned(),
+        );
     }
     if let Some(text) = &config.audit_logs_target {
         Target::parse("audit_logs_target", text, true)?;
@@ -305,6 +317,34 @@ impl AccessLogWriter for AccessSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protobuf_records_are_refused_on_a_syslog_target_by_name() {
+        let config = |text: &str| {
+            sozu_command::config::Config::from_toml(text, std::path::Path::new("/tmp/sozu.toml"))
+                .unwrap()
+        };
+        let error = check_targets(&config(
+            "log_target = \"udp://127.0.0.1:514\"\naccess_logs_format = \"protobuf\"\n",
+        ))
+        .unwrap_err();
+        assert!(
+            error.contains("protobuf") && error.contains("syslog"),
+            "{error}"
+        );
+        assert!(
+            check_targets(&config(
+                "log_target = \"unix:///dev/log\"\naccess_logs_target = \"stdout\"\naccess_logs_format = \"protobuf\"\n"
+            ))
+            .is_ok()
+        );
+        assert!(
+            check_targets(&config(
+                "log_target = \"udp://127.0.0.1:514\"\naccess_logs_format = \"json\"\n"
+            ))
+            .is_ok()
+        );
+    }
 
     #[test]
     fn filters_are_parsed_and_bad_ones_named() {

@@ -231,11 +231,20 @@ impl BackendPool {
         None
     }
 
-    /// An idle relay connection to `address` that is still usable, if any.
-    pub(crate) fn take_raw(&self, address: SocketAddr) -> Option<RawConnection> {
+    /// An idle relay connection opened for `backend` itself that is still
+    /// usable, if any. Connections are kept by address, which two clusters'
+    /// backends may share: only one opened for this very backend is handed
+    /// out, so that its requests and closing are counted where they belong;
+    /// those of removed backends are dropped on the way.
+    pub(crate) fn take_raw(&self, backend: &std::sync::Arc<Backend>) -> Option<RawConnection> {
         let mut raw = self.raw.borrow_mut();
-        let connections = raw.get_mut(&address)?;
-        while let Some(connection) = connections.pop() {
+        let connections = raw.get_mut(&backend.address())?;
+        connections.retain(|connection| !connection.backend.is_removed());
+        while let Some(index) = connections
+            .iter()
+            .rposition(|connection| std::sync::Arc::ptr_eq(&connection.backend, backend))
+        {
+            let connection = connections.remove(index);
             if connection.usable() {
                 return Some(connection);
             }

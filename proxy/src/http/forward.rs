@@ -24,6 +24,9 @@ use crate::http1::head::{self, Answering, Parsed};
 use crate::pool::RawConnection;
 use crate::settings::ListenerSettings;
 
+/// Interim (1xx) answers a response may start with before its final head.
+const MAX_INTERIM: usize = 16;
+
 /// Why an exchange with a backend failed.
 pub(super) enum Failure {
     /// The connection closed (or broke) before any byte of an answer.
@@ -64,7 +67,7 @@ where
             .choose(Instant::now(), None, &tried);
         let Some(backend) = chosen else { break };
         prepared.record.backend = Some(backend.clone());
-        let (mut raw, reused) = match shared.pool.take_raw(backend.address()) {
+        let (mut raw, reused) = match shared.pool.take_raw(&backend) {
             Some(raw) => (raw, true),
             None => {
                 attempt += 1;
@@ -83,8 +86,11 @@ where
             }
         };
         backend.request_started();
+        let front_timeout = super::seconds(config.front_timeout);
+        let outcome = send(conn, &mut raw, &mut prepared, (front_timeout, back_timeout)).await;
+        // The response time runs from the end of the request (the body a
+        // client uploads slowly is not the backend's time).
         let sent_at = Instant::now();
-        let outcome = send(conn, &mut raw, &mut prepared, back_timeout).await;
         let outcome = match outcome {
             Ok(()) => receive_head(conn, &mut raw, &prepared, config, back_timeout).await,
             Err(failure) => Err(failure),
@@ -220,7 +226,7 @@ async fn send<C>(
     conn: &mut Conn<C>,
     raw: &mut RawConnection,
     prepared: &mut Prepared,
-    timeout: Duration,
+    (front_timeout, timeout): (Duration, Duration),
 ) -> Result<(), Failure>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -265,11 +271,12 @@ where
     prepared.head_len = 0;
     while !done {
         front.clear();
-        let read = tokio::time::timeout(timeout, client.read_buf(front)).await;
+        // The client's pace, under the front timeout: a client that stops
+        // sending its body is its own failure, not the backend's (no 504).
+        let read = tokio::time::timeout(front_timeout, client.read_buf(front)).await;
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Client),
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
             Ok(Ok(_)) => {}
-            Err(_) => return Err(Failure::Timeout),
         }
         let take = if prepared.framing == Framing::Chunked {
             let advance = decoder.advance(front).map_err(|_| Failure::Client)?;
@@ -306,11 +313,18 @@ async fn receive_head<C>(
         head_request: prepared.head_request,
         upgrade_requested: false,
     };
+    let mut interim = 0;
     loop {
         if !back.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             match head::parse_response(&back[..], &mut headers, max, answering) {
                 Ok(Parsed::Complete(head)) if is_interim(head.status) => {
+                    // A backend that sends interim answers without end
+                    // would hold the exchange forever.
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        return Err(Failure::Bad("The backend sent too many interim answers."));
+                    }
                     let len = head.len;
                     back.drain(..len);
                     continue;
