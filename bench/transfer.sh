@@ -29,7 +29,7 @@ for tool in nginx curl python3; do
     command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
 if [ -n "${SOZU_BIN:-}" ]; then
-    SOZU=$SOZU_BIN
+    SOZU=$(cd "$(dirname "$SOZU_BIN")" && pwd)/$(basename "$SOZU_BIN")
 else
     echo "building sozu (release)" >&2
     cargo build --release -p sozu-ctl >&2
