@@ -136,3 +136,41 @@ fn a_response_until_close_is_sent_chunked_and_the_client_connection_lives_on() {
         "a connection that ended its response by closing is not reused"
     );
 }
+
+#[test]
+fn an_answer_given_before_the_body_is_read_reaches_the_client_whole() {
+    // The proxy answers 404 from the head alone and closes while the
+    // client is still sending its body: it lingers and drops what comes,
+    // so the client reads the answer instead of a connection reset.
+    use std::io::Read;
+    let site = Site::start(1, "");
+    let backend = Backend::start("app");
+    site.daemon.serve(site.port, "app.test", "app", &[&backend]);
+    const BODY: usize = 512 * 1024;
+    for _ in 0..5 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: nowhere.test\r\nContent-Length: {BODY}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let chunk = [b'a'; 16 * 1024];
+            for _ in 0..BODY / chunk.len() {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        sender.join().unwrap();
+        assert!(read.is_ok(), "the answer was lost: {read:?}");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    }
+    assert_eq!(backend.served(), 0);
+}

@@ -33,6 +33,11 @@ use crate::http1::{Refusal, Rule};
 use crate::router::HeaderEdit;
 use crate::settings::ListenerSettings;
 
+/// How long a connection closed after an answer keeps reading what the
+/// client still sends ([`Conn::linger`]), and how much of it at most.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1 << 20;
+
 /// Header lines a head may have (more is 431).
 pub(super) const MAX_HEADERS: usize = 100;
 /// The edit plan of a head of at most [`MAX_HEADERS`] lines.
@@ -158,8 +163,35 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             let closing = *stopping.borrow();
             match self.serve_request(&config, closing).await {
                 Next::Continue if !*stopping.borrow() => {}
-                Next::Continue | Next::Close => return false,
+                Next::Continue => return false,
+                Next::Close => {
+                    self.linger().await;
+                    return false;
+                }
                 Next::HandOver => return true,
+            }
+        }
+    }
+
+    /// Closes the way out, then reads and drops what the client still sends
+    /// (a body the proxy answered without reading, say) for a little while,
+    /// before the socket is dropped: closing a socket with unread bytes
+    /// makes the kernel send a reset, which can make the client lose the
+    /// answer it was just sent.
+    async fn linger(&mut self) {
+        let deadline = tokio::time::Instant::now() + LINGER_TIME;
+        if tokio::time::timeout_at(deadline, self.client.shutdown())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut discarded = 0;
+        let mut sink = [0u8; 4096];
+        while discarded < LINGER_BYTES {
+            match tokio::time::timeout_at(deadline, self.client.read(&mut sink)).await {
+                Ok(Ok(read)) if read > 0 => discarded += read,
+                _ => return,
             }
         }
     }
