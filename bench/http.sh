@@ -23,6 +23,7 @@
 #   ACCESS_LOGS=on bench/http.sh                  # access logs on, for all three
 #   LOG_LEVEL=info MODES=http bench/http.sh       # this proxy's info log alone
 #   PERF=1 MODES=http bench/http.sh               # then a perf profile of our worker
+#   CPU=1 MODES=http bench/http.sh                # then CPU time per request of each proxy
 #   DIRECT=1 bench/http.sh                        # also the backend alone, as a ceiling
 #
 # Access logs are off everywhere by default (nginx `access_log off`,
@@ -57,6 +58,7 @@ case "$ACCESS_LOGS" in
     *) echo "ACCESS_LOGS is on or off, not $ACCESS_LOGS" >&2; exit 2 ;;
 esac
 PERF=${PERF:-0}
+CPU=${CPU:-0}
 DIRECT=${DIRECT:-0}
 
 # -- tools
@@ -190,6 +192,7 @@ http {
 }
 CFG
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/logs/out.log" 2>&1 &
+NGINX_MAIN=$!
 PIDS+=($!)
 
 # -- HAProxy: one thread, mode http, keep-alive to the backend (its default)
@@ -215,6 +218,7 @@ backend backend
     server backend 127.0.0.1:$BACKEND
 CFG
 haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_MAIN=$!
 PIDS+=($!)
 
 for port in "$BACKEND" "$SOZU_HTTP" "$SOZU_HTTPS" "$NGINX_HTTP" "$NGINX_HTTPS" "$HAPROXY_HTTP" "$HAPROXY_HTTPS"; do
@@ -328,4 +332,34 @@ if [ "$PERF" = 1 ]; then
     wait "$load"
     perf report -i "$WORK/perf.data" --no-children --percent-limit 0.7 --stdio 2>/dev/null |
         grep -E '^ +[0-9.]+%' | head -40
+fi
+
+# CPU time per request: user and system time (/proc/PID/stat, in clock
+# ticks) of the processes that serve (our worker, nginx's worker, the
+# HAProxy process) over one DURATION run of the first mode, divided by the
+# requests wrk counted. perf's hardware counters are not available on
+# every virtual machine; this is.
+if [ "$CPU" = 1 ]; then
+    mode=${MODES%% *}
+    close=0
+    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
+    tick=$(getconf CLK_TCK)
+    ticks() { local u=0 s=0 pid; for pid in "$@"; do read -r a b < <(awk '{ print $14, $15 }' "/proc/$pid/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
+    echo
+    echo "== CPU time per request, $mode, one run of $DURATION each"
+    printf '%-8s %10s %14s %14s\n' target requests "user us/req" "system us/req"
+    for target in sozu-rs nginx haproxy; do
+        case "$target" in
+            sozu-rs) pids=$(pgrep -P "$SOZU_MAIN" | tr '\n' ' ') ;;
+            nginx) pids=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ') ;;
+            haproxy) pids=$HAPROXY_MAIN ;;
+        esac
+        read -r u0 s0 < <(ticks $pids)
+        requests=$(wrk -t1 "-c$CONNECTIONS" "-d$DURATION" $([ "$close" = 1 ] && echo "-H Connection:close") \
+            $([ "$close" = pipeline ] && echo "-s $WORK/pipeline.lua") "$(url_of "$target" "$mode")" |
+            awk '/requests in/ { print $1 }')
+        read -r u1 s1 < <(ticks $pids)
+        awk -v r="$requests" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tick" -v n="$target" \
+            'BEGIN { printf "%-8s %10d %14.2f %14.2f\n", n, r, u * 1e6 / t / r, s * 1e6 / t / r }'
+    done
 fi
