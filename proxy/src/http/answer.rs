@@ -131,6 +131,8 @@ pub(super) struct Exchange {
     pub(super) upload: Rc<Upload>,
     pub(super) shared: Rc<Shared>,
     pub(super) peer: SocketAddr,
+    /// Whether the listener is HTTPS: the access record's protocol.
+    pub(super) secure: bool,
 }
 
 impl Exchange {
@@ -275,6 +277,7 @@ impl Exchange {
             method = %self.method,
             host = self.route.split_at(path_start).0,
             path = self.route.split_at(path_start).1,
+            protocol = if self.secure { "https" } else { "http" },
             status,
             bytes_in = answered.bytes_in,
             bytes_out,

@@ -159,6 +159,7 @@ fn answer_exchange<C>(conn: &Conn<C>, prepared: &Prepared) -> Exchange {
         upload: Rc::default(),
         shared: conn.context.shared.clone(),
         peer: conn.context.peer,
+        secure: config.secure,
     }
 }
 

@@ -53,6 +53,7 @@ async fn proxy(context: Rc<ConnectionContext>, request: Request<Incoming>) -> Re
         upload: Rc::default(),
         shared: context.shared.clone(),
         peer: context.peer,
+        secure: config.secure,
     };
     let asked = Asked {
         host: host.as_deref(),

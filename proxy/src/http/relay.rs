@@ -400,6 +400,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             upload: Rc::default(),
             shared: self.context.shared.clone(),
             peer: self.context.peer,
+            secure: config.secure,
         }
     }
 }
