@@ -17,3 +17,28 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# free_ports N: N free TCP ports on 127.0.0.1, separated by spaces.
+free_ports() {
+    python3 - "$1" <<'PY'
+import socket, sys
+sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+PY
+}
+
+# wait_port PORT: returns once something accepts on 127.0.0.1:PORT, or
+# stops the script after 30 s.
+wait_port() {
+    local port=$1 tries=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 300 ]; then
+            echo "nothing listens on $port after 30 s" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+}

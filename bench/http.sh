@@ -80,27 +80,6 @@ echo "building sozu (release)" >&2
 cargo build --release -p sozu-ctl >&2
 SOZU="$(cd "$TARGET_DIR/release" && pwd)/sozu"
 
-free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys
-sockets = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in sockets:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in sockets))
-PY
-}
-
-wait_port() {
-    local port=$1 tries=0
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 300 ]; then
-            echo "nothing listens on $port after 30 s" >&2
-            exit 1
-        fi
-        sleep 0.1
-    done
-}
 
 read -r BACKEND SOZU_HTTP SOZU_HTTPS NGINX_HTTP NGINX_HTTPS HAPROXY_HTTP HAPROXY_HTTPS < <(free_ports 7)
 

@@ -36,23 +36,7 @@ else
     SOZU="$(cd "$TARGET_DIR/release" && pwd)/sozu"
 fi
 
-read -r BACKEND SOZU_HTTP NGINX_HTTP < <(python3 - <<'PY'
-import socket
-sockets = [socket.socket() for _ in range(3)]
-for s in sockets:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in sockets))
-PY
-)
-
-wait_port() {
-    local port=$1 tries=0
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        tries=$((tries + 1))
-        [ "$tries" -gt 300 ] && { echo "nothing listens on $port after 30 s" >&2; exit 1; }
-        sleep 0.1
-    done
-}
+read -r BACKEND SOZU_HTTP NGINX_HTTP < <(free_ports 3)
 
 # -- the backend
 cat >"$WORK/backend.py" <<'PY'

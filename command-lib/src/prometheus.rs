@@ -349,8 +349,9 @@ fn number(inner: &Inner) -> Option<u64> {
     }
 }
 
-/// Samples of a cumulative millisecond histogram at or below `le` ms.
-fn cumulative_at(histogram: &FilteredHistogram, le: u64) -> u64 {
+/// Samples of a cumulative histogram at or below `le` (its own unit:
+/// milliseconds for the workers' time histograms).
+pub fn cumulative_at(histogram: &FilteredHistogram, le: u64) -> u64 {
     histogram
         .buckets
         .iter()

@@ -8,6 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use sozu_command::prometheus::cumulative_at;
 use sozu_command::proto::command::{
     AggregatedMetrics, AvailableMetrics, BackendMetrics, ClusterMetrics, FilteredMetrics,
     WorkerMetrics, filtered_metrics::Inner,
@@ -48,17 +49,6 @@ fn merge_value(into: &mut FilteredMetrics, value: &FilteredMetrics) {
         }
         (slot, other) => *slot = other.clone(),
     }
-}
-
-/// Samples of a cumulative histogram at or below `le`.
-fn cumulative_at(histogram: &sozu_command::proto::command::FilteredHistogram, le: u64) -> u64 {
-    histogram
-        .buckets
-        .iter()
-        .filter(|bucket| bucket.le <= le)
-        .map(|bucket| bucket.count)
-        .max()
-        .unwrap_or(0)
 }
 
 fn merge_map(

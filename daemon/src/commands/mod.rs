@@ -93,6 +93,30 @@ pub async fn handle(main: &Rc<Main>, request: Request, peer: &Peer, answers: &An
     }
 }
 
+/// Passes the answers of a command that ran into `outcome` on to the
+/// client, writing the audit record of its final answer (`kind`, what the
+/// request was about in `summary`).
+async fn forward_audited(
+    mut outcome: tokio::sync::mpsc::UnboundedReceiver<Response>,
+    answers: &Answers,
+    peer: &Peer,
+    kind: &str,
+    summary: &str,
+) {
+    use sozu_command::proto::command::ResponseStatus;
+    while let Some(answer) = outcome.recv().await {
+        if answer.status != ResponseStatus::Processing as i32 {
+            let result = if answer.status == ResponseStatus::Ok as i32 {
+                Ok(())
+            } else {
+                Err(answer.message.as_str())
+            };
+            crate::audit::record(peer, kind, summary, result);
+        }
+        let _ = answers.send(answer);
+    }
+}
+
 /// Resolves a path sent by a client against the main process's working
 /// directory (the CLI makes them absolute before sending).
 fn resolve(path: &str) -> PathBuf {

@@ -7,8 +7,8 @@ use sozu_command::config::Config;
 use sozu_command::proto::command::{EventKind, Response};
 use sozu_command::state::diff::diff;
 
-use super::{Answers, resolve};
-use crate::audit::{self, Peer};
+use super::{Answers, forward_audited, resolve};
+use crate::audit::Peer;
 use crate::changes::apply_change;
 use crate::events;
 use crate::main_process::Main;
@@ -18,22 +18,11 @@ use crate::systemd;
 /// audit log.
 pub async fn reload(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
     systemd::reloading("reloading the configuration");
-    let (forward, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    let (forward, outcome) = tokio::sync::mpsc::unbounded_channel();
     reload_inner(main, path, peer, &forward).await;
     drop(forward);
     let summary = format!("path={path}");
-    while let Some(answer) = outcome.recv().await {
-        use sozu_command::proto::command::ResponseStatus;
-        if answer.status != ResponseStatus::Processing as i32 {
-            let result = if answer.status == ResponseStatus::Ok as i32 {
-                Ok(())
-            } else {
-                Err(answer.message.as_str())
-            };
-            audit::record(peer, "RELOAD_CONFIGURATION", &summary, result);
-        }
-        let _ = answers.send(answer);
-    }
+    forward_audited(outcome, answers, peer, "RELOAD_CONFIGURATION", &summary).await;
     systemd::ready(main.workers().len());
 }
 

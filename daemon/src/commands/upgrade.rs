@@ -24,7 +24,7 @@ use sozu_command::proto::command::{
 };
 use sozu_command::state::file;
 
-use super::Answers;
+use super::{Answers, forward_audited};
 use crate::audit::{self, Peer};
 use crate::events;
 use crate::handover::{self, UpgradeRecord, UpgradedWorker, keep_across_exec};
@@ -36,21 +36,11 @@ use crate::workers::NoAnswer;
 /// and the audit log.
 pub async fn upgrade_worker(main: &Rc<Main>, id: u32, peer: &Peer, answers: &Answers) {
     systemd::reloading(&format!("upgrading worker {id}"));
-    let (forward, mut outcome) = tokio::sync::mpsc::unbounded_channel();
+    let (forward, outcome) = tokio::sync::mpsc::unbounded_channel();
     upgrade_worker_inner(main, id, &forward).await;
     drop(forward);
-    while let Some(answer) = outcome.recv().await {
-        use sozu_command::proto::command::ResponseStatus;
-        if answer.status != ResponseStatus::Processing as i32 {
-            let result = if answer.status == ResponseStatus::Ok as i32 {
-                Ok(())
-            } else {
-                Err(answer.message.as_str())
-            };
-            audit::record(peer, "UPGRADE_WORKER", &format!("worker={id}"), result);
-        }
-        let _ = answers.send(answer);
-    }
+    let summary = format!("worker={id}");
+    forward_audited(outcome, answers, peer, "UPGRADE_WORKER", &summary).await;
     systemd::ready(main.workers().len());
 }
 
