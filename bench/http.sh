@@ -25,6 +25,7 @@
 #   PERF=1 MODES=http bench/http.sh               # then a perf profile of our worker
 #   CPU=1 MODES=http bench/http.sh                # then CPU time per request of each proxy
 #   DIRECT=1 bench/http.sh                        # also the backend alone, as a ceiling
+#   SYSCALLS=1 MODES=http bench/http.sh           # then system calls per request of each proxy
 #
 # Access logs are off everywhere by default (nginx `access_log off`,
 # HAProxy logs nothing without a `log` line, this proxy at
@@ -60,6 +61,7 @@ esac
 PERF=${PERF:-0}
 CPU=${CPU:-0}
 DIRECT=${DIRECT:-0}
+SYSCALLS=${SYSCALLS:-0}
 
 # -- tools
 need_packages=()
@@ -69,6 +71,9 @@ command -v wrk >/dev/null || need_packages+=(wrk)
 command -v openssl >/dev/null || need_packages+=(openssl)
 if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
     need_packages+=(linux-perf)
+fi
+if [ "$SYSCALLS" = 1 ] && ! command -v strace >/dev/null; then
+    need_packages+=(strace)
 fi
 if [ ${#need_packages[@]} -gt 0 ]; then
     echo "installing ${need_packages[*]}" >&2
@@ -340,5 +345,37 @@ if [ "$CPU" = 1 ]; then
         read -r u1 s1 < <(ticks $pids)
         awk -v r="$requests" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tick" -v n="$target" \
             'BEGIN { printf "%-8s %10d %14.2f %14.2f\n", n, r, u * 1e6 / t / r, s * 1e6 / t / r }'
+    done
+fi
+
+# System calls per request: strace counts the calls of the processes that
+# serve over one DURATION run of the first mode (strace slows them down, so
+# only the counts mean something, not the times), divided by the requests
+# wrk counted.
+if [ "$SYSCALLS" = 1 ]; then
+    mode=${MODES%% *}
+    close=0
+    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
+    echo
+    echo "== system calls per request, $mode, one run of $DURATION each"
+    for target in sozu-rs nginx haproxy; do
+        case "$target" in
+            sozu-rs) pids=$(pgrep -P "$SOZU_MAIN" | tr '\n' ' ') ;;
+            nginx) pids=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ') ;;
+            haproxy) pids=$HAPROXY_MAIN ;;
+        esac
+        # shellcheck disable=SC2046
+        strace -c -f -o "$WORK/strace.$target" $(printf -- '-p %s ' $pids) &
+        tracer=$!
+        sleep 1
+        requests=$(wrk -t1 "-c$CONNECTIONS" "-d$DURATION" $([ "$close" = 1 ] && echo "-H Connection:close") \
+            $([ "$close" = pipeline ] && echo "-s $WORK/pipeline.lua") "$(url_of "$target" "$mode")" |
+            awk '/requests in/ { print $1 }')
+        kill -INT "$tracer"
+        wait "$tracer" || true
+        echo "-- $target: $requests requests"
+        awk -v r="$requests" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 / r >= 0.01 {
+                printf "  %-16s %8.2f per request\n", $NF, $4 / r }
+            $NF == "total" { printf "  %-16s %8.2f per request\n", "all", $3 / r }' "$WORK/strace.$target"
     done
 fi

@@ -94,6 +94,7 @@ mod auth;
 mod balancer;
 mod body;
 mod buffers;
+mod deadline;
 pub mod enforceable;
 pub mod error;
 mod forwarding;

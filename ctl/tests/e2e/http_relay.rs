@@ -48,6 +48,86 @@ fn pipelined_requests_are_answered_in_order_over_one_backend_connection() {
     assert_eq!(backend.served(), 21);
 }
 
+/// Answers to pipelined requests may be held back to go out together:
+/// none is lost when the client stops sending (half-close), none waits
+/// for a request that is not complete yet, and an answer of the proxy's
+/// own comes after them, in order.
+#[test]
+fn answers_held_back_for_pipelined_requests_all_reach_the_client_in_order() {
+    let site = Site::start(1, "");
+    let backend = Backend::start("app");
+    site.daemon.serve(site.port, "app.test", "app", &[&backend]);
+
+    // Ten requests, then the client closes its sending side.
+    let mut pipelined = Vec::new();
+    for index in 0..10 {
+        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
+    }
+    let mut connection = Connection::open(site.port);
+    connection.send(&pipelined).unwrap();
+    connection
+        .writer
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    for index in 0..10 {
+        let answer = connection
+            .answer()
+            .unwrap_or_else(|error| panic!("answer {index}: {error}"));
+        assert_eq!(answer.status, 200, "answer {index}");
+    }
+
+    // Five whole requests and the first half of a sixth: the five answers
+    // come before the sixth is finished.
+    let mut connection = Connection::open(site.port);
+    let mut pipelined = Vec::new();
+    for index in 0..5 {
+        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
+    }
+    pipelined.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: app");
+    connection.send(&pipelined).unwrap();
+    for index in 0..5 {
+        let answer = connection
+            .answer()
+            .unwrap_or_else(|error| panic!("answer {index}: {error}"));
+        assert_eq!(answer.status, 200, "answer {index}");
+    }
+    connection.send(b".test\r\n\r\n").unwrap();
+    assert_eq!(connection.answer().unwrap().status, 200);
+
+    // Three requests the backend answers, then one for an unknown host:
+    // three 200s, then the proxy's own 404.
+    let mut connection = Connection::open(site.port);
+    let mut pipelined = Vec::new();
+    for index in 0..3 {
+        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
+    }
+    pipelined.extend_from_slice(b"GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n");
+    connection.send(&pipelined).unwrap();
+    for index in 0..3 {
+        assert_eq!(connection.answer().unwrap().status, 200, "answer {index}");
+    }
+    assert_eq!(connection.answer().unwrap().status, 404);
+
+    // Two requests the relay serves, then one it hands over to the
+    // general path (HTTP/1.0): the two answers held back come first.
+    let mut connection = Connection::open(site.port);
+    let mut pipelined = Vec::new();
+    for index in 0..2 {
+        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
+    }
+    pipelined.extend_from_slice(b"GET /old HTTP/1.0\r\nHost: app.test\r\n\r\n");
+    connection.send(&pipelined).unwrap();
+    for index in 0..2 {
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.status, 200, "answer {index}");
+        assert_eq!(answer.text(), "app");
+    }
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut connection.reader, &mut rest).unwrap();
+    let last = client::parse(&rest).expect("an answer to the HTTP/1.0 request");
+    assert_eq!(last.status, 200);
+}
+
 #[test]
 fn smuggling_shapes_are_refused_and_reach_no_backend() {
     let site = Site::start(1, "");

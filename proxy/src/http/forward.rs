@@ -16,6 +16,7 @@ use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;
 use crate::context::{ClusterRuntime, Shared};
+use crate::deadline::Deadline;
 use crate::http1::Side;
 use crate::http1::chunked::ChunkedDecoder;
 use crate::http1::edit::EditOptions;
@@ -72,7 +73,8 @@ where
             None => {
                 attempt += 1;
                 let id = &cluster_config.cluster_id;
-                let opened = connect(&shared, &cluster, id, &backend, connect_timeout).await;
+                let deadline = (&mut conn.deadline, connect_timeout);
+                let opened = connect(&shared, &cluster, id, &backend, deadline).await;
                 match opened {
                     Ok((raw, elapsed)) => {
                         prepared.record.connect_time = Some(elapsed);
@@ -169,10 +171,13 @@ async fn connect(
     cluster: &ClusterRuntime,
     cluster_id: &str,
     backend: &Arc<Backend>,
-    timeout: Duration,
+    (deadline, timeout): (&mut Deadline, Duration),
 ) -> Result<(RawConnection, Duration), ()> {
     let started = Instant::now();
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(backend.address())).await {
+    let stream = match deadline
+        .within(timeout, TcpStream::connect(backend.address()))
+        .await
+    {
         Ok(Ok(stream)) => stream,
         result => {
             let error = match result {
@@ -236,6 +241,8 @@ where
         client,
         front,
         lines,
+        deadline,
+        pending,
         ..
     } = conn;
     let body_start = prepared.head_len;
@@ -260,7 +267,7 @@ where
             .slices(&front[..], &[&lines[..]], &mut slices)
             .ok_or(Failure::Client)?;
         slices[count] = IoSlice::new(&front[body_start..body_start + prefix]);
-        let written = write_all(&mut raw.stream, &mut slices[..=count], timeout).await;
+        let written = write_all(&mut raw.stream, &mut slices[..=count], deadline, timeout).await;
         written.map_err(|_| Failure::Silent)?;
     }
     prepared.record.bytes_in = prefix as u64;
@@ -271,10 +278,17 @@ where
     front.drain(..body_start + prefix);
     prepared.head_len = 0;
     while !done {
+        if !pending.is_empty() {
+            // Answers held back are not kept waiting on a client's body.
+            let mut slices = [IoSlice::new(pending)];
+            let written = write_all(client, &mut slices, deadline, front_timeout).await;
+            pending.clear();
+            written.map_err(|_| Failure::Client)?;
+        }
         front.clear();
         // The client's pace, under the front timeout: a client that stops
         // sending its body is its own failure, not the backend's (no 504).
-        let read = tokio::time::timeout(front_timeout, client.read_buf(front)).await;
+        let read = deadline.within(front_timeout, client.read_buf(front)).await;
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
             Ok(Ok(_)) => {}
@@ -290,7 +304,7 @@ where
             take as usize
         };
         let mut slices = [IoSlice::new(&front[..take])];
-        let written = write_all(&mut raw.stream, &mut slices, timeout).await;
+        let written = write_all(&mut raw.stream, &mut slices, deadline, timeout).await;
         written.map_err(|_| Failure::Bad("The backend stopped reading the body."))?;
         prepared.record.bytes_in += take as u64;
         front.drain(..take);
@@ -368,7 +382,7 @@ async fn receive_head<C>(
         }
         let had = back.len();
         let read = tokio::select! {
-            read = tokio::time::timeout(timeout, raw.stream.read_buf(back)) => read,
+            read = conn.deadline.within(timeout, raw.stream.read_buf(back)) => read,
             () = raw.registration.closed() => return Err(Failure::Bad("The backend session was closed.")),
         };
         match read {
@@ -388,20 +402,29 @@ async fn receive_head<C>(
 pub(super) async fn write_all<W: AsyncWrite + Unpin>(
     writer: &mut W,
     mut slices: &mut [IoSlice<'_>],
+    deadline: &mut Deadline,
     timeout: Duration,
 ) -> std::io::Result<()> {
+    let timed_out = |_| std::io::Error::from(std::io::ErrorKind::TimedOut);
     IoSlice::advance_slices(&mut slices, 0);
+    let mut end = tokio::time::Instant::now() + timeout;
+    let mut first = true;
     while !slices.is_empty() {
-        let written = tokio::time::timeout(timeout, writer.write_vectored(slices))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if !first {
+            // Each write that makes progress gets the whole timeout again.
+            end = tokio::time::Instant::now() + timeout;
+        }
+        first = false;
+        let write = writer.write_vectored(slices);
+        let written = deadline.until(end, write).await.map_err(timed_out)??;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         IoSlice::advance_slices(&mut slices, written);
     }
     // A TLS session may keep records back until flushed (a no-op on TCP).
-    tokio::time::timeout(timeout, writer.flush())
+    deadline
+        .until(end, writer.flush())
         .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+        .map_err(timed_out)?
 }

@@ -22,9 +22,11 @@ use tokio::sync::watch;
 
 use super::access::{LogFields, Record};
 use super::answer::{Exchange, listener_template};
+use super::forward::write_all;
 use super::policy::{self, Admitted, Asked};
 use super::{ConnectionContext, record_refusal, seconds};
 use crate::answers::{self, AnswerContext};
+use crate::deadline::Deadline;
 use crate::forwarding::{self, ForwardingValues, Origin};
 use crate::http1::edit::{EditOptions, EditPlan};
 use crate::http1::framing::Framing;
@@ -72,7 +74,18 @@ pub(super) struct Conn<C> {
     pub(super) lines: Vec<u8>,
     /// The access log fields of the request under way.
     pub(super) log: Vec<u8>,
+    /// The timer of every timeout on both sides.
+    pub(super) deadline: Deadline,
+    /// Responses to pipelined requests not written yet: they go out with
+    /// the next write to the client ([`PIPELINE_BATCH`]).
+    pub(super) pending: Vec<u8>,
 }
+
+/// How many bytes of responses to pipelined requests are held back, at
+/// most, to be written to the client together: one write for many small
+/// responses instead of one each. Nothing is held back once the client's
+/// next request is not already in the buffer.
+pub(super) const PIPELINE_BATCH: usize = 16 * 1024;
 
 /// A request the policy let through, ready to be forwarded.
 pub(super) struct Prepared {
@@ -117,15 +130,22 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let shared = context.shared.clone();
+    let floor = shortest_timeout(&context.listener.settings.borrow());
     let mut conn = Conn {
         front: shared.buffers.take(),
         back: shared.buffers.take(),
         lines: Vec::with_capacity(512),
         log: Vec::new(),
+        deadline: Deadline::new(floor),
+        pending: Vec::new(),
         context,
         client,
     };
     let hand_over = conn.run().await;
+    // However the connection ended, the responses already received are
+    // the client's.
+    let timeout = seconds(conn.context.listener.settings.borrow().front_timeout);
+    let _ = conn.flush_pending(timeout).await;
     let Conn {
         client,
         front,
@@ -165,12 +185,24 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
                 Next::Continue if !*stopping.borrow() => {}
                 Next::Continue => return false,
                 Next::Close => {
+                    let _ = self.flush_pending(seconds(config.front_timeout)).await;
                     self.linger().await;
                     return false;
                 }
                 Next::HandOver => return true,
             }
         }
+    }
+
+    /// Writes the responses held back, if any.
+    pub(super) async fn flush_pending(&mut self, timeout: Duration) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut slices = [std::io::IoSlice::new(&self.pending)];
+        let written = write_all(&mut self.client, &mut slices, &mut self.deadline, timeout).await;
+        self.pending.clear();
+        written
     }
 
     /// Closes the way out, then reads and drops what the client still sends
@@ -204,7 +236,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
         stopping: &mut watch::Receiver<bool>,
     ) -> HeadWait {
         let max = self.context.shared.options.max_header_size;
-        let deadline = tokio::time::Instant::now() + seconds(config.request_timeout);
+        let end = tokio::time::Instant::now() + seconds(config.request_timeout);
         let mut searched = 0;
         loop {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).
@@ -229,8 +261,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             if stop_now {
                 return HeadWait::Closed;
             }
+            // The client may wait for its answers before sending more.
+            if self
+                .flush_pending(seconds(config.front_timeout))
+                .await
+                .is_err()
+            {
+                return HeadWait::Closed;
+            }
             tokio::select! {
-                read = tokio::time::timeout_at(deadline, self.client.read_buf(&mut self.front)) => {
+                read = self.deadline.until(end, self.client.read_buf(&mut self.front)) => {
                     match read {
                         Ok(Ok(0)) | Ok(Err(_)) => return HeadWait::Closed,
                         Ok(Ok(_)) => {}
@@ -254,8 +294,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             }
             Step::Answer(bytes) => {
                 let timeout = seconds(config.front_timeout);
+                let _ = self.flush_pending(timeout).await;
                 let mut slices = [std::io::IoSlice::new(&bytes)];
-                let _ = super::forward::write_all(&mut self.client, &mut slices, timeout).await;
+                let deadline = &mut self.deadline;
+                let _ = write_all(&mut self.client, &mut slices, deadline, timeout).await;
                 Next::Close
             }
             Step::Refuse(refusal) => {
@@ -281,9 +323,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
         let response = answers::render(status, template.as_deref(), &context, &config.id_header);
         let bytes = answers::to_bytes(response);
         let timeout = seconds(config.front_timeout);
+        let _ = self.flush_pending(timeout).await;
         let mut slices = [std::io::IoSlice::new(&bytes)];
-        let _ = super::forward::write_all(&mut self.client, &mut slices, timeout).await;
-        let _ = tokio::time::timeout(timeout, self.client.shutdown()).await;
+        let _ = write_all(&mut self.client, &mut slices, &mut self.deadline, timeout).await;
+        let _ = self.deadline.within(timeout, self.client.shutdown()).await;
         let shared = &self.context.shared;
         record_refusal(shared, status, bytes.len() as u64, Duration::ZERO);
         tracing::info!(target: "access", request_id = %id, client = %self.context.peer, status, rule = ?refusal.rule, "request");
@@ -403,6 +446,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             secure: config.secure,
         }
     }
+}
+
+/// The shortest of a listener's timeouts: how far ahead a connection's
+/// timer is armed at most.
+fn shortest_timeout(config: &ListenerSettings) -> Duration {
+    let timeouts = [
+        config.request_timeout,
+        config.front_timeout,
+        config.back_timeout,
+        config.connect_timeout,
+    ];
+    seconds(timeouts.into_iter().min().unwrap_or(1))
 }
 
 /// Plans the head sent to the backend: the lines kept, and in

@@ -9,7 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::forward::write_all;
-use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared, find_blank_line, push_line};
+use super::relay::{
+    Conn, MAX_HEADERS, Next, PIPELINE_BATCH, Plan, Prepared, find_blank_line, push_line,
+};
 use super::seconds;
 use crate::answers;
 use crate::body::ProxyBody;
@@ -47,8 +49,9 @@ where
         bytes.truncate(end);
     }
     let timeout = seconds(config.front_timeout);
+    let _ = conn.flush_pending(timeout).await;
     let mut slices = [IoSlice::new(&bytes)];
-    let _ = write_all(&mut conn.client, &mut slices, timeout).await;
+    let _ = write_all(&mut conn.client, &mut slices, &mut conn.deadline, timeout).await;
     Next::Close
 }
 
@@ -168,7 +171,9 @@ where
     }
     let mut body = Body::new(response.framing);
     let timeouts = (front_timeout, back_timeout);
-    let outcome = move_body(conn, &mut raw, &mut body, &response, rechunk, timeouts).await;
+    let hold = !close;
+    let how = (rechunk, hold);
+    let outcome = move_body(conn, &mut raw, &mut body, &response, how, timeouts).await;
     let (bytes_out, clean) = match outcome {
         Ok(bytes_out) => (
             bytes_out,
@@ -200,14 +205,15 @@ where
     }
 }
 
-/// Writes the head and the body to the client; the data bytes sent, as an
-/// error when the body broke off.
+/// Writes the head and the body to the client (a whole response to a
+/// pipelined request, when `hold` allows, is only added to the held-back
+/// ones); the data bytes sent, as an error when the body broke off.
 async fn move_body<C>(
     conn: &mut Conn<C>,
     raw: &mut RawConnection,
     body: &mut Body,
     response: &Response,
-    rechunk: bool,
+    (rechunk, hold): (bool, bool),
     (front_timeout, back_timeout): (Duration, Duration),
 ) -> Result<u64, u64>
 where
@@ -215,8 +221,11 @@ where
 {
     let Conn {
         client,
+        front,
         back,
         lines,
+        deadline,
+        pending,
         ..
     } = conn;
     let start = response.head_len;
@@ -225,23 +234,35 @@ where
     let first = body.take(&back[start..]).map_err(|_| 0u64)?;
     let mut done = first.done;
     {
-        let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 12];
+        let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 13];
         let count = response
             .plan
-            .slices(&back[..], &[&lines[..]], &mut slices)
+            .slices(&back[..], &[&lines[..]], &mut slices[1..])
             .ok_or(0u64)?;
         let data = &back[start..start + first.consumed];
-        let extra = pieces(data, rechunk, &mut size_line, &mut slices[count..]);
-        write_all(client, &mut slices[..count + extra], front_timeout)
-            .await
-            .map_err(|_| 0u64)?;
+        let extra = pieces(data, rechunk, &mut size_line, &mut slices[1 + count..]);
+        let slices = &mut slices[..1 + count + extra];
+        // A whole response while the client's next request already waits
+        // is held back, to go out with the next ones.
+        let size: usize = slices.iter().map(|slice| slice.len()).sum();
+        if first.done && hold && !front.is_empty() && pending.len() + size <= PIPELINE_BATCH {
+            for slice in &slices[1..] {
+                pending.extend_from_slice(slice);
+            }
+        } else {
+            // The responses held back go first, in the same write.
+            slices[0] = IoSlice::new(pending);
+            let written = write_all(client, slices, deadline, front_timeout).await;
+            pending.clear();
+            written.map_err(|_| 0u64)?;
+        }
     }
     sent += first.data;
     back.drain(..start + first.consumed);
     while !done {
         back.clear();
         let read = tokio::select! {
-            read = tokio::time::timeout(back_timeout, raw.stream.read_buf(back)) => read,
+            read = deadline.within(back_timeout, raw.stream.read_buf(back)) => read,
             () = raw.registration.closed() => return Err(sent),
         };
         let read = match read {
@@ -254,7 +275,7 @@ where
             }
             if rechunk {
                 let end = &mut [IoSlice::new(b"0\r\n\r\n")];
-                write_all(client, end, front_timeout)
+                write_all(client, end, deadline, front_timeout)
                     .await
                     .map_err(|_| sent)?;
             }
@@ -264,7 +285,7 @@ where
         done = take.done;
         let mut slices = [IoSlice::new(&[]); 3];
         let count = pieces(&back[..take.consumed], rechunk, &mut size_line, &mut slices);
-        write_all(client, &mut slices[..count], front_timeout)
+        write_all(client, &mut slices[..count], deadline, front_timeout)
             .await
             .map_err(|_| sent)?;
         sent += take.data;
