@@ -25,6 +25,13 @@ use tokio::time::{Instant, Sleep};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimedOut;
 
+/// When an operation must end.
+enum Until {
+    At(Instant),
+    /// This long after the operation first has to wait.
+    After(Duration),
+}
+
 /// One connection's timer (see the module's documentation).
 pub(crate) struct Deadline {
     timer: Pin<Box<Sleep>>,
@@ -43,13 +50,14 @@ impl Deadline {
         }
     }
 
-    /// Runs `operation`, giving up on it `timeout` from now.
+    /// Runs `operation`, giving up on it `timeout` after it first had to
+    /// wait (an operation that completes at once reads no clock).
     pub(crate) async fn within<F: Future>(
         &mut self,
         timeout: Duration,
         operation: F,
     ) -> Result<F::Output, TimedOut> {
-        self.until(Instant::now() + timeout, operation).await
+        self.run(Until::After(timeout), operation).await
     }
 
     /// Runs `operation`, giving up on it at `end`.
@@ -58,20 +66,43 @@ impl Deadline {
         end: Instant,
         operation: F,
     ) -> Result<F::Output, TimedOut> {
-        if end < self.timer.deadline() {
-            self.timer.as_mut().reset(end);
-        }
+        self.run(Until::At(end), operation).await
+    }
+
+    /// Runs `operation` until `end`: an instant, or a timeout that starts
+    /// when the operation first waits.
+    async fn run<F: Future>(
+        &mut self,
+        mut end: Until,
+        operation: F,
+    ) -> Result<F::Output, TimedOut> {
         let mut operation = pin!(operation);
+        let mut checked = false;
         std::future::poll_fn(|cx| {
             if let Poll::Ready(output) = operation.as_mut().poll(cx) {
                 return Poll::Ready(Ok(output));
             }
+            let at = match end {
+                Until::At(at) => at,
+                Until::After(timeout) => {
+                    let at = Instant::now() + timeout;
+                    end = Until::At(at);
+                    at
+                }
+            };
+            if !checked {
+                // An end before the armed time moves the timer now.
+                checked = true;
+                if at < self.timer.deadline() {
+                    self.timer.as_mut().reset(at);
+                }
+            }
             while self.timer.as_mut().poll(cx).is_ready() {
                 let now = Instant::now();
-                if now >= end {
+                if now >= at {
                     return Poll::Ready(Err(TimedOut));
                 }
-                let next = end.min(now + self.floor);
+                let next = at.min(now + self.floor);
                 self.timer.as_mut().reset(next);
             }
             Poll::Pending

@@ -407,16 +407,9 @@ pub(super) async fn write_all<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let timed_out = |_| std::io::Error::from(std::io::ErrorKind::TimedOut);
     IoSlice::advance_slices(&mut slices, 0);
-    let mut end = tokio::time::Instant::now() + timeout;
-    let mut first = true;
     while !slices.is_empty() {
-        if !first {
-            // Each write that makes progress gets the whole timeout again.
-            end = tokio::time::Instant::now() + timeout;
-        }
-        first = false;
         let write = writer.write_vectored(slices);
-        let written = deadline.until(end, write).await.map_err(timed_out)??;
+        let written = deadline.within(timeout, write).await.map_err(timed_out)??;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -424,7 +417,7 @@ pub(super) async fn write_all<W: AsyncWrite + Unpin>(
     }
     // A TLS session may keep records back until flushed (a no-op on TCP).
     deadline
-        .until(end, writer.flush())
+        .within(timeout, writer.flush())
         .await
         .map_err(timed_out)?
 }
