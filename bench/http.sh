@@ -210,6 +210,15 @@ for port in "$BACKEND" "$SOZU_HTTP" "$SOZU_HTTPS" "$NGINX_HTTP" "$NGINX_HTTPS" "
 done
 
 # -- wrk runs
+# Prints how many requests one DURATION run of wrk made.
+count_requests() {
+    local target=$1 mode=$2 close=$3
+    local args=(-t1 "-c$CONNECTIONS" "-d$DURATION")
+    [ "$close" = 1 ] && args+=(-H 'Connection: close')
+    [ "$close" = pipeline ] && args+=(-s "$WORK/pipeline.lua")
+    wrk "${args[@]}" "$(url_of "$target" "$mode")" | awk '/requests in/ { print $1 }'
+}
+
 # Prints "requests/s p50_ms p99_ms errors" for one run.
 run_wrk() {
     local url=$1 duration=$2 close=$3
@@ -339,9 +348,7 @@ if [ "$CPU" = 1 ]; then
             haproxy) pids=$HAPROXY_MAIN ;;
         esac
         read -r u0 s0 < <(ticks $pids)
-        requests=$(wrk -t1 "-c$CONNECTIONS" "-d$DURATION" $([ "$close" = 1 ] && echo "-H Connection:close") \
-            $([ "$close" = pipeline ] && echo "-s $WORK/pipeline.lua") "$(url_of "$target" "$mode")" |
-            awk '/requests in/ { print $1 }')
+        requests=$(count_requests "$target" "$mode" "$close")
         read -r u1 s1 < <(ticks $pids)
         awk -v r="$requests" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tick" -v n="$target" \
             'BEGIN { printf "%-8s %10d %14.2f %14.2f\n", n, r, u * 1e6 / t / r, s * 1e6 / t / r }'
@@ -368,9 +375,7 @@ if [ "$SYSCALLS" = 1 ]; then
         strace -c -f -o "$WORK/strace.$target" $(printf -- '-p %s ' $pids) &
         tracer=$!
         sleep 1
-        requests=$(wrk -t1 "-c$CONNECTIONS" "-d$DURATION" $([ "$close" = 1 ] && echo "-H Connection:close") \
-            $([ "$close" = pipeline ] && echo "-s $WORK/pipeline.lua") "$(url_of "$target" "$mode")" |
-            awk '/requests in/ { print $1 }')
+        requests=$(count_requests "$target" "$mode" "$close")
         kill -INT "$tracer"
         wait "$tracer" || true
         echo "-- $target: $requests requests"

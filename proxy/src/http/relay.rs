@@ -57,7 +57,12 @@ pub(super) enum Ending<C> {
 /// What to do after a request.
 pub(super) enum Next {
     Continue,
+    /// Close, after reading for a while what the client may still send
+    /// ([`Conn::linger`]).
     Close,
+    /// Close at once: the exchange ended cleanly and every byte the client
+    /// sent was read.
+    Finish,
     HandOver,
 }
 
@@ -76,6 +81,8 @@ pub(super) struct Conn<C> {
     pub(super) log: Vec<u8>,
     /// The timer of every timeout on both sides.
     pub(super) deadline: Deadline,
+    /// The client speaks TLS (its session is closed with a goodbye).
+    pub(super) tls: bool,
     /// Responses to pipelined requests not written yet: they go out with
     /// the next write to the client ([`PIPELINE_BATCH`]).
     pub(super) pending: Vec<u8>,
@@ -138,6 +145,7 @@ where
         log: Vec::new(),
         deadline: Deadline::new(floor),
         pending: Vec::new(),
+        tls: context.listener.tls.is_some(),
         context,
         client,
     };
@@ -185,6 +193,21 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
                 Next::Continue if !*stopping.borrow() => {}
                 Next::Continue => return false,
                 Next::Close => {
+                    let _ = self.flush_pending(seconds(config.front_timeout)).await;
+                    self.linger().await;
+                    return false;
+                }
+                Next::Finish if self.front.is_empty() => {
+                    let _ = self.flush_pending(seconds(config.front_timeout)).await;
+                    // Nothing unread: closing sends no reset, and a TLS
+                    // session still says goodbye.
+                    if self.tls {
+                        let timeout = seconds(config.front_timeout);
+                        let _ = self.deadline.within(timeout, self.client.shutdown()).await;
+                    }
+                    return false;
+                }
+                Next::Finish => {
                     let _ = self.flush_pending(seconds(config.front_timeout)).await;
                     self.linger().await;
                     return false;

@@ -201,7 +201,8 @@ where
     );
     match outcome {
         Ok(_) if !close => Next::Continue,
-        _ => Next::Close,
+        Ok(_) => Next::Finish,
+        Err(_) => Next::Close,
     }
 }
 
