@@ -65,13 +65,14 @@ pub struct Origin {
     pub secure: bool,
 }
 
-fn quoted_node(address: SocketAddr) -> String {
-    // RFC 7239: a node with a port, or an IPv6 address, must be quoted,
-    // and IPv6 addresses bracketed.
-    match address {
-        SocketAddr::V4(v4) => format!("\"{}:{}\"", v4.ip(), v4.port()),
-        SocketAddr::V6(v6) => format!("\"[{}]:{}\"", v6.ip(), v6.port()),
-    }
+/// Appends `address` as an RFC 7239 node: a node with a port, or an IPv6
+/// address, must be quoted, and IPv6 addresses bracketed.
+fn push_quoted_node(text: &mut String, address: SocketAddr) {
+    use std::fmt::Write;
+    let _ = match address {
+        SocketAddr::V4(v4) => write!(text, "\"{}:{}\"", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => write!(text, "\"[{}]:{}\"", v6.ip(), v6.port()),
+    };
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -95,23 +96,36 @@ pub struct ForwardingValues {
 }
 
 impl ForwardingValues {
-    /// The values for requests from `origin`.
+    /// The values for requests from `origin`, written into one shared
+    /// buffer (this runs for every new client connection).
     pub fn new(origin: &Origin) -> Self {
+        use std::fmt::Write;
         let proto = if origin.secure { "https" } else { "http" };
-        let forwarded = format!(
-            "proto={proto};for={};by={}",
-            quoted_node(origin.peer),
-            quoted_node(origin.listener)
-        );
-        let value = |text: &str| {
-            HeaderValue::from_str(text).expect("addresses and ports make valid header values")
+        let mut text = String::with_capacity(128);
+        let _ = write!(text, "{}", origin.peer.ip());
+        let client_ip = 0..text.len();
+        let start = text.len();
+        let _ = write!(text, "{}", origin.listener.port());
+        let port = start..text.len();
+        let start = text.len();
+        text.push_str("proto=");
+        text.push_str(proto);
+        text.push_str(";for=");
+        push_quoted_node(&mut text, origin.peer);
+        text.push_str(";by=");
+        push_quoted_node(&mut text, origin.listener);
+        let forwarded = start..text.len();
+        let text = bytes::Bytes::from(text);
+        let value = |range| {
+            HeaderValue::from_maybe_shared(text.slice(range))
+                .expect("addresses and ports make valid header values")
         };
         ForwardingValues {
             origin: *origin,
-            client_ip: value(&origin.peer.ip().to_string()),
+            client_ip: value(client_ip),
             proto: HeaderValue::from_static(proto),
-            port: HeaderValue::from(origin.listener.port()),
-            forwarded: value(&forwarded),
+            port: value(port),
+            forwarded: value(forwarded),
         }
     }
 

@@ -241,6 +241,7 @@ where
         client,
         front,
         lines,
+        head,
         deadline,
         pending,
         ..
@@ -261,13 +262,11 @@ where
         _ => (0, true, 0),
     };
     {
-        let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 8];
-        let count = prepared
-            .plan
-            .slices(&front[..], &[&lines[..]], &mut slices)
-            .ok_or(Failure::Client)?;
-        slices[count] = IoSlice::new(&front[body_start..body_start + prefix]);
-        let written = write_all(&mut raw.stream, &mut slices[..=count], deadline, timeout).await;
+        head.clear();
+        prepared.plan.extend_into(&front[..], lines, head);
+        let body = &front[body_start..body_start + prefix];
+        let mut slices = [IoSlice::new(head), IoSlice::new(body)];
+        let written = write_all(&mut raw.stream, &mut slices, deadline, timeout).await;
         written.map_err(|_| Failure::Silent)?;
     }
     prepared.record.bytes_in = prefix as u64;

@@ -77,6 +77,9 @@ pub(super) struct Conn<C> {
     pub(super) back: Vec<u8>,
     /// Header lines appended to the head being forwarded.
     pub(super) lines: Vec<u8>,
+    /// The head sent to the backend, copied from its kept runs and
+    /// `lines`.
+    pub(super) head: Vec<u8>,
     /// The access log fields of the request under way.
     pub(super) log: Vec<u8>,
     /// The timer of every timeout on both sides.
@@ -142,6 +145,7 @@ where
         front: shared.buffers.take(),
         back: shared.buffers.take(),
         lines: Vec::with_capacity(512),
+        head: Vec::with_capacity(1024),
         log: Vec::new(),
         deadline: Deadline::new(floor),
         pending: Vec::new(),

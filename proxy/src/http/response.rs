@@ -9,9 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::forward::write_all;
-use super::relay::{
-    Conn, MAX_HEADERS, Next, PIPELINE_BATCH, Plan, Prepared, find_blank_line, push_line,
-};
+use super::relay::{Conn, Next, PIPELINE_BATCH, Plan, Prepared, find_blank_line, push_line};
 use super::seconds;
 use crate::answers;
 use crate::body::ProxyBody;
@@ -235,25 +233,19 @@ where
     let first = body.take(&back[start..]).map_err(|_| 0u64)?;
     let mut done = first.done;
     {
-        let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 13];
-        let count = response
-            .plan
-            .slices(&back[..], &[&lines[..]], &mut slices[1..])
-            .ok_or(0u64)?;
+        // The head goes after the responses held back, if any: one write.
+        response.plan.extend_into(&back[..], lines, pending);
         let data = &back[start..start + first.consumed];
-        let extra = pieces(data, rechunk, &mut size_line, &mut slices[1 + count..]);
-        let slices = &mut slices[..1 + count + extra];
-        // A whole response while the client's next request already waits
-        // is held back, to go out with the next ones.
-        let size: usize = slices.iter().map(|slice| slice.len()).sum();
-        if first.done && hold && !front.is_empty() && pending.len() + size <= PIPELINE_BATCH {
-            for slice in &slices[1..] {
-                pending.extend_from_slice(slice);
-            }
+        if first.done && hold && !front.is_empty() && pending.len() + data.len() <= PIPELINE_BATCH {
+            // A whole response while the client's next request already
+            // waits: held back, to go out with the next ones.
+            pending.extend_from_slice(data);
         } else {
-            // The responses held back go first, in the same write.
+            let mut slices = [IoSlice::new(&[]); 4];
             slices[0] = IoSlice::new(pending);
-            let written = write_all(client, slices, deadline, front_timeout).await;
+            let extra = pieces(data, rechunk, &mut size_line, &mut slices[1..]);
+            let written =
+                write_all(client, &mut slices[..1 + extra], deadline, front_timeout).await;
             pending.clear();
             written.map_err(|_| 0u64)?;
         }

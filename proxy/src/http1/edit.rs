@@ -153,6 +153,22 @@ impl<const RUNS: usize> EditPlan<RUNS> {
         self.count + appended + usize::from(self.upgrading) + 1
     }
 
+    /// Appends the new head to `out`: the kept runs of `buf`, then
+    /// `appended` (whole header lines, each ending in CRLF), then the final
+    /// empty line. A head is a few hundred bytes: copying it into a buffer
+    /// the connection reuses costs less than describing it as one slice per
+    /// run.
+    pub fn extend_into(&self, buf: &[u8], appended: &[u8], out: &mut Vec<u8>) {
+        for run in self.kept() {
+            out.extend_from_slice(&buf[run]);
+        }
+        out.extend_from_slice(appended);
+        if self.upgrading {
+            out.extend_from_slice(CONNECTION_UPGRADE);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
     /// Writes the new head into `out` as the kept runs of `buf`, then
     /// `appended` (whole header lines, each ending in CRLF), then the final
     /// empty line; returns how many slices it wrote, or `None` when `out`

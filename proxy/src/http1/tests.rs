@@ -1077,9 +1077,14 @@ fn the_edit_plan_drops_hop_by_hop_lines_and_appends() {
         .flat_map(|s| s.iter().copied())
         .collect();
     assert_eq!(
-        String::from_utf8(written).unwrap(),
+        String::from_utf8(written.clone()).unwrap(),
         "GET / HTTP/1.1\r\nHost: a\r\nX-Kept: 2\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n"
     );
+    // The copy says the same as the slices.
+    let mut copied = b"before".to_vec();
+    plan.extend_into(buf, appended[0], &mut copied);
+    assert_eq!(copied[..6], *b"before");
+    assert_eq!(copied[6..], written[..]);
 }
 
 #[test]
@@ -1102,9 +1107,12 @@ fn an_upgrade_keeps_upgrade_and_connection_cannot_drop_host() {
         .flat_map(|s| s.iter().copied())
         .collect();
     assert_eq!(
-        String::from_utf8(written).unwrap(),
+        String::from_utf8(written.clone()).unwrap(),
         "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nContent-Length: 0\r\nConnection: upgrade\r\n\r\n"
     );
+    let mut copied = Vec::new();
+    plan.extend_into(buf, b"", &mut copied);
+    assert_eq!(copied, written);
 }
 
 /// A simple reference reading of a chunked body, written apart from the

@@ -49,30 +49,49 @@ pub(crate) fn spawn_http_accept(
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
 ) -> io::Result<JoinHandle<()>> {
-    spawn_accept(socket, address, shared.clone(), move |stream, peer| {
+    spawn_accept(socket, address, shared.clone(), move |mut stream, peer| {
         let (listener, shared) = (listener.clone(), shared.clone());
         let guard = ConnectionGuard::new(&shared);
-        tokio::task::spawn_local(async move {
-            let _guard = guard;
-            // With `expect_proxy`, the PROXY header comes before any HTTP or
-            // TLS byte: read it here, and hyper (or rustls) sees the rest.
-            let mut stream = stream;
-            let (expect_proxy, limit) = {
-                let settings = listener.settings.borrow();
-                let limit = u64::from(settings.request_timeout.max(1));
-                (settings.expect_proxy, std::time::Duration::from_secs(limit))
-            };
-            let client =
-                proxy_protocol_io::client_address(&mut stream, peer, expect_proxy, limit, &shared)
-                    .await;
-            let Some(client) = client else { return };
-            if listener.tls.is_some() {
+        // One task kind per listener kind: a plain connection's task does
+        // not carry the room a TLS session needs (the whole task is moved
+        // into place when spawned).
+        if listener.tls.is_some() {
+            tokio::task::spawn_local(async move {
+                let _guard = guard;
+                let Some(client) = client_address(&mut stream, peer, &listener, &shared).await
+                else {
+                    return;
+                };
                 http::serve_tls_connection(stream, client, address, listener, shared).await;
-            } else {
+            });
+        } else {
+            tokio::task::spawn_local(async move {
+                let _guard = guard;
+                let Some(client) = client_address(&mut stream, peer, &listener, &shared).await
+                else {
+                    return;
+                };
                 http::serve_connection(stream, client, address, listener, shared).await;
-            }
-        });
+            });
+        }
     })
+}
+
+/// The client's address: the peer's, or with `expect_proxy` the one its
+/// PROXY header gives. That header comes before any HTTP or TLS byte: it is
+/// read here, and hyper (or rustls) sees the rest. `None`: no valid header.
+async fn client_address(
+    stream: &mut tokio::net::TcpStream,
+    peer: SocketAddr,
+    listener: &HttpListener,
+    shared: &Rc<Shared>,
+) -> Option<SocketAddr> {
+    let (expect_proxy, limit) = {
+        let settings = listener.settings.borrow();
+        let limit = u64::from(settings.request_timeout.max(1));
+        (settings.expect_proxy, std::time::Duration::from_secs(limit))
+    };
+    proxy_protocol_io::client_address(stream, peer, expect_proxy, limit, shared).await
 }
 
 /// Starts accepting TCP connections on `socket` (already listening) for a
