@@ -419,3 +419,60 @@ fn relayed_responses_and_the_proxys_own_answers_carry_a_date() {
         .count();
     assert_eq!(lengths, 1, "{answer:?}");
 }
+
+#[test]
+fn a_backend_that_answers_and_closes_mid_upload_has_its_answer_relayed() {
+    // The backend answers 401 from the head and closes at once, its
+    // receive buffer full of body: the proxy's writes then fail (a reset),
+    // and the answer received before still wins over a 502.
+    let site = Site::start(1, "");
+    let backend = RawBackend::start(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        if harness::backend::read_head(&mut reader).is_some() {
+            let _ = writer.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 6\r\n\r\nno way",
+            );
+        }
+    });
+    raw_site(&site, "guarded", "guarded.test", &backend);
+    const BODY: usize = 64 << 20;
+    for attempt in 0..5 {
+        let mut connection = Connection::open(site.port);
+        let head =
+            format!("PUT /file HTTP/1.1\r\nHost: guarded.test\r\nContent-Length: {BODY}\r\n\r\n");
+        connection.send(head.as_bytes()).unwrap();
+        let mut writer = connection.writer.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let chunk = [b'a'; 64 * 1024];
+            let mut sent = 0;
+            while sent < BODY && writer.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+        });
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.status, 401, "attempt {attempt}: {answer:?}");
+        assert_eq!(answer.text(), "no way");
+        assert_eq!(answer.header("connection"), Some("close"));
+        assert!(connection.closed_within(Duration::from_secs(10)));
+        sender.join().unwrap();
+    }
+
+    // An upload the backend reads whole keeps both connections.
+    let reading = Backend::start("app");
+    site.daemon.serve(site.port, "app.test", "app", &[&reading]);
+    let mut connection = Connection::open(site.port);
+    let body = vec![b'b'; 256 * 1024];
+    for _ in 0..2 {
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        connection.send(head.as_bytes()).unwrap();
+        connection.send(&body).unwrap();
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("connection"), None, "{answer:?}");
+    }
+    assert_eq!(reading.served(), 2);
+}

@@ -297,7 +297,24 @@ where
             .slices(&front[..], &[&lines[..]], &mut slices)
             .ok_or(Failure::Client)?;
         slices[count] = IoSlice::new(&front[body_start..body_start + prefix]);
-        let written = write_all(&mut raw.stream, &mut slices[..=count], deadline, timeout).await;
+        let (mut from_back, mut to_back) = raw.stream.split();
+        // With more body to come, a backend that refuses it from the head
+        // may answer before taking this much.
+        let written = tokio::select! {
+            biased;
+            answered = watching.answer(&mut from_back, back), if !done => {
+                return answered.map(|()| true);
+            }
+            written = write_all(&mut to_back, &mut slices[..=count], deadline, timeout) => written,
+        };
+        if let Err(error) = &written
+            && !done
+            && watching
+                .answered(error, (&mut from_back, back), (deadline, timeout))
+                .await
+        {
+            return Ok(true);
+        }
         written.map_err(|_| Failure::Silent)?;
     }
     prepared.record.bytes_in = prefix as u64;
@@ -320,8 +337,9 @@ where
         // The client's pace, under the front timeout: a client that stops
         // sending its body is its own failure, not the backend's (no 504).
         let read = tokio::select! {
-            read = deadline.within(front_timeout, client.read_buf(front)) => read,
+            biased;
             answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
+            read = deadline.within(front_timeout, client.read_buf(front)) => read,
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
@@ -339,9 +357,19 @@ where
         };
         let mut slices = [IoSlice::new(&front[..take])];
         let written = tokio::select! {
-            written = write_all(&mut to_back, &mut slices, deadline, timeout) => written,
+            biased;
             answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
+            written = write_all(&mut to_back, &mut slices, deadline, timeout) => written,
         };
+        // A backend that answered and closed (a reset, with its answer
+        // already received) breaks the write: the answer still wins.
+        if let Err(error) = &written
+            && watching
+                .answered(error, (&mut from_back, back), (deadline, timeout))
+                .await
+        {
+            return Ok(true);
+        }
         written.map_err(|_| Failure::Bad("The backend stopped reading the body."))?;
         prepared.record.bytes_in += take as u64;
         front.drain(..take);
@@ -380,6 +408,25 @@ impl Watching {
                 Ok(_) => {}
             }
         }
+    }
+
+    /// After a write to the backend failed with `error`: whether the
+    /// backend had answered first (a backend that answers and closes with
+    /// body bytes unread resets the connection, and the reset can reach the
+    /// write before the reactor reports the answer readable). A broken
+    /// connection reads to its end at once; a write that timed out is a
+    /// backend that neither reads nor answers.
+    async fn answered(
+        self,
+        error: &std::io::Error,
+        (from_back, back): (&mut ReadHalf<'_>, &mut Vec<u8>),
+        (deadline, timeout): (&mut Deadline, Duration),
+    ) -> bool {
+        if error.kind() == std::io::ErrorKind::TimedOut {
+            return false;
+        }
+        let answer = deadline.within(timeout, self.answer(from_back, back));
+        matches!(answer.await, Ok(Ok(())))
     }
 
     /// Whether `back` holds a final head after its interim ones, or bytes
@@ -538,4 +585,32 @@ pub(super) async fn write_all<W: AsyncWrite + Unpin>(
         .until(end, writer.flush())
         .await
         .map_err(timed_out)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answering, MAX_INTERIM, Watching};
+
+    #[test]
+    fn only_a_final_head_counts_as_an_answer() {
+        let watching = Watching {
+            max: 16 * 1024,
+            answering: Answering::default(),
+        };
+        // Nothing yet, part of a head, interim answers alone: keep sending.
+        assert!(!watching.final_head_in(b""));
+        assert!(!watching.final_head_in(b"HTTP/1.1 413 Payload"));
+        assert!(!watching.final_head_in(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 4";
+        assert!(!watching.final_head_in(hints));
+        // A final head, after interim ones or not: the answer.
+        assert!(watching.final_head_in(b"HTTP/1.1 413 Payload Too Large\r\n\r\n"));
+        let after = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\n\r\n";
+        assert!(watching.final_head_in(after));
+        // Bytes that are no head, or too many interim answers: receive_head
+        // says what is wrong.
+        assert!(watching.final_head_in(b"garbage\r\n\r\n"));
+        let many = b"HTTP/1.1 102 Processing\r\n\r\n".repeat(MAX_INTERIM + 1);
+        assert!(watching.final_head_in(&many));
+    }
 }
