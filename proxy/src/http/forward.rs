@@ -432,6 +432,9 @@ impl Watching {
     /// Whether `back` holds a final head after its interim ones, or bytes
     /// that do not parse as heads.
     fn final_head_in(self, back: &[u8]) -> bool {
+        if back.is_empty() {
+            return false;
+        }
         let mut at = 0;
         for _ in 0..=MAX_INTERIM {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
