@@ -216,7 +216,9 @@ pub fn parses(template: &str) -> bool {
 }
 
 /// The bytes of a rendered answer, for writing on a connection that hyper
-/// does not drive (a client that never sent a request).
+/// does not drive (a client that never sent a request, the relay): one
+/// `content-length`, the body's (any length or transfer coding the
+/// response carried is left out), and a `date` when it has none.
 pub fn to_bytes(response: Response<ProxyBody>) -> Vec<u8> {
     let (parts, body) = response.into_parts();
     let body = match body {
@@ -230,9 +232,18 @@ pub fn to_bytes(response: Response<ProxyBody>) -> Vec<u8> {
     )
     .into_bytes();
     for (name, value) in &parts.headers {
+        // The length is the body's, written once below.
+        if name == http::header::CONTENT_LENGTH || name == http::header::TRANSFER_ENCODING {
+            continue;
+        }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(http::header::DATE) {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(&crate::date::now());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
@@ -323,6 +334,42 @@ mod tests {
             ProxyBody::Full(Some(bytes)) => assert_eq!(&bytes[..], b"sorry web, 100%"),
             _ => panic!("expected a full body"),
         }
+    }
+
+    #[test]
+    fn bytes_carry_one_content_length_and_a_date() {
+        let mut response = render(404, None, &AnswerContext::default(), &header());
+        // A length that is not the body's, as a template or a caller may
+        // have set it: replaced, not repeated.
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        headers.append(http::header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        let body_len = match response.body() {
+            ProxyBody::Full(Some(bytes)) => bytes.len(),
+            _ => panic!("expected a full body"),
+        };
+        let text = String::from_utf8(to_bytes(response)).unwrap();
+        let head = &text[..text.find("\r\n\r\n").unwrap()];
+        let lengths: Vec<&str> = head
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(lengths, [body_len.to_string()], "{head}");
+        let dates = head
+            .lines()
+            .filter(|line| line.starts_with("date: "))
+            .count();
+        assert_eq!(dates, 1, "{head}");
+
+        // A date the answer has already is kept, alone.
+        let mut dated = render(404, None, &AnswerContext::default(), &header());
+        let value = HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT");
+        dated.headers_mut().insert(http::header::DATE, value);
+        let text = String::from_utf8(to_bytes(dated)).unwrap();
+        assert_eq!(text.matches("date: ").count(), 1, "{text}");
+        assert!(text.contains("date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
     }
 
     #[test]

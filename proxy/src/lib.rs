@@ -94,6 +94,7 @@ mod auth;
 mod balancer;
 mod body;
 mod buffers;
+mod date;
 mod deadline;
 pub mod enforceable;
 pub mod error;

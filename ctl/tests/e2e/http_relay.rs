@@ -3,7 +3,9 @@
 //! rules refusing smuggling shapes before any byte reaches a backend, a
 //! backend response with ambiguous framing answered 502, and a response
 //! that runs until the backend closes sent on chunked to a client that
-//! keeps its connection.
+//! keeps its connection; a backend's answer given before it read the
+//! whole request body relayed (not 502); interim 1xx answers passed on;
+//! a Date on relayed responses and on the proxy's own answers.
 
 use crate::harness;
 
@@ -253,4 +255,224 @@ fn an_answer_given_before_the_body_is_read_reaches_the_client_whole() {
         assert!(text.starts_with("HTTP/1.1 404"), "{text}");
     }
     assert_eq!(backend.served(), 0);
+}
+
+/// A raw backend on `cluster` for `host` at the site's listener.
+fn raw_site(site: &Site, cluster: &str, host: &str, backend: &RawBackend) {
+    site.daemon.add_cluster(harness::cluster(cluster));
+    site.daemon
+        .add_frontend(harness::frontend(site.port, host, Some(cluster)));
+    site.daemon
+        .add_backend(harness::backend(cluster, "raw", backend.address));
+}
+
+#[test]
+fn a_backend_answer_before_the_whole_body_is_relayed_and_both_connections_close() {
+    // RFC 9112 §9.3: the backend refuses the upload from its head and
+    // reads no more of it; the proxy stops sending the body, relays the
+    // 413 with Connection: close, and keeps neither connection.
+    let site = Site::start(1, "");
+    let (release, released) = mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let backend = RawBackend::start(move |stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        if harness::backend::read_head(&mut reader).is_some() {
+            let _ = writer.write_all(
+                b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nX-From: backend\r\n\r\ntoo big!",
+            );
+            // Holds the connection without reading, until the test ends.
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(60));
+        }
+    });
+    raw_site(&site, "upload", "upload.test", &backend);
+    const BODY: usize = 64 << 20;
+    let mut connection = Connection::open(site.port);
+    let head =
+        format!("POST /upload HTTP/1.1\r\nHost: upload.test\r\nContent-Length: {BODY}\r\n\r\n");
+    connection.send(head.as_bytes()).unwrap();
+    let mut writer = connection.writer.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let chunk = [b'a'; 64 * 1024];
+        let mut sent = 0;
+        while sent < BODY && writer.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let answer = connection.answer().unwrap();
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(answer.text(), "too big!");
+    assert_eq!(answer.header("x-from"), Some("backend"));
+    assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
+    assert!(
+        connection.closed_within(Duration::from_secs(10)),
+        "the client connection stays open after a cut upload"
+    );
+    let sent = sender.join().unwrap();
+    assert!(sent < BODY, "the whole body was taken: {sent} bytes");
+    // The next request opens a new backend connection: the one whose
+    // upload was cut is not pooled.
+    let mut connection = Connection::open(site.port);
+    connection
+        .send(b"POST /again HTTP/1.1\r\nHost: upload.test\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    assert_eq!(connection.answer().unwrap().status, 413);
+    assert_eq!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    drop(release);
+}
+
+#[test]
+fn interim_answers_reach_the_client_before_the_final_one() {
+    // RFC 9110 §15.2: a 103 Early Hints (its Link header kept, its
+    // hop-by-hop ones not) and a 100, then the final response.
+    let site = Site::start(1, "");
+    let backend = RawBackend::start(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        while read_request(&mut reader).is_some() {
+            let _ = writer.write_all(
+                b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nConnection: x-hint\r\nX-Hint: 1\r\n\r\n",
+            );
+            let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    raw_site(&site, "hints", "hints.test", &backend);
+    let mut connection = Connection::open(site.port);
+    for _ in 0..2 {
+        connection
+            .send(b"GET / HTTP/1.1\r\nHost: hints.test\r\n\r\n")
+            .unwrap();
+        let hints = connection.head().unwrap();
+        assert_eq!(hints.status, 103, "{hints:?}");
+        assert_eq!(hints.header("link"), Some("</style.css>; rel=preload"));
+        assert_eq!(hints.header("x-hint"), None, "{hints:?}");
+        assert_eq!(hints.header("connection"), None, "{hints:?}");
+        assert_eq!(connection.head().unwrap().status, 100);
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.text(), "ok");
+    }
+}
+
+#[test]
+fn relayed_responses_and_the_proxys_own_answers_carry_a_date() {
+    let site = Site::start(1, "");
+    let backend = RawBackend::start(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        while let Some(request) = read_request(&mut reader) {
+            let answer: &[u8] = if request.target == "/dated" {
+                b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            };
+            let _ = writer.write_all(answer);
+        }
+    });
+    raw_site(&site, "dates", "dates.test", &backend);
+    let dates = |answer: &client::Answer| -> Vec<String> {
+        answer
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("date"))
+            .map(|(_, value)| value.clone())
+            .collect()
+    };
+    let recent = |value: &str| {
+        let date = httpdate::parse_http_date(value).unwrap_or_else(|_| panic!("{value:?}"));
+        let now = std::time::SystemTime::now();
+        let skew = now
+            .duration_since(date)
+            .unwrap_or_else(|error| error.duration());
+        assert!(skew < Duration::from_secs(5), "{value} is {skew:?} off");
+    };
+    let mut connection = Connection::open(site.port);
+    // Without a Date: the proxy's.
+    let answer = connection.get("dates.test", "/");
+    assert_eq!(answer.status, 200);
+    let found = dates(&answer);
+    assert_eq!(found.len(), 1, "{answer:?}");
+    recent(&found[0]);
+    // With one: the backend's, alone.
+    let answer = connection.get("dates.test", "/dated");
+    assert_eq!(dates(&answer), ["Sun, 06 Nov 1994 08:49:37 GMT"]);
+    // The proxy's own answer (no route): one Date, one Content-Length.
+    let answer = connection.get("nobody.test", "/");
+    assert_eq!(answer.status, 404);
+    let found = dates(&answer);
+    assert_eq!(found.len(), 1, "{answer:?}");
+    recent(&found[0]);
+    let lengths = answer
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .count();
+    assert_eq!(lengths, 1, "{answer:?}");
+}
+
+#[test]
+fn a_backend_that_answers_and_closes_mid_upload_has_its_answer_relayed() {
+    // The backend answers 401 from the head and closes at once, its
+    // receive buffer full of body: the proxy's writes then fail (a reset),
+    // and the answer received before still wins over a 502.
+    let site = Site::start(1, "");
+    let backend = RawBackend::start(|stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        if harness::backend::read_head(&mut reader).is_some() {
+            let _ = writer.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 6\r\n\r\nno way",
+            );
+        }
+    });
+    raw_site(&site, "guarded", "guarded.test", &backend);
+    const BODY: usize = 64 << 20;
+    for attempt in 0..5 {
+        let mut connection = Connection::open(site.port);
+        let head =
+            format!("PUT /file HTTP/1.1\r\nHost: guarded.test\r\nContent-Length: {BODY}\r\n\r\n");
+        connection.send(head.as_bytes()).unwrap();
+        let mut writer = connection.writer.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let chunk = [b'a'; 64 * 1024];
+            let mut sent = 0;
+            while sent < BODY && writer.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+        });
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.status, 401, "attempt {attempt}: {answer:?}");
+        assert_eq!(answer.text(), "no way");
+        assert_eq!(answer.header("connection"), Some("close"));
+        assert!(connection.closed_within(Duration::from_secs(10)));
+        sender.join().unwrap();
+    }
+
+    // An upload the backend reads whole keeps both connections.
+    let reading = Backend::start("app");
+    site.daemon.serve(site.port, "app.test", "app", &[&reading]);
+    let mut connection = Connection::open(site.port);
+    let body = vec![b'b'; 256 * 1024];
+    for _ in 0..2 {
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        connection.send(head.as_bytes()).unwrap();
+        connection.send(&body).unwrap();
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("connection"), None, "{answer:?}");
+    }
+    assert_eq!(reading.served(), 2);
 }

@@ -1,6 +1,12 @@
 //! Forwarding a relayed request: the retry loop over the cluster's
 //! backends, the request head and body to a pooled raw connection, and the
-//! response head read back ([`super::response`] relays the rest).
+//! response head read back, interim (1xx) answers passed on to the client
+//! on the way ([`super::response`] relays the rest).
+//!
+//! While the body goes out, the backend is watched: a response head that
+//! arrives before the whole body (a 413 or a 401 from a backend that will
+//! not read the rest, RFC 9112 §9.3) ends the upload; that answer is
+//! relayed with `Connection: close`, and neither connection is kept.
 
 use std::io::IoSlice;
 use std::rc::Rc;
@@ -9,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::ReadHalf;
 
 use super::answer::Exchange;
-use super::relay::{Conn, MAX_EDITS, MAX_HEADERS, Next, Plan, Prepared};
+use super::relay::{Conn, MAX_EDITS, MAX_HEADERS, Next, Plan, Prepared, first};
 use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;
@@ -94,7 +101,19 @@ where
         // client uploads slowly is not the backend's time).
         let sent_at = Instant::now();
         let outcome = match outcome {
-            Ok(()) => receive_head(conn, &mut raw, &prepared, config, back_timeout).await,
+            Ok(answered_early) => {
+                let head = receive_head(conn, &mut raw, &prepared, config, back_timeout).await;
+                head.map(|mut response| {
+                    if answered_early {
+                        // The body was cut short: neither side's
+                        // connection is in a state to carry another
+                        // request.
+                        response.persistent = false;
+                        prepared.close = true;
+                    }
+                    response
+                })
+            }
             Err(failure) => Err(failure),
         };
         let failure = match outcome {
@@ -227,25 +246,36 @@ async fn connect(
 }
 
 /// Writes the request head, with the body bytes already received, in one
-/// `writev`, then the rest of the body as it comes.
+/// `writev`, then the rest of the body as it comes; `true` when the backend
+/// answered before the whole body went out (its head is in the back
+/// buffer, and the rest of the body was not sent).
 async fn send<C>(
     conn: &mut Conn<C>,
     raw: &mut RawConnection,
     prepared: &mut Prepared,
     (front_timeout, timeout): (Duration, Duration),
-) -> Result<(), Failure>
+) -> Result<bool, Failure>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
+    let watching = Watching {
+        max: conn.context.shared.options.max_header_size,
+        answering: Answering {
+            head_request: prepared.head_request,
+            upgrade_requested: false,
+        },
+    };
     let Conn {
         client,
         front,
+        back,
         lines,
         head,
         deadline,
         pending,
         ..
     } = conn;
+    back.clear();
     let body_start = prepared.head_len;
     let mut decoder = ChunkedDecoder::new(Side::Request);
     let (prefix, mut done, mut remaining) = match prepared.framing {
@@ -266,16 +296,34 @@ where
         prepared.plan.extend_into(&front[..], lines, head);
         let body = &front[body_start..body_start + prefix];
         let mut slices = [IoSlice::new(head), IoSlice::new(body)];
-        let written = write_all(&mut raw.stream, &mut slices, deadline, timeout).await;
+        let (mut from_back, mut to_back) = raw.stream.split();
+        // With more body to come, a backend that refuses it from the head
+        // may answer before taking this much.
+        let written = tokio::select! {
+            biased;
+            answered = watching.answer(&mut from_back, back), if !done => {
+                return answered.map(|()| true);
+            }
+            written = write_all(&mut to_back, &mut slices, deadline, timeout) => written,
+        };
+        if let Err(error) = &written
+            && !done
+            && watching
+                .answered(error, (&mut from_back, back), (deadline, timeout))
+                .await
+        {
+            return Ok(true);
+        }
         written.map_err(|_| Failure::Silent)?;
     }
     prepared.record.bytes_in = prefix as u64;
     if prepared.framing == Framing::Empty {
         // Kept until the answer comes: the request may be sent again.
-        return Ok(());
+        return Ok(false);
     }
     front.drain(..body_start + prefix);
     prepared.head_len = 0;
+    let (mut from_back, mut to_back) = raw.stream.split();
     while !done {
         if !pending.is_empty() {
             // Answers held back are not kept waiting on a client's body.
@@ -287,7 +335,11 @@ where
         front.clear();
         // The client's pace, under the front timeout: a client that stops
         // sending its body is its own failure, not the backend's (no 504).
-        let read = deadline.within(front_timeout, client.read_buf(front)).await;
+        let read = tokio::select! {
+            biased;
+            answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
+            read = deadline.within(front_timeout, client.read_buf(front)) => read,
+        };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
             Ok(Ok(_)) => {}
@@ -303,26 +355,121 @@ where
             take as usize
         };
         let mut slices = [IoSlice::new(&front[..take])];
-        let written = write_all(&mut raw.stream, &mut slices, deadline, timeout).await;
+        let written = tokio::select! {
+            biased;
+            answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
+            written = write_all(&mut to_back, &mut slices, deadline, timeout) => written,
+        };
+        // A backend that answered and closed (a reset, with its answer
+        // already received) breaks the write: the answer still wins.
+        if let Err(error) = &written
+            && watching
+                .answered(error, (&mut from_back, back), (deadline, timeout))
+                .await
+        {
+            return Ok(true);
+        }
         written.map_err(|_| Failure::Bad("The backend stopped reading the body."))?;
         prepared.record.bytes_in += take as u64;
         front.drain(..take);
     }
-    Ok(())
+    Ok(false)
 }
 
-/// Reads the response head (interim 1xx answers are skipped), within the
-/// back timeout.
+/// What watching a backend for an answer during an upload needs.
+#[derive(Clone, Copy)]
+struct Watching {
+    max: usize,
+    answering: Answering,
+}
+
+impl Watching {
+    /// Reads what the backend sends into `back` until it holds a final
+    /// response head (interim ones before it stay in `back` for
+    /// [`receive_head`]), or bytes that cannot be one (`receive_head` says
+    /// why). Never ends while the backend is quiet; cancel-safe (what was
+    /// read is in `back`).
+    async fn answer(self, from_back: &mut ReadHalf<'_>, back: &mut Vec<u8>) -> Result<(), Failure> {
+        loop {
+            if self.final_head_in(back) {
+                return Ok(());
+            }
+            if back.len() == back.capacity() {
+                back.reserve(back.len().clamp(1024, self.max + 1));
+            }
+            match from_back.read_buf(back).await {
+                Ok(0) | Err(_) if back.is_empty() => return Err(Failure::Silent),
+                Ok(0) | Err(_) => {
+                    return Err(Failure::Bad(
+                        "The backend closed the connection mid-answer.",
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// After a write to the backend failed with `error`: whether the
+    /// backend had answered first (a backend that answers and closes with
+    /// body bytes unread resets the connection, and the reset can reach the
+    /// write before the reactor reports the answer readable). A broken
+    /// connection reads to its end at once; a write that timed out is a
+    /// backend that neither reads nor answers.
+    async fn answered(
+        self,
+        error: &std::io::Error,
+        (from_back, back): (&mut ReadHalf<'_>, &mut Vec<u8>),
+        (deadline, timeout): (&mut Deadline, Duration),
+    ) -> bool {
+        if error.kind() == std::io::ErrorKind::TimedOut {
+            return false;
+        }
+        let answer = deadline.within(timeout, self.answer(from_back, back));
+        matches!(answer.await, Ok(Ok(())))
+    }
+
+    /// Whether `back` holds a final head after its interim ones, or bytes
+    /// that do not parse as heads.
+    fn final_head_in(self, back: &[u8]) -> bool {
+        if back.is_empty() {
+            return false;
+        }
+        let mut at = 0;
+        for _ in 0..=MAX_INTERIM {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match head::parse_response(&back[at..], &mut headers, self.max, self.answering) {
+                Ok(Parsed::Complete(head)) if is_interim(head.status) => at += head.len,
+                Ok(Parsed::Partial) => return false,
+                Ok(Parsed::Complete(_)) | Err(_) => return true,
+            }
+        }
+        // More interim answers than allowed: receive_head refuses them.
+        true
+    }
+}
+
+/// Reads the response head within the back timeout, after what the back
+/// buffer holds already; interim (1xx) answers before it go on to the
+/// client (RFC 9110 §15.2), hop-by-hop headers out.
 async fn receive_head<C>(
     conn: &mut Conn<C>,
     raw: &mut RawConnection,
     prepared: &Prepared,
     config: &ListenerSettings,
     timeout: Duration,
-) -> Result<Response, Failure> {
+) -> Result<Response, Failure>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let max = conn.context.shared.options.max_header_size;
-    let back = &mut conn.back;
-    back.clear();
+    let front_timeout = super::seconds(config.front_timeout);
+    let Conn {
+        client,
+        back,
+        deadline,
+        pending,
+        ..
+    } = conn;
     let answering = Answering {
         head_request: prepared.head_request,
         upgrade_requested: false,
@@ -339,7 +486,22 @@ async fn receive_head<C>(
                     if interim > MAX_INTERIM {
                         return Err(Failure::Bad("The backend sent too many interim answers."));
                     }
-                    let len = head.len;
+                    let (len, http10) = (head.len, head.minor_version == 0);
+                    let plan = Plan::new(&back[..], len, head.headers, &EditOptions::default())
+                        .map_err(|_| Failure::Bad("The response has too many headers."))?;
+                    if http10 {
+                        back[7] = b'1';
+                    }
+                    // Written at once, after the answers held back.
+                    let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 4];
+                    let count = plan
+                        .slices(&back[..], &[], &mut slices[1..])
+                        .ok_or(Failure::Bad("The response has too many headers."))?;
+                    slices[0] = IoSlice::new(pending);
+                    let written =
+                        write_all(client, &mut slices[..=count], deadline, front_timeout).await;
+                    pending.clear();
+                    written.map_err(|_| Failure::Client)?;
                     back.drain(..len);
                     continue;
                 }
@@ -358,10 +520,8 @@ async fn receive_head<C>(
                     };
                     let plan = Plan::new(&back[..], head.len, head.headers, &options)
                         .map_err(|_| Failure::Bad("The response has too many headers."))?;
-                    let has_te = head
-                        .headers
-                        .iter()
-                        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+                    let has_te = first(head.headers, "transfer-encoding").is_some();
+                    let has_date = first(head.headers, "date").is_some();
                     return Ok(Response {
                         status: head.status,
                         head_len: head.len,
@@ -369,6 +529,7 @@ async fn receive_head<C>(
                         persistent: head.connection.persistent(head.minor_version),
                         http10: head.minor_version == 0,
                         has_transfer_encoding: has_te,
+                        has_date,
                         plan,
                     });
                 }
@@ -381,7 +542,7 @@ async fn receive_head<C>(
         }
         let had = back.len();
         let read = tokio::select! {
-            read = conn.deadline.within(timeout, raw.stream.read_buf(back)) => read,
+            read = deadline.within(timeout, raw.stream.read_buf(back)) => read,
             () = raw.registration.closed() => return Err(Failure::Bad("The backend session was closed.")),
         };
         match read {
@@ -419,4 +580,32 @@ pub(super) async fn write_all<W: AsyncWrite + Unpin>(
         .within(timeout, writer.flush())
         .await
         .map_err(timed_out)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answering, MAX_INTERIM, Watching};
+
+    #[test]
+    fn only_a_final_head_counts_as_an_answer() {
+        let watching = Watching {
+            max: 16 * 1024,
+            answering: Answering::default(),
+        };
+        // Nothing yet, part of a head, interim answers alone: keep sending.
+        assert!(!watching.final_head_in(b""));
+        assert!(!watching.final_head_in(b"HTTP/1.1 413 Payload"));
+        assert!(!watching.final_head_in(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 4";
+        assert!(!watching.final_head_in(hints));
+        // A final head, after interim ones or not: the answer.
+        assert!(watching.final_head_in(b"HTTP/1.1 413 Payload Too Large\r\n\r\n"));
+        let after = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\n\r\n";
+        assert!(watching.final_head_in(after));
+        // Bytes that are no head, or too many interim answers: receive_head
+        // says what is wrong.
+        assert!(watching.final_head_in(b"garbage\r\n\r\n"));
+        let many = b"HTTP/1.1 102 Processing\r\n\r\n".repeat(MAX_INTERIM + 1);
+        assert!(watching.final_head_in(&many));
+    }
 }

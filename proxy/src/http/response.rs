@@ -29,6 +29,8 @@ pub(super) struct Response {
     /// An HTTP/1.0 status line (sent on as HTTP/1.1).
     pub(super) http10: bool,
     pub(super) has_transfer_encoding: bool,
+    /// The response carries a `Date` (else the relay adds one).
+    pub(super) has_date: bool,
     pub(super) plan: Plan,
 }
 
@@ -156,6 +158,10 @@ where
     lines.clear();
     let id = prepared.record.id();
     push_line(lines, config.id_header.as_str().as_bytes(), id.as_bytes());
+    if !response.has_date {
+        // RFC 9110 §6.6.1: a proxy adds the Date a response lacks.
+        push_line(lines, b"Date", &crate::date::now());
+    }
     for edit in prepared.admitted.route.response_headers() {
         if !edit.is_removal() {
             push_line(lines, edit.name.as_bytes(), edit.value.as_bytes());
