@@ -62,10 +62,11 @@ where
     let mut failed_exchange: Option<String> = None;
     let mut attempt = 0;
     while attempt < attempts {
+        let sticky = super::relay_rewrite::sticky_value(&prepared, &conn.sticky);
         let chosen = cluster
             .balancer
             .borrow_mut()
-            .choose(Instant::now(), None, &tried);
+            .choose(Instant::now(), sticky, &tried);
         let Some(backend) = chosen else { break };
         prepared.record.backend = Some(backend.clone());
         let (mut raw, reused) = match shared.pool.take_raw(&backend) {
@@ -262,9 +263,10 @@ where
     };
     {
         let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 8];
+        let (start, lines) = lines.split_at(prepared.start_len);
         let count = prepared
             .plan
-            .slices(&front[..], &[&lines[..]], &mut slices)
+            .slices_with_start(start, &front[..], &[lines], &mut slices)
             .ok_or(Failure::Client)?;
         slices[count] = IoSlice::new(&front[body_start..body_start + prefix]);
         let written = write_all(&mut raw.stream, &mut slices[..=count], deadline, timeout).await;

@@ -163,6 +163,7 @@ where
             push_line(lines, edit.name.as_bytes(), edit.value.as_bytes());
         }
     }
+    super::relay_rewrite::push_set_cookie(lines, &prepared, &conn.sticky, &raw.backend, config);
     if close {
         lines.extend_from_slice(b"Connection: close\r\n");
     }
