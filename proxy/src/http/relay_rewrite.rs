@@ -48,11 +48,14 @@ pub(super) fn relayable(route: &Route) -> bool {
                 .iter()
                 .any(|edit| edit.name.eq_ignore_ascii_case("x-forwarded-host"))
     });
-    let path_ok = route.rewrite_path().is_none_or(|path| {
-        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
-        path.starts_with('/') && path.len() < usize::from(u16::MAX) - 1 && path.bytes().all(allowed)
-    });
-    host_ok && path_ok
+    host_ok && route.rewrite_path().is_none_or(path_relayable)
+}
+
+/// An origin-form target of RFC 3986 path and query characters, which
+/// hyper's URI parser takes as it is.
+fn path_relayable(path: &str) -> bool {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+    path.starts_with('/') && path.len() < usize::from(u16::MAX) - 1 && path.bytes().all(allowed)
 }
 
 /// Appends the rewritten request line; returns its length.
@@ -293,6 +296,28 @@ mod tests {
         assert!(out.is_empty());
         push_other_cookies(&mut out, &headers[..1], "LB", &[]);
         assert_eq!(out, b"Cookie: a=1\r\n");
+    }
+
+    #[test]
+    fn a_path_the_relay_writes_is_one_the_hyper_path_sends_unchanged() {
+        let every = "/azAZ09-._~!$&'()*+,;=:@/?%2F?x=/y";
+        for path in ["/", "/inner?x=1", every, "/a%zz"] {
+            assert!(path_relayable(path), "{path}");
+            let uri: http::Uri = path.parse().unwrap();
+            assert_eq!(uri.path_and_query().unwrap().as_str(), path);
+        }
+        for path in [
+            "",
+            "inner",
+            "http://a/b",
+            "/a b",
+            "/a|b",
+            "/a#b",
+            "/é",
+            "/a\"b",
+        ] {
+            assert!(!path_relayable(path), "{path}");
+        }
     }
 
     #[test]
