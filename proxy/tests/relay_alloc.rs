@@ -1,9 +1,11 @@
 //! The HTTP/1.1 relay allocates nothing per request on its common path
 //! (routing, forwarding headers, request id, metrics, pooled backend
-//! connection) once warm: a counting global allocator sees no allocation
-//! in the whole process while a keep-alive client sends a thousand requests
-//! through a real proxy server to a real backend on 127.0.0.1. The client
-//! and the backend here use fixed buffers and allocate nothing themselves.
+//! connection) once warm, nor for a sticky cluster (the cookie taken out,
+//! `Set-Cookie` added) or a frontend with host/path rewrites: a counting
+//! global allocator sees no allocation in the whole process while a
+//! keep-alive client sends a thousand requests of each kind through a real
+//! proxy server to a real backend on 127.0.0.1. The client and the backend
+//! here use fixed buffers and allocate nothing themselves.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -50,6 +52,21 @@ static GLOBAL: Counting = Counting;
 const DEADLINE: Duration = Duration::from_secs(20);
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-From: backend\r\n\r\nhello";
 const REQUEST: &[u8] = b"GET /alloc?q=1 HTTP/1.1\r\nHost: alloc.test\r\nUser-Agent: relay-alloc\r\nX-Forwarded-For: 10.0.0.1\r\nAccept: */*\r\n\r\n";
+/// To the sticky cluster, naming its backend: no `Set-Cookie` back.
+const STICKY: &[u8] = b"GET /s HTTP/1.1\r\nHost: sticky.test\r\nX-Forwarded-For: 10.0.0.1\r\nCookie: a=1; LB=alloc-s; b=2\r\n\r\n";
+/// To the sticky cluster, naming a backend that is not there: balanced,
+/// and a `Set-Cookie` back.
+const STALE: &[u8] = b"GET /stale HTTP/1.1\r\nHost: sticky.test\r\nX-Forwarded-For: 10.0.0.1\r\nCookie: LB=gone\r\n\r\n";
+/// To the frontend that rewrites host and path.
+const REWRITE: &[u8] =
+    b"GET /outer HTTP/1.1\r\nHost: rewrite.test\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n";
+/// Each request and whether its response sets the sticky cookie.
+const CASES: [(&[u8], bool); 4] = [
+    (REQUEST, false),
+    (STICKY, false),
+    (STALE, true),
+    (REWRITE, false),
+];
 
 /// Where `\r\n\r\n` ends in `bytes`, if it does.
 fn head_end(bytes: &[u8]) -> Option<usize> {
@@ -83,8 +100,20 @@ fn serve_backend(mut stream: TcpStream) {
         while let Some(end) = head_end(&buffer[..filled]) {
             let head = &buffer[..end];
             let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
+            // Forwarding headers added, the sticky cookie taken out (the
+            // others kept), the rewrites applied.
+            let rewritten = !has(b"rewrite.test")
+                || (head.starts_with(b"GET /inner?r=1 HTTP/1.1\r\n")
+                    && has(b"\r\nHost: internal.test\r\n")
+                    && has(b"\r\nX-Forwarded-Host: rewrite.test\r\n"));
+            let sticky = (!head.starts_with(b"GET /s ") || has(b"\r\nCookie: a=1; b=2\r\n"))
+                && (!head.starts_with(b"GET /stale ") || !has(b"Cookie"));
             assert!(
-                has(b"X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n") && has(b"sozu-id: "),
+                has(b"X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n")
+                    && has(b"sozu-id: ")
+                    && !has(b"LB=")
+                    && rewritten
+                    && sticky,
                 "{}",
                 String::from_utf8_lossy(head)
             );
@@ -110,10 +139,15 @@ fn answer_to(receiver: &mut ResponseReceiver, id: &str) -> WorkerResponse {
     }
 }
 
-/// Sends one request on `stream` and reads its whole response into
-/// `buffer`; returns the response's length.
-fn exchange(stream: &mut TcpStream, buffer: &mut [u8]) -> usize {
-    stream.write_all(REQUEST).unwrap();
+/// Sends `request` on `stream` and reads its whole response into
+/// `buffer`, checking whether it sets the sticky cookie; returns the
+/// response's length.
+fn exchange(
+    stream: &mut TcpStream,
+    buffer: &mut [u8],
+    (request, sets_cookie): (&[u8], bool),
+) -> usize {
+    stream.write_all(request).unwrap();
     let mut filled = 0;
     loop {
         let read = stream.read(&mut buffer[filled..]).unwrap();
@@ -124,6 +158,16 @@ fn exchange(stream: &mut TcpStream, buffer: &mut [u8]) -> usize {
         {
             assert!(buffer.starts_with(b"HTTP/1.1 200 OK\r\n"));
             assert_eq!(&buffer[end..end + 5], b"hello");
+            let set_cookie = b"\r\nSet-Cookie: LB=alloc-s; Path=/\r\n";
+            let found = buffer[..end]
+                .windows(set_cookie.len())
+                .any(|w| w == set_cookie);
+            assert_eq!(
+                found,
+                sets_cookie,
+                "{}",
+                String::from_utf8_lossy(&buffer[..end])
+            );
             return filled;
         }
     }
@@ -147,6 +191,7 @@ fn a_warm_relay_allocates_nothing_per_request() {
                 back_timeout: 30,
                 connect_timeout: 3,
                 request_timeout: 10,
+                sticky_name: "LB".into(),
                 active: true,
                 ..Default::default()
             }),
@@ -178,6 +223,47 @@ fn a_warm_relay_allocates_nothing_per_request() {
                 ..Default::default()
             }),
         ),
+        (
+            "sticky cluster",
+            RequestType::AddCluster(Cluster {
+                cluster_id: "sticky".into(),
+                sticky_session: true,
+                ..Default::default()
+            }),
+        ),
+        (
+            "sticky frontend",
+            RequestType::AddHttpFrontend(RequestHttpFrontend {
+                cluster_id: Some("sticky".into()),
+                address: listen.into(),
+                hostname: "sticky.test".into(),
+                path: PathRule::default(),
+                position: RulePosition::Tree as i32,
+                ..Default::default()
+            }),
+        ),
+        (
+            "sticky backend",
+            RequestType::AddBackend(AddBackend {
+                cluster_id: "sticky".into(),
+                backend_id: "alloc-s".into(),
+                address: backend.into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "rewrite frontend",
+            RequestType::AddHttpFrontend(RequestHttpFrontend {
+                cluster_id: Some("alloc".into()),
+                address: listen.into(),
+                hostname: "rewrite.test".into(),
+                path: PathRule::default(),
+                position: RulePosition::Tree as i32,
+                rewrite_host: Some("internal.test".into()),
+                rewrite_path: Some("/inner?r=1".into()),
+                ..Default::default()
+            }),
+        ),
     ];
     for (id, request) in steps {
         sender.request(id, request).unwrap();
@@ -190,13 +276,13 @@ fn a_warm_relay_allocates_nothing_per_request() {
     let mut buffer = vec![0u8; 8192];
     // Warm-up: the connection's buffers, the backend connection in the
     // pool, the metrics' entries for the cluster and backend.
-    for _ in 0..200 {
-        exchange(&mut stream, &mut buffer);
+    for round in 0..200 {
+        exchange(&mut stream, &mut buffer, CASES[round % CASES.len()]);
     }
     let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let requests = 1000;
-    for _ in 0..requests {
-        exchange(&mut stream, &mut buffer);
+    let requests = 1000 * CASES.len();
+    for round in 0..requests {
+        exchange(&mut stream, &mut buffer, CASES[round % CASES.len()]);
     }
     let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
     assert_eq!(

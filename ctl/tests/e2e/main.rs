@@ -27,6 +27,7 @@ mod http_bad_input;
 mod http_balancing;
 mod http_bodies;
 mod http_relay;
+mod http_relay_rewrite;
 mod http_routing;
 mod logs;
 mod prometheus;

@@ -69,10 +69,11 @@ where
     let mut failed_exchange: Option<String> = None;
     let mut attempt = 0;
     while attempt < attempts {
+        let sticky = super::relay_rewrite::sticky_value(&prepared, &conn.sticky);
         let chosen = cluster
             .balancer
             .borrow_mut()
-            .choose(Instant::now(), None, &tried);
+            .choose(Instant::now(), sticky, &tried);
         let Some(backend) = chosen else { break };
         prepared.record.backend = Some(backend.clone());
         let (mut raw, reused) = match shared.pool.take_raw(&backend) {
@@ -293,7 +294,8 @@ where
     };
     {
         head.clear();
-        prepared.plan.extend_into(&front[..], lines, head);
+        let (start, lines) = lines.split_at(prepared.start_len);
+        prepared.plan.extend_into(start, &front[..], lines, head);
         let body = &front[body_start..body_start + prefix];
         let mut slices = [IoSlice::new(head), IoSlice::new(body)];
         let (mut from_back, mut to_back) = raw.stream.split();

@@ -6,13 +6,16 @@
 //! follows by its framing, then the response comes back the same way
 //! ([`super::forward`]).
 //!
+//! Sticky sessions and a frontend's host/path rewrites are applied here as
+//! on the hyper path ([`super::relay_rewrite`]).
+//!
 //! What the relay does not serve yet goes to hyper with the bytes already
 //! read ([`Ending::HandOver`]): HTTP/1.0, absolute-form and `*` targets,
-//! upgrades (WebSocket), `Expect`, clusters with HTTP/2 backends or sticky
-//! sessions, frontends with host/path rewrites or with header edits the
-//! relay does not apply itself (more than [`MAX_EDITS`], invalid ones, or
-//! ones on a header it writes). Every request passed the codec's rules
-//! first, whichever path serves it.
+//! upgrades (WebSocket), `Expect`, clusters with HTTP/2 backends, rewrites
+//! the relay cannot apply as hyper would ([`super::relay_rewrite::relayable`]),
+//! frontends with header edits the relay does not apply itself (more than
+//! [`MAX_EDITS`], invalid ones, or ones on a header it writes). Every
+//! request passed the codec's rules first, whichever path serves it.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use super::access::{LogFields, Record};
 use super::answer::{Exchange, listener_template};
 use super::forward::write_all;
 use super::policy::{self, Admitted, Asked};
+use super::relay_rewrite::{self, Changes};
 use super::{ConnectionContext, record_refusal, seconds};
 use crate::answers::{self, AnswerContext};
 use crate::deadline::Deadline;
@@ -75,11 +79,14 @@ pub(super) struct Conn<C> {
     pub(super) front: Vec<u8>,
     /// Bytes from the backend.
     pub(super) back: Vec<u8>,
-    /// Header lines appended to the head being forwarded.
+    /// Header lines appended to the head being forwarded, after the
+    /// rewritten request line if any ([`Prepared::start_len`]).
     pub(super) lines: Vec<u8>,
     /// The head sent to the backend, copied from its kept runs and
     /// `lines`.
     pub(super) head: Vec<u8>,
+    /// The value of the request's sticky cookie ([`Prepared::sticky`]).
+    pub(super) sticky: Vec<u8>,
     /// The access log fields of the request under way.
     pub(super) log: Vec<u8>,
     /// The timer of every timeout on both sides.
@@ -108,6 +115,11 @@ pub(super) struct Prepared {
     /// The client asked to close after this request.
     pub(super) close: bool,
     pub(super) plan: Plan,
+    /// The length of the rewritten request line at the start of
+    /// [`Conn::lines`] (0: the received one is kept).
+    pub(super) start_len: usize,
+    /// The request named a sticky backend (its value in [`Conn::sticky`]).
+    pub(super) sticky: bool,
     pub(super) admitted: Admitted,
     pub(super) record: Record,
 }
@@ -146,6 +158,7 @@ where
         back: shared.buffers.take(),
         lines: Vec::with_capacity(512),
         head: Vec::with_capacity(1024),
+        sticky: Vec::new(),
         log: Vec::new(),
         deadline: Deadline::new(floor),
         pending: Vec::new(),
@@ -424,23 +437,34 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             secure: config.secure,
         };
         let values = self.context.forwarding(&origin);
+        let route = &admitted.route;
+        let changes = Changes {
+            host: route.rewrite_host(),
+            path: route.rewrite_path(),
+            sticky_name: admitted
+                .cluster_config
+                .sticky_session
+                .then_some(config.sticky_name.as_str()),
+        };
         let planned = plan_request(
             config,
             &self.front,
             &head,
-            &values,
-            &record,
-            admitted.route.request_headers(),
-            &mut self.lines,
+            (&values, &record),
+            route.request_headers(),
+            changes,
+            (&mut self.lines, &mut self.sticky),
         );
         match planned {
-            Some(plan) => Step::Forward(Prepared {
+            Some((plan, start_len, sticky)) => Step::Forward(Prepared {
                 head_len: head.len,
                 framing: head.framing,
                 head_request: head.method == "HEAD",
                 replayable: head.framing == Framing::Empty && idempotent(head.method),
                 close: !head.connection.persistent(head.minor_version),
                 plan,
+                start_len,
+                sticky,
                 admitted,
                 record,
             }),
@@ -487,24 +511,33 @@ fn shortest_timeout(config: &ListenerSettings) -> Duration {
     seconds(timeouts.into_iter().min().unwrap_or(1))
 }
 
-/// Plans the head sent to the backend: the lines kept, and in
-/// `lines` the forwarding headers and request id appended.
+/// Names the relay drops itself besides the edits' (forwarding headers,
+/// request id, rewritten host, sticky cookie).
+const OWN_DROPS: usize = 7;
+
+/// Plans the head sent to the backend: the lines kept, and in `lines` the
+/// rewritten request line (its length returned), then the forwarding
+/// headers, request id and rewritten lines appended. The sticky cookie's
+/// value goes in `sticky` (whether there was one returned).
 fn plan_request(
     config: &ListenerSettings,
     front: &[u8],
     head: &RequestHead<'_, '_>,
-    values: &ForwardingValues,
-    record: &Record,
+    (values, record): (&ForwardingValues, &Record),
     edits: &[HeaderEdit],
-    lines: &mut Vec<u8>,
-) -> Option<Plan> {
+    changes: Changes<'_>,
+    (lines, sticky): (&mut Vec<u8>, &mut Vec<u8>),
+) -> Option<(Plan, usize, bool)> {
     let (x_forwarded, rfc7239) = forwarding::modes(config.forwarded_headers);
     let id_name = config.id_header.as_str();
-    let mut dropped = [""; 4 + MAX_EDITS];
+    let mut dropped = [""; OWN_DROPS + MAX_EDITS];
     let mut count = 0;
     lines.clear();
-    apply_edits(edits, &mut dropped[4..], &mut count, lines);
-    // The edits' names go after the four slots of the relay's own.
+    let start_len = changes.path.map_or(0, |path| {
+        relay_rewrite::push_request_line(lines, head.method, path)
+    });
+    apply_edits(edits, &mut dropped[OWN_DROPS..], &mut count, lines);
+    // The edits' names go after the slots of the relay's own.
     let edited = count;
     count = 0;
     let mut drop_name = |name| {
@@ -521,13 +554,33 @@ fn plan_request(
         drop_name("x-real-ip");
     }
     drop_name(id_name);
-    dropped.copy_within(4..4 + edited, count);
+    let original_host = relay_rewrite::original_host(head.headers);
+    if changes.host.is_some() {
+        drop_name("host");
+        if original_host.is_some() {
+            drop_name("x-forwarded-host");
+        }
+    }
+    let sticky_name = changes
+        .sticky_name
+        .filter(|name| relay_rewrite::find_sticky(head.headers, name, sticky));
+    if sticky_name.is_some() {
+        drop_name("cookie");
+    }
+    dropped.copy_within(OWN_DROPS..OWN_DROPS + edited, count);
     let options = EditOptions {
         drop: &dropped[..count + edited],
+        drop_start_line: start_len > 0,
         ..Default::default()
     };
     let plan = Plan::new(front, head.len, head.headers, &options).ok()?;
     let headers = head.headers;
+    if let Some(host) = changes.host {
+        relay_rewrite::push_host(lines, host, original_host);
+    }
+    if let Some(name) = sticky_name {
+        relay_rewrite::push_other_cookies(lines, headers, name, edits);
+    }
     if x_forwarded {
         let existing = first(headers, "x-forwarded-for");
         push_list_line(lines, b"X-Forwarded-For", existing, values.client_ip());
@@ -550,7 +603,7 @@ fn plan_request(
         push_line(lines, b"X-Request-Id", id.as_bytes());
     }
     push_line(lines, id_name.as_bytes(), id.as_bytes());
-    Some(plan)
+    Some((plan, start_len, sticky_name.is_some()))
 }
 
 /// Whether the relay serves requests of this frontend and cluster (the
@@ -562,11 +615,9 @@ fn relayable(admitted: &Admitted, id_name: &str) -> bool {
         ..
     } = admitted;
     cluster_config.http2 != Some(true)
-        && !cluster_config.sticky_session
         && edits_relayable(route.request_headers(), id_name)
         && edits_relayable(route.response_headers(), id_name)
-        && route.rewrite_host().is_none()
-        && route.rewrite_path().is_none()
+        && relay_rewrite::relayable(route)
 }
 
 /// Header edits of a frontend the relay applies itself.

@@ -167,6 +167,7 @@ where
             push_line(lines, edit.name.as_bytes(), edit.value.as_bytes());
         }
     }
+    super::relay_rewrite::push_set_cookie(lines, &prepared, &conn.sticky, &raw.backend, config);
     if close {
         lines.extend_from_slice(b"Connection: close\r\n");
     }
@@ -240,7 +241,7 @@ where
     let mut done = first.done;
     {
         // The head goes after the responses held back, if any: one write.
-        response.plan.extend_into(&back[..], lines, pending);
+        response.plan.extend_into(&[], &back[..], lines, pending);
         let data = &back[start..start + first.consumed];
         if first.done && hold && !front.is_empty() && pending.len() + data.len() <= PIPELINE_BATCH {
             // A whole response while the client's next request already

@@ -28,6 +28,9 @@ pub struct EditOptions<'a> {
     /// More header names to drop (case-insensitive), e.g. the ones the
     /// caller replaces with its own lines.
     pub drop: &'a [&'a str],
+    /// Drop the start line (a request line the caller rewrites): the
+    /// caller gives its own to [`EditPlan::slices_with_start`].
+    pub drop_start_line: bool,
 }
 
 /// The plan had more kept runs than its capacity `RUNS`: with `RUNS` one
@@ -42,6 +45,7 @@ pub struct EditPlan<const RUNS: usize> {
     runs: [(u32, u32); RUNS],
     count: usize,
     upgrading: bool,
+    start_dropped: bool,
 }
 
 /// Trailer is not hop-by-hop in RFC 9110 (§6.6.2), but the hyper path
@@ -110,10 +114,19 @@ impl<const RUNS: usize> EditPlan<RUNS> {
             runs: [(0, 0); RUNS],
             count: 0,
             upgrading: options.upgrading,
+            start_dropped: options.drop_start_line,
         };
         // The kept bytes end before the final empty line.
         let body_start = head_len - 2;
         let mut run_start = 0;
+        if options.drop_start_line {
+            // The start line ends at the head's first LF (a bare LF was
+            // refused by the codec, so it is the end of a CRLF).
+            run_start = buf[..body_start]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(body_start, |lf| lf + 1);
+        }
         let names_others = connection_names_others(headers);
         for header in headers {
             if !is_dropped(header.name, headers, options, names_others) {
@@ -150,7 +163,7 @@ impl<const RUNS: usize> EditPlan<RUNS> {
 
     /// How many `IoSlice`s [`EditPlan::slices`] writes for `appended` lines.
     pub fn slice_count(&self, appended: usize) -> usize {
-        self.count + appended + usize::from(self.upgrading) + 1
+        self.count + appended + usize::from(self.upgrading) + usize::from(self.start_dropped) + 1
     }
 
     /// Appends the new head to `out`: the kept runs of `buf`, then
@@ -158,7 +171,12 @@ impl<const RUNS: usize> EditPlan<RUNS> {
     /// empty line. A head is a few hundred bytes: copying it into a buffer
     /// the connection reuses costs less than describing it as one slice per
     /// run.
-    pub fn extend_into(&self, buf: &[u8], appended: &[u8], out: &mut Vec<u8>) {
+    /// `start` (a whole start line) comes first in place of the received
+    /// one when the plan dropped it ([`EditOptions::drop_start_line`]).
+    pub fn extend_into(&self, start: &[u8], buf: &[u8], appended: &[u8], out: &mut Vec<u8>) {
+        if self.start_dropped {
+            out.extend_from_slice(start);
+        }
         for run in self.kept() {
             out.extend_from_slice(&buf[run]);
         }
@@ -179,6 +197,19 @@ impl<const RUNS: usize> EditPlan<RUNS> {
         appended: &[&'a [u8]],
         out: &mut [IoSlice<'a>],
     ) -> Option<usize> {
+        self.slices_with_start(&[], buf, appended, out)
+    }
+
+    /// [`EditPlan::slices`], with `start` (a whole start line, CRLF
+    /// included) first in place of the dropped one when the plan dropped
+    /// it ([`EditOptions::drop_start_line`]); ignored otherwise.
+    pub fn slices_with_start<'a>(
+        &self,
+        start: &'a [u8],
+        buf: &'a [u8],
+        appended: &[&'a [u8]],
+        out: &mut [IoSlice<'a>],
+    ) -> Option<usize> {
         let count = self.slice_count(appended.len());
         if out.len() < count {
             return None;
@@ -188,9 +219,10 @@ impl<const RUNS: usize> EditPlan<RUNS> {
         } else {
             &[]
         };
-        let pieces = self
-            .kept()
-            .map(|run| &buf[run])
+        let start = self.start_dropped.then_some(start);
+        let pieces = start
+            .into_iter()
+            .chain(self.kept().map(|run| &buf[run]))
             .chain(appended.iter().copied())
             .chain(upgrade.iter().copied())
             .chain(std::iter::once(&b"\r\n"[..]));

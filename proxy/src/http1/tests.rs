@@ -1082,9 +1082,51 @@ fn the_edit_plan_drops_hop_by_hop_lines_and_appends() {
     );
     // The copy says the same as the slices.
     let mut copied = b"before".to_vec();
-    plan.extend_into(buf, appended[0], &mut copied);
+    plan.extend_into(b"", buf, appended[0], &mut copied);
     assert_eq!(copied[..6], *b"before");
     assert_eq!(copied[6..], written[..]);
+}
+
+#[test]
+fn the_edit_plan_replaces_a_dropped_request_line_with_the_callers() {
+    let buf = b"GET /old?q=1 HTTP/1.1\r\nHost: a\r\nX-Kept: 2\r\n\r\n";
+    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, MAX_HEAD) else {
+        panic!("parsed");
+    };
+    let options = EditOptions {
+        drop: &["host"],
+        drop_start_line: true,
+        ..EditOptions::default()
+    };
+    let plan: EditPlan<{ SLOTS + 1 }> =
+        EditPlan::new(buf, head.len, head.headers, &options).unwrap();
+    let appended: [&[u8]; 1] = [b"Host: b\r\n"];
+    let mut slices = [std::io::IoSlice::new(&[]); SLOTS + 4];
+    let start = b"GET /new HTTP/1.1\r\n";
+    let count = plan
+        .slices_with_start(start, buf, &appended, &mut slices)
+        .unwrap();
+    assert_eq!(count, plan.slice_count(1));
+    let written: Vec<u8> = slices[..count]
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect();
+    assert_eq!(
+        String::from_utf8(written).unwrap(),
+        "GET /new HTTP/1.1\r\nX-Kept: 2\r\nHost: b\r\n\r\n"
+    );
+    // Without the option, the start line given is ignored.
+    let kept: EditPlan<{ SLOTS + 1 }> =
+        EditPlan::new(buf, head.len, head.headers, &EditOptions::default()).unwrap();
+    let count = kept
+        .slices_with_start(start, buf, &[], &mut slices)
+        .unwrap();
+    let written: Vec<u8> = slices[..count]
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect();
+    assert_eq!(&written[..], &buf[..]);
 }
 
 #[test]
@@ -1111,7 +1153,7 @@ fn an_upgrade_keeps_upgrade_and_connection_cannot_drop_host() {
         "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nContent-Length: 0\r\nConnection: upgrade\r\n\r\n"
     );
     let mut copied = Vec::new();
-    plan.extend_into(buf, b"", &mut copied);
+    plan.extend_into(b"", buf, b"", &mut copied);
     assert_eq!(copied, written);
 }
 
