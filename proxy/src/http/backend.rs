@@ -2,16 +2,19 @@
 //! path alike: both take them from, and give them back to, the same
 //! [`crate::pool::BackendPool`] as [`RawConnection`]s.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::balancer::Backend;
+use crate::body::ForwardedBody;
 use crate::context::{ClusterRuntime, Shared};
 use crate::deadline::Deadline;
-use crate::pool::RawConnection;
+use crate::pool::{BackendSender, RawConnection};
 
 /// Opens a connection to `backend`, telling its balancer how it went, and
 /// counts it (backend's connections, metrics, sessions `close_sessions`
@@ -74,4 +77,48 @@ pub(super) async fn connect(
         RawConnection::new(stream, backend.clone(), registration, on_close),
         elapsed,
     ))
+}
+
+/// Runs hyper's HTTP/1.1 client over a pooled connection, for one exchange
+/// of the hyper path. When the exchange ended cleanly on a connection the
+/// backend keeps alive ([`crate::pool::BackendPool::give`]) and hyper lets
+/// go of the stream with nothing unread, the stream goes back to the pool
+/// for the next request of either path; otherwise it closes. A protocol
+/// upgrade (`upgrade`) keeps the stream for good.
+pub(super) async fn drive(
+    shared: &Rc<Shared>,
+    raw: RawConnection,
+    upgrade: bool,
+) -> std::io::Result<BackendSender> {
+    let (stream, detached) = raw.detach();
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, ForwardedBody>(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    let reusable = Rc::new(Cell::new(false));
+    let kept = reusable.clone();
+    let shared = shared.clone();
+    tokio::task::spawn_local(async move {
+        // Ends with the exchange, or when `close_sessions` asks; dropping
+        // `detached` closes the connection's accounting.
+        if upgrade {
+            tokio::select! {
+                _ = connection.with_upgrades() => {}
+                () = detached.closed() => {}
+            }
+            return;
+        }
+        let parts = tokio::select! {
+            parts = connection.without_shutdown() => parts.ok(),
+            () = detached.closed() => None,
+        };
+        if let Some(parts) = parts
+            && kept.get()
+            && parts.read_buf.is_empty()
+        {
+            let stream = parts.io.into_inner();
+            shared.pool.give_raw(detached.attach(stream));
+        }
+    });
+    Ok(BackendSender::Http1 { sender, reusable })
 }
