@@ -163,3 +163,31 @@ fn the_hyper_path_keeps_no_connection_its_backend_closes() {
     assert_eq!((answer.status, answer.text().as_str()), (200, "3"));
     assert_eq!(backend.connections.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_connection_the_hyper_path_pooled_closes_when_its_backend_is_removed() {
+    use sozu_command::proto::command::{EventKind, RemoveBackend, request::RequestType};
+    let backend = Backend::start("gone");
+    let site = HttpsSite::start(1, |_| {});
+    site.certificate(&["gone.test"]);
+    site.serve("gone.test", "gone", backend.address);
+    let mut events = site.daemon.subscribe();
+
+    let (status, body) = h2_get(site.https_port, "gone.test", "/");
+    assert_eq!((status, body.as_str()), (200, "gone"));
+    wait_pool(&site.daemon, 1);
+    assert_eq!(open_connections(&site.daemon, "gone"), 1);
+    site.daemon.ok(RequestType::RemoveBackend(RemoveBackend {
+        cluster_id: "gone".into(),
+        backend_id: "gone".into(),
+        address: backend.address.into(),
+    }));
+    // The idle connection is closed and counted as such: the backend is
+    // drained.
+    let drained = events.wait_for(WAIT, |event| {
+        event.kind == EventKind::RemovedBackendHasNoConnections as i32
+            && event.backend_id.as_deref() == Some("gone")
+    });
+    assert!(drained.is_some(), "events: {:?}", events.seen);
+    assert_eq!(pool_size(&site.daemon), 0);
+}
