@@ -2,6 +2,14 @@
 //! connections waiting for their next request, and one shared HTTP/2
 //! cleartext (h2c) connection per backend of the clusters that speak
 //! HTTP/2, which carries every request to that backend at once.
+//!
+//! The HTTP/1.1 connections are [`RawConnection`]s, one kind for the whole
+//! server: the relay writes and reads their bytes itself, the hyper path
+//! (HTTP/2 clients, requests the relay hands over) runs hyper's HTTP/1.1
+//! client over the same stream for one exchange
+//! ([`RawConnection::detach`]) and gives the stream back when hyper is
+//! done with it cleanly. A connection either path opened serves the next
+//! request of either path.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -22,16 +30,57 @@ use crate::sessions::Registration;
 /// Idle connections kept per backend address; more are closed.
 const MAX_IDLE_PER_BACKEND: usize = 256;
 
-/// An HTTP/1.1 connection to a backend that the relay drives itself (raw
-/// bytes, no hyper): back in the pool only after a response that ended
-/// cleanly.
+/// An HTTP/1.1 connection to a backend, driven by the relay (raw bytes)
+/// or by hyper's client (after [`RawConnection::detach`]): back in the
+/// pool only after a response that ended cleanly.
 pub(crate) struct RawConnection {
     pub(crate) stream: tokio::net::TcpStream,
     pub(crate) backend: std::sync::Arc<Backend>,
     /// Its place among the sessions `close_sessions` can end.
     pub(crate) registration: Registration,
-    /// Run once when the connection closes (accounting).
-    on_close: Option<Box<dyn FnOnce()>>,
+    on_close: OnClose,
+}
+
+/// Accounting run once when a connection closes (dropped).
+struct OnClose(Option<Box<dyn FnOnce()>>);
+
+impl Drop for OnClose {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.0.take() {
+            on_close();
+        }
+    }
+}
+
+/// A [`RawConnection`] whose stream someone else holds (hyper's client for
+/// one exchange): still counted as open, still one of the sessions
+/// `close_sessions` can end, until it is dropped or gets its stream back.
+pub(crate) struct Detached {
+    backend: std::sync::Arc<Backend>,
+    registration: Registration,
+    on_close: OnClose,
+}
+
+impl Detached {
+    /// Resolves when `close_sessions` asks this connection to end.
+    pub(crate) async fn closed(&self) {
+        self.registration.closed().await;
+    }
+
+    /// The connection again, with its stream back.
+    pub(crate) fn attach(self, stream: tokio::net::TcpStream) -> RawConnection {
+        let Detached {
+            backend,
+            registration,
+            on_close,
+        } = self;
+        RawConnection {
+            stream,
+            backend,
+            registration,
+            on_close,
+        }
+    }
 }
 
 impl RawConnection {
@@ -45,8 +94,24 @@ impl RawConnection {
             stream,
             backend,
             registration,
-            on_close: Some(on_close),
+            on_close: OnClose(Some(on_close)),
         }
+    }
+
+    /// Takes the stream out, for another driver; the rest stays counted.
+    pub(crate) fn detach(self) -> (tokio::net::TcpStream, Detached) {
+        let RawConnection {
+            stream,
+            backend,
+            registration,
+            on_close,
+        } = self;
+        let detached = Detached {
+            backend,
+            registration,
+            on_close,
+        };
+        (stream, detached)
     }
 
     /// Whether an idle connection can still carry a request: the backend
@@ -62,18 +127,15 @@ impl RawConnection {
     }
 }
 
-impl Drop for RawConnection {
-    fn drop(&mut self) {
-        if let Some(on_close) = self.on_close.take() {
-            on_close();
-        }
-    }
-}
-
 /// A connection to a backend, able to carry a request.
 pub(crate) enum BackendSender {
-    /// One exchange at a time; back to the pool after each.
-    Http1(http1::SendRequest<ForwardedBody>),
+    /// hyper's client over a pooled [`RawConnection`], for one exchange:
+    /// the stream goes back to the pool after it when [`BackendPool::give`]
+    /// set `reusable`.
+    Http1 {
+        sender: http1::SendRequest<ForwardedBody>,
+        reusable: Rc<Cell<bool>>,
+    },
     /// A handle on the backend's shared HTTP/2 connection, and which of
     /// the backend's successive connections it is.
     Http2 {
@@ -86,7 +148,7 @@ impl BackendSender {
     /// Waits until the connection can take a request; fails when it closed.
     pub(crate) async fn ready(&mut self) -> hyper::Result<()> {
         match self {
-            BackendSender::Http1(sender) => sender.ready().await,
+            BackendSender::Http1 { sender, .. } => sender.ready().await,
             BackendSender::Http2 { sender, .. } => sender.ready().await,
         }
     }
@@ -99,20 +161,19 @@ impl BackendSender {
     ) -> impl Future<Output = Result<Response<Incoming>, TrySendError<Request<ForwardedBody>>>> + use<>
     {
         match self {
-            BackendSender::Http1(sender) => Either::Left(sender.try_send_request(request)),
+            BackendSender::Http1 { sender, .. } => Either::Left(sender.try_send_request(request)),
             BackendSender::Http2 { sender, .. } => Either::Right(sender.try_send_request(request)),
         }
     }
 }
 
-/// What a request gets from the pool for a backend.
+/// What a request gets from the pool for a backend's HTTP/2 connection.
 pub(crate) enum Checkout {
     /// A connection that is open (it may still turn out closed when used).
     Open(BackendSender),
-    /// Nothing to reuse: the caller opens a connection. For HTTP/2, the
-    /// ticket makes the caller the only one connecting; the others wait
-    /// for its result.
-    Connect(Option<H2Connecting>),
+    /// Nothing to reuse: the caller opens the connection. The ticket makes
+    /// the caller the only one connecting; the others wait for its result.
+    Connect(H2Connecting),
     /// Another request was opening the HTTP/2 connection this one waited
     /// for, and failed: the backend is not reachable right now.
     Failed,
@@ -168,8 +229,7 @@ impl Drop for H2Connecting {
 /// Connections to backends of one server.
 #[derive(Default)]
 pub(crate) struct BackendPool {
-    idle: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<ForwardedBody>>>>,
-    /// Idle connections of the relay.
+    /// Idle HTTP/1.1 connections, of the relay and the hyper path alike.
     raw: RefCell<HashMap<SocketAddr, Vec<RawConnection>>>,
     h2: RefCell<HashMap<SocketAddr, Rc<H2Slot>>>,
     /// Set when the server stops: nothing is kept for later any more.
@@ -177,17 +237,11 @@ pub(crate) struct BackendPool {
 }
 
 impl BackendPool {
-    /// A connection to `address` for one request: an idle HTTP/1.1 one, or
-    /// the shared HTTP/2 one when `http2`, else the word to connect. When
-    /// another request is already opening the HTTP/2 connection, waits for
-    /// it rather than opening a second one.
-    pub(crate) async fn checkout(&self, address: SocketAddr, http2: bool) -> Checkout {
-        if !http2 {
-            return match self.take(address) {
-                Some(sender) => Checkout::Open(BackendSender::Http1(sender)),
-                None => Checkout::Connect(None),
-            };
-        }
+    /// The shared HTTP/2 connection to `address` for one request, else the
+    /// word to connect. When another request is already opening it, waits
+    /// for it rather than opening a second one. (HTTP/1.1 connections come
+    /// from [`BackendPool::take_raw`].)
+    pub(crate) async fn checkout(&self, address: SocketAddr) -> Checkout {
         let slot = self.h2.borrow_mut().entry(address).or_default().clone();
         let failures_before = slot.failures.get();
         loop {
@@ -211,7 +265,7 @@ impl BackendPool {
             }
             if !slot.connecting.get() {
                 slot.connecting.set(true);
-                return Checkout::Connect(Some(H2Connecting { slot: slot.clone() }));
+                return Checkout::Connect(H2Connecting { slot: slot.clone() });
             }
             // Nothing happens between this check and the wait on this
             // thread, and `notify_waiters` wakes waits created before it.
@@ -219,19 +273,7 @@ impl BackendPool {
         }
     }
 
-    /// An idle HTTP/1.1 connection to `address` that is still open, if any.
-    fn take(&self, address: SocketAddr) -> Option<http1::SendRequest<ForwardedBody>> {
-        let mut idle = self.idle.borrow_mut();
-        let connections = idle.get_mut(&address)?;
-        while let Some(sender) = connections.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    /// An idle relay connection opened for `backend` itself that is still
+    /// An idle HTTP/1.1 connection opened for `backend` itself that is still
     /// usable, if any. Connections are kept by address, which two clusters'
     /// backends may share: only one opened for this very backend is handed
     /// out, so that its requests and closing are counted where they belong;
@@ -252,8 +294,8 @@ impl BackendPool {
         None
     }
 
-    /// Keeps a relay connection whose last response ended cleanly, for the
-    /// next request to its backend.
+    /// Keeps an HTTP/1.1 connection whose last response ended cleanly, for
+    /// the next request to its backend.
     pub(crate) fn give_raw(&self, connection: RawConnection) {
         if self.closed.get() || connection.backend.is_removed() {
             return;
@@ -282,27 +324,23 @@ impl BackendPool {
         }
     }
 
-    /// Puts a connection back after a complete exchange. An HTTP/2 handle
-    /// is just dropped: the pool keeps its own.
-    pub(crate) fn give(&self, address: SocketAddr, sender: BackendSender) {
-        let BackendSender::Http1(sender) = sender else {
-            return;
-        };
-        if sender.is_closed() || self.closed.get() {
-            return;
-        }
-        let mut idle = self.idle.borrow_mut();
-        let connections = idle.entry(address).or_default();
-        if connections.len() < MAX_IDLE_PER_BACKEND {
-            connections.push(sender);
+    /// Ends the hyper path's use of a connection after an exchange that
+    /// ended cleanly on a connection the backend keeps alive: an HTTP/1.1
+    /// stream goes back to the pool (by [`BackendPool::give_raw`]) once
+    /// hyper lets go of it with nothing unread. An HTTP/2 handle is just
+    /// dropped: the pool keeps its own.
+    pub(crate) fn give(&self, sender: BackendSender) {
+        if let BackendSender::Http1 { reusable, .. } = &sender
+            && !self.closed.get()
+        {
+            reusable.set(true);
         }
     }
 
     /// Idle connections held, all backends together (a shared HTTP/2
     /// connection counts as one).
     pub(crate) fn idle_count(&self) -> usize {
-        let http1: usize = self.idle.borrow().values().map(Vec::len).sum::<usize>()
-            + self.raw.borrow().values().map(Vec::len).sum::<usize>();
+        let http1: usize = self.raw.borrow().values().map(Vec::len).sum();
         let http2 = self
             .h2
             .borrow()
@@ -323,7 +361,6 @@ impl BackendPool {
     /// once the requests they carry are over.
     pub(crate) fn close(&self) {
         self.closed.set(true);
-        self.idle.borrow_mut().clear();
         // Taken out first: closing runs accounting that may look at the pool.
         let raw = std::mem::take(&mut *self.raw.borrow_mut());
         drop(raw);
@@ -335,7 +372,6 @@ impl BackendPool {
     /// Closes the idle connections of a backend that is gone; its HTTP/2
     /// connection closes once the requests it carries are over.
     pub(crate) fn forget(&self, address: SocketAddr) {
-        self.idle.borrow_mut().remove(&address);
         let raw = self.raw.borrow_mut().remove(&address);
         drop(raw);
         if let Some(slot) = self.h2.borrow_mut().remove(&address) {
@@ -358,14 +394,14 @@ mod tests {
         local
             .run_until(async {
                 let pool = Rc::new(BackendPool::default());
-                let Checkout::Connect(Some(ticket)) = pool.checkout(address(), true).await else {
+                let Checkout::Connect(ticket) = pool.checkout(address()).await else {
                     panic!("the first request should connect");
                 };
                 let waiters: Vec<_> = (0..3)
                     .map(|_| {
                         let pool = pool.clone();
                         tokio::task::spawn_local(async move {
-                            matches!(pool.checkout(address(), true).await, Checkout::Failed)
+                            matches!(pool.checkout(address()).await, Checkout::Failed)
                         })
                     })
                     .collect();
@@ -378,8 +414,8 @@ mod tests {
                 }
                 // A later request tries again.
                 assert!(matches!(
-                    pool.checkout(address(), true).await,
-                    Checkout::Connect(Some(_))
+                    pool.checkout(address()).await,
+                    Checkout::Connect(_)
                 ));
             })
             .await;
@@ -391,16 +427,13 @@ mod tests {
         local
             .run_until(async {
                 let pool = Rc::new(BackendPool::default());
-                let Checkout::Connect(Some(ticket)) = pool.checkout(address(), true).await else {
+                let Checkout::Connect(ticket) = pool.checkout(address()).await else {
                     panic!("the first request should connect");
                 };
                 let waiter = {
                     let pool = pool.clone();
                     tokio::task::spawn_local(async move {
-                        matches!(
-                            pool.checkout(address(), true).await,
-                            Checkout::Connect(Some(_))
-                        )
+                        matches!(pool.checkout(address()).await, Checkout::Connect(_))
                     })
                 };
                 tokio::task::yield_now().await;
@@ -411,42 +444,97 @@ mod tests {
             .await;
     }
 
-    /// An HTTP/1.1 client handle on an in-memory connection, and what
-    /// keeps that connection open (its task and its other end).
-    async fn http1_sender() -> (http1::SendRequest<ForwardedBody>, impl Sized) {
-        let (client, server) = tokio::io::duplex(1024);
-        let (sender, connection) =
-            http1::handshake::<_, ForwardedBody>(hyper_util::rt::TokioIo::new(client))
-                .await
-                .unwrap();
-        (sender, (connection, server))
+    /// A connection to a listener on loopback, counted as `backend`'s,
+    /// that adds one to `closes` when it closes; and the listener's end.
+    async fn raw_connection(
+        backend: &std::sync::Arc<Backend>,
+        sessions: &Rc<crate::sessions::SessionRegistry>,
+        closes: &Rc<Cell<u32>>,
+    ) -> (RawConnection, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let registration = sessions.register("cluster", backend.id(), backend.address());
+        let closes = closes.clone();
+        let on_close = Box::new(move || closes.set(closes.get() + 1));
+        let raw = RawConnection::new(stream, backend.clone(), registration, on_close);
+        (raw, accepted)
+    }
+
+    fn backend() -> std::sync::Arc<Backend> {
+        let settings = crate::balancer::BackendSettings {
+            sticky_value: "b".into(),
+            weight: 100,
+            backup: false,
+            unix_path: None,
+        };
+        std::sync::Arc::new(Backend::new("cluster", "b", address(), settings))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_detached_connection_stays_counted_and_comes_back_whole() {
+        let pool = BackendPool::default();
+        let sessions = Rc::new(crate::sessions::SessionRegistry::default());
+        let closes = Rc::new(Cell::new(0));
+        let backend = backend();
+        let (raw, _far_end) = raw_connection(&backend, &sessions, &closes).await;
+        let (stream, detached) = raw.detach();
+        assert_eq!(closes.get(), 0, "detaching is not closing");
+        pool.give_raw(detached.attach(stream));
+        assert_eq!(pool.idle_count(), 1);
+        let again = pool.take_raw(&backend).expect("the connection is usable");
+        assert_eq!(pool.idle_count(), 0);
+        drop(again);
+        assert_eq!(closes.get(), 1, "closed once, when dropped");
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_closed_pool_drops_its_idle_connections_and_keeps_no_new_one() {
         let pool = BackendPool::default();
-        let (first, _first_end) = http1_sender().await;
-        pool.give(address(), BackendSender::Http1(first));
+        let sessions = Rc::new(crate::sessions::SessionRegistry::default());
+        let closes = Rc::new(Cell::new(0));
+        let backend = backend();
+        let (first, _first_end) = raw_connection(&backend, &sessions, &closes).await;
+        pool.give_raw(first);
         assert_eq!(pool.idle_count(), 1);
         pool.close();
         assert_eq!(pool.idle_count(), 0);
+        assert_eq!(closes.get(), 1);
         // A request that finishes during the stop gives its connection
         // back: it is closed, not kept.
-        let (second, _second_end) = http1_sender().await;
-        pool.give(address(), BackendSender::Http1(second));
+        let (second, _second_end) = raw_connection(&backend, &sessions, &closes).await;
+        pool.give_raw(second);
         assert_eq!(pool.idle_count(), 0);
+        assert_eq!(closes.get(), 2);
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn http1_requests_connect_without_waiting() {
+    async fn an_http1_exchange_is_marked_reusable_unless_the_pool_is_closed() {
+        async fn sender() -> (http1::SendRequest<ForwardedBody>, impl Sized) {
+            let (client, server) = tokio::io::duplex(1024);
+            let (sender, connection) =
+                http1::handshake::<_, ForwardedBody>(hyper_util::rt::TokioIo::new(client))
+                    .await
+                    .unwrap();
+            (sender, (connection, server))
+        }
         let pool = BackendPool::default();
-        assert!(matches!(
-            pool.checkout(address(), false).await,
-            Checkout::Connect(None)
-        ));
-        assert!(matches!(
-            pool.checkout(address(), false).await,
-            Checkout::Connect(None)
-        ));
+        let (first, _first_end) = sender().await;
+        let reusable = Rc::new(Cell::new(false));
+        pool.give(BackendSender::Http1 {
+            sender: first,
+            reusable: reusable.clone(),
+        });
+        assert!(reusable.get());
+        pool.close();
+        let (second, _second_end) = sender().await;
+        let after_close = Rc::new(Cell::new(false));
+        pool.give(BackendSender::Http1 {
+            sender: second,
+            reusable: after_close.clone(),
+        });
+        assert!(!after_close.get());
     }
 }

@@ -26,6 +26,7 @@ mod http_answers;
 mod http_bad_input;
 mod http_balancing;
 mod http_bodies;
+mod http_pool;
 mod http_relay;
 mod http_relay_rewrite;
 mod http_routing;

@@ -14,15 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::ReadHalf;
 
 use super::answer::Exchange;
+use super::backend::connect;
 use super::relay::{Conn, MAX_EDITS, MAX_HEADERS, Next, Plan, Prepared, first};
 use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;
-use crate::context::{ClusterRuntime, Shared};
 use crate::deadline::Deadline;
 use crate::http1::Side;
 use crate::http1::chunked::ChunkedDecoder;
@@ -183,67 +182,6 @@ fn answer_exchange<C>(conn: &Conn<C>, prepared: &Prepared) -> Exchange {
         peer: conn.context.peer,
         secure: config.secure,
     }
-}
-
-/// Opens a connection to `backend`, telling its balancer how it went.
-async fn connect(
-    shared: &Rc<Shared>,
-    cluster: &ClusterRuntime,
-    cluster_id: &str,
-    backend: &Arc<Backend>,
-    (deadline, timeout): (&mut Deadline, Duration),
-) -> Result<(RawConnection, Duration), ()> {
-    let started = Instant::now();
-    let stream = match deadline
-        .within(timeout, TcpStream::connect(backend.address()))
-        .await
-    {
-        Ok(Ok(stream)) => stream,
-        result => {
-            let error = match result {
-                Ok(Err(error)) => error.to_string(),
-                _ => "connection timed out".to_owned(),
-            };
-            tracing::debug!(backend = %backend.address(), %error, "backend connection failed");
-            let events = cluster
-                .balancer
-                .borrow_mut()
-                .connect_failed(backend, Instant::now());
-            shared.report(events);
-            return Err(());
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let elapsed = started.elapsed();
-    let events = cluster
-        .balancer
-        .borrow_mut()
-        .connect_succeeded(backend, Instant::now(), elapsed);
-    shared.report(events);
-    backend.connection_opened();
-    shared
-        .metrics
-        .borrow_mut()
-        .backend_connection(cluster_id, backend.id(), true);
-    let registration = shared
-        .sessions
-        .register(cluster_id, backend.id(), backend.address());
-    let weak = Rc::downgrade(shared);
-    let closing = backend.clone();
-    let closing_cluster = cluster_id.to_owned();
-    let on_close = Box::new(move || {
-        if let Some(shared) = weak.upgrade() {
-            shared.report(closing.connection_closed());
-            shared
-                .metrics
-                .borrow_mut()
-                .backend_connection(&closing_cluster, closing.id(), false);
-        }
-    });
-    Ok((
-        RawConnection::new(stream, backend.clone(), registration, on_close),
-        elapsed,
-    ))
 }
 
 /// Writes the request head, with the body bytes already received, in one

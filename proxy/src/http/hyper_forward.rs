@@ -1,6 +1,7 @@
 //! The hyper path's forwarding: the retry loop over a cluster's backends,
-//! through pooled hyper client connections (HTTP/1.1, or h2c for the
-//! clusters that speak HTTP/2), and the response relayed back.
+//! through pooled backend connections (HTTP/1.1 ones shared with the
+//! relay, driven by hyper's client for one exchange; or the shared h2c one
+//! for the clusters that speak HTTP/2), and the response relayed back.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::answer::Exchange;
 use super::policy::Admitted;
@@ -18,6 +18,7 @@ use super::seconds;
 use crate::balancer::Backend;
 use crate::body::{Completion, ForwardedBody, ProxyBody, RelayedBody, Upload};
 use crate::context::{ClusterRuntime, Shared};
+use crate::deadline::Deadline;
 use crate::forwarding;
 use crate::pool::{BackendSender, Checkout};
 use crate::settings::ListenerSettings;
@@ -54,6 +55,7 @@ pub(super) async fn forward(
         client_upgrade,
         http2,
     } = forwarding;
+    let upgrade = request.headers().contains_key(header::UPGRADE);
     let mut pending = Some(request);
     // -- backend connection attempts
     let connect_timeout = seconds(config.connect_timeout);
@@ -71,15 +73,11 @@ pub(super) async fn forward(
                 .choose(Instant::now(), sticky.as_deref(), &tried);
         let Some(backend) = chosen else { break };
         exchange.backend = Some(backend.clone());
-        let (pooled, h2_ticket) = match shared.pool.checkout(backend.address(), http2).await {
-            Checkout::Open(sender) => (Some(sender), None),
-            Checkout::Connect(ticket) => (None, ticket),
+        let Some((pooled, h2_ticket)) = from_pool(&shared, &backend, http2, upgrade).await else {
             // Another request just failed to connect to it: count it as
             // tried, that request reported the failure.
-            Checkout::Failed => {
-                tried.push(backend);
-                continue;
-            }
+            tried.push(backend);
+            continue;
         };
         let reused = pooled.is_some();
         let mut sender = match pooled {
@@ -97,7 +95,7 @@ pub(super) async fn forward(
                     &cluster,
                     &cluster_config.cluster_id,
                     &backend,
-                    connect_timeout,
+                    (connect_timeout, upgrade),
                     h2_ticket,
                     &mut exchange,
                 )
@@ -182,19 +180,56 @@ pub(super) async fn forward(
     exchange.unavailable(config, &cluster_config, failed_exchange, tried.is_empty())
 }
 
+/// What the pool holds for a request to `backend`: a connection, or none
+/// (with the ticket to open the HTTP/2 one, for `http2`); `None` when
+/// another request just failed to open the backend's HTTP/2 connection.
+/// An idle HTTP/1.1 connection is the relay's kind, run by hyper's client
+/// for this exchange (`upgrade`: the request asks for a protocol upgrade).
+async fn from_pool(
+    shared: &Rc<Shared>,
+    backend: &Arc<Backend>,
+    http2: bool,
+    upgrade: bool,
+) -> Option<(Option<BackendSender>, Option<crate::pool::H2Connecting>)> {
+    if http2 {
+        return match shared.pool.checkout(backend.address()).await {
+            Checkout::Open(sender) => Some((Some(sender), None)),
+            Checkout::Connect(ticket) => Some((None, Some(ticket))),
+            Checkout::Failed => None,
+        };
+    }
+    let pooled = match shared.pool.take_raw(backend) {
+        Some(raw) => super::backend::drive(shared, raw, upgrade).await.ok(),
+        None => None,
+    };
+    Some((pooled, None))
+}
+
 /// Opens a connection to `backend` and tells its balancer how it went;
-/// `None` when it failed.
+/// `None` when it failed. HTTP/2 when given the ticket to open the
+/// backend's shared connection (which then gets it), else an HTTP/1.1
+/// connection opened as the relay opens its own, that goes to the same
+/// pool after the exchange (`upgrade`: unless the request upgrades it).
 async fn open_connection(
     shared: &Rc<Shared>,
     cluster: &ClusterRuntime,
     cluster_id: &str,
     backend: &Arc<Backend>,
-    connect_timeout: Duration,
+    (connect_timeout, upgrade): (Duration, bool),
     h2_ticket: Option<crate::pool::H2Connecting>,
     exchange: &mut Exchange,
 ) -> Option<BackendSender> {
+    let Some(ticket) = h2_ticket else {
+        let mut deadline = Deadline::new(connect_timeout);
+        let timeout = (&mut deadline, connect_timeout);
+        let (raw, elapsed) = super::backend::connect(shared, cluster, cluster_id, backend, timeout)
+            .await
+            .ok()?;
+        exchange.connect_time = Some(elapsed);
+        return super::backend::drive(shared, raw, upgrade).await.ok();
+    };
     let connect_started = Instant::now();
-    match connect_backend(shared, cluster_id, backend, connect_timeout, h2_ticket).await {
+    match connect_h2(shared, cluster_id, backend, connect_timeout, ticket).await {
         Ok(sender) => {
             let elapsed = connect_started.elapsed();
             exchange.connect_time = Some(elapsed);
@@ -224,6 +259,8 @@ struct ResponseEnd {
     exchange: Exchange,
     status: u16,
     sender: Option<BackendSender>,
+    /// The backend keeps the connection open after this response.
+    keep_alive: bool,
     cluster: Rc<ClusterRuntime>,
 }
 
@@ -233,6 +270,7 @@ impl Completion for ResponseEnd {
             exchange,
             status,
             sender,
+            keep_alive,
             cluster,
         } = *self;
         if let Some(backend) = &exchange.backend {
@@ -240,10 +278,11 @@ impl Completion for ResponseEnd {
             // A removed backend's idle connections were closed; this one
             // closes too rather than wait in the pool for nobody.
             if finished
+                && keep_alive
                 && !backend.is_removed()
                 && let Some(sender) = sender
             {
-                exchange.shared.pool.give(backend.address(), sender);
+                exchange.shared.pool.give(sender);
             }
         }
         drop(cluster);
@@ -268,6 +307,7 @@ fn relay_response(
     let status = response.status().as_u16();
     let switching = status == 101;
     let (mut parts, incoming) = response.into_parts();
+    let keep_alive = keeps_alive(parts.version, &parts.headers);
     parts.version = client_version;
     forwarding::remove_hop_by_hop(&mut parts.headers, switching);
     forwarding::apply_edits(&mut parts.headers, edits);
@@ -305,6 +345,7 @@ fn relay_response(
         exchange,
         status,
         sender: Some(sender),
+        keep_alive,
         cluster,
     });
     Response::from_parts(
@@ -360,20 +401,33 @@ fn replayable(request: &Request<ForwardedBody>) -> Option<Request<ForwardedBody>
     Some(copy)
 }
 
-/// Opens a connection to a backend: HTTP/2 when given the ticket to open
-/// the backend's shared one (which then gets it), else HTTP/1.1.
-async fn connect_backend(
+/// Whether a backend keeps its connection open after a response of this
+/// version with these headers (HTTP/2 connections always stay).
+fn keeps_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
+    let says = |word: &str| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case(word))
+    };
+    match version {
+        http::Version::HTTP_11 => !says("close"),
+        http::Version::HTTP_10 => says("keep-alive") && !says("close"),
+        http::Version::HTTP_09 => false,
+        _ => true,
+    }
+}
+
+/// Opens the backend's shared HTTP/2 connection with the ticket to do so.
+async fn connect_h2(
     shared: &Rc<Shared>,
     cluster_id: &str,
     backend: &Arc<Backend>,
     timeout: Duration,
-    h2_ticket: Option<crate::pool::H2Connecting>,
+    ticket: crate::pool::H2Connecting,
 ) -> std::io::Result<BackendSender> {
-    let Some(ticket) = h2_ticket else {
-        return connect(shared, cluster_id, backend, timeout)
-            .await
-            .map(BackendSender::Http1);
-    };
     match crate::http2::connect(shared, cluster_id, backend, timeout).await {
         Ok(sender) => Ok(ticket.connected(sender)),
         Err(error) => {
@@ -381,45 +435,4 @@ async fn connect_backend(
             Err(error)
         }
     }
-}
-
-/// Opens a keep-alive HTTP/1.1 connection to a backend.
-async fn connect(
-    shared: &Rc<Shared>,
-    cluster_id: &str,
-    backend: &Arc<Backend>,
-    timeout: Duration,
-) -> std::io::Result<hyper::client::conn::http1::SendRequest<ForwardedBody>> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(backend.address()))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"))??;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    backend.connection_opened();
-    shared
-        .metrics
-        .borrow_mut()
-        .backend_connection(cluster_id, backend.id(), true);
-    let registration = shared
-        .sessions
-        .register(cluster_id, backend.id(), backend.address());
-    let shared = shared.clone();
-    let backend = backend.clone();
-    let cluster_id = cluster_id.to_owned();
-    tokio::task::spawn_local(async move {
-        // Ends with the connection, or when `close_sessions` asks.
-        tokio::select! {
-            _ = connection.with_upgrades() => {}
-            () = registration.closed() => {}
-        }
-        shared.report(backend.connection_closed());
-        shared
-            .metrics
-            .borrow_mut()
-            .backend_connection(&cluster_id, backend.id(), false);
-    });
-    Ok(sender)
 }

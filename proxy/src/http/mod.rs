@@ -12,6 +12,7 @@
 
 mod access;
 mod answer;
+mod backend;
 mod forward;
 mod hyper_forward;
 mod hyper_policy;
