@@ -208,7 +208,6 @@ where
         client,
         front,
         back,
-        lines,
         head,
         deadline,
         pending,
@@ -231,9 +230,6 @@ where
         _ => (0, true, 0),
     };
     {
-        head.clear();
-        let (start, lines) = lines.split_at(prepared.start_len);
-        prepared.plan.extend_into(start, &front[..], lines, head);
         let body = &front[body_start..body_start + prefix];
         let mut slices = [IoSlice::new(head), IoSlice::new(body)];
         let (mut from_back, mut to_back) = raw.stream.split();

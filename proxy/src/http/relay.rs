@@ -79,11 +79,13 @@ pub(super) struct Conn<C> {
     pub(super) front: Vec<u8>,
     /// Bytes from the backend.
     pub(super) back: Vec<u8>,
-    /// Header lines appended to the head being forwarded, after the
-    /// rewritten request line if any ([`Prepared::start_len`]).
+    /// Lines of the proxy's own in a head: while a request is planned, the
+    /// rewritten request line if any and the header lines appended; while
+    /// its response is relayed, the response's.
     pub(super) lines: Vec<u8>,
-    /// The head sent to the backend, copied from its kept runs and
-    /// `lines`.
+    /// The request head sent to the backend, written when the request is
+    /// planned (it is sent again as is when a retry takes another
+    /// connection).
     pub(super) head: Vec<u8>,
     /// The value of the request's sticky cookie ([`Prepared::sticky`]).
     pub(super) sticky: Vec<u8>,
@@ -114,10 +116,6 @@ pub(super) struct Prepared {
     pub(super) replayable: bool,
     /// The client asked to close after this request.
     pub(super) close: bool,
-    pub(super) plan: Plan,
-    /// The length of the rewritten request line at the start of
-    /// [`Conn::lines`] (0: the received one is kept).
-    pub(super) start_len: usize,
     /// The request named a sticky backend (its value in [`Conn::sticky`]).
     pub(super) sticky: bool,
     pub(super) admitted: Admitted,
@@ -453,17 +451,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             (&values, &record),
             route.request_headers(),
             changes,
-            (&mut self.lines, &mut self.sticky),
+            (&mut self.lines, &mut self.sticky, &mut self.head),
         );
         match planned {
-            Some((plan, start_len, sticky)) => Step::Forward(Prepared {
+            Some(sticky) => Step::Forward(Prepared {
                 head_len: head.len,
                 framing: head.framing,
                 head_request: head.method == "HEAD",
                 replayable: head.framing == Framing::Empty && idempotent(head.method),
                 close: !head.connection.persistent(head.minor_version),
-                plan,
-                start_len,
                 sticky,
                 admitted,
                 record,
@@ -515,10 +511,10 @@ fn shortest_timeout(config: &ListenerSettings) -> Duration {
 /// request id, rewritten host, sticky cookie).
 const OWN_DROPS: usize = 7;
 
-/// Plans the head sent to the backend: the lines kept, and in `lines` the
-/// rewritten request line (its length returned), then the forwarding
-/// headers, request id and rewritten lines appended. The sticky cookie's
-/// value goes in `sticky` (whether there was one returned).
+/// Writes in `head` the head sent to the backend: the rewritten request
+/// line if any, the lines kept, then (built in `lines`) the forwarding
+/// headers, request id and rewritten lines. The sticky cookie's value goes
+/// in `sticky` (whether there was one returned).
 fn plan_request(
     config: &ListenerSettings,
     front: &[u8],
@@ -526,8 +522,8 @@ fn plan_request(
     (values, record): (&ForwardingValues, &Record),
     edits: &[HeaderEdit],
     changes: Changes<'_>,
-    (lines, sticky): (&mut Vec<u8>, &mut Vec<u8>),
-) -> Option<(Plan, usize, bool)> {
+    (lines, sticky, out): (&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>),
+) -> Option<bool> {
     let (x_forwarded, rfc7239) = forwarding::modes(config.forwarded_headers);
     let id_name = config.id_header.as_str();
     let mut dropped = [""; OWN_DROPS + MAX_EDITS];
@@ -603,7 +599,10 @@ fn plan_request(
         push_line(lines, b"X-Request-Id", id.as_bytes());
     }
     push_line(lines, id_name.as_bytes(), id.as_bytes());
-    Some((plan, start_len, sticky_name.is_some()))
+    let (start, lines) = lines.split_at(start_len);
+    out.clear();
+    plan.extend_into(start, front, lines, out);
+    Some(sticky_name.is_some())
 }
 
 /// Whether the relay serves requests of this frontend and cluster (the
