@@ -9,6 +9,7 @@
 #   bench/transfer.sh                      # 1 GiB, 1 round
 #   SIZE=$((256 << 20)) ROUNDS=3 bench/transfer.sh
 #   SOZU_BIN=path/to/sozu bench/transfer.sh  # skip the release build
+#   BUFFER_SIZE=65536 bench/transfer.sh    # this proxy's buffer_size (16393, Sozu's default)
 #
 # The backend is a small Python program: it answers GET /cl and GET
 # /chunked with SIZE zero bytes (Content-Length, or 1 MiB chunks) and reads
@@ -21,6 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE=${SIZE:-$((1 << 30))}
+# Each relayed body moves through one buffer of buffer_size bytes per
+# direction; 65536 gives this proxy the 64 KiB nginx has here.
+BUFFER_SIZE=${BUFFER_SIZE:-16393}
 ROUNDS=${ROUNDS:-1}
 # shellcheck source=bench/common.sh
 source bench/common.sh
@@ -151,6 +155,7 @@ cat >"$WORK/sozu/config.toml" <<TOML
 command_socket = "sozu.sock"
 worker_count = 1
 log_level = "warn,access=off"
+buffer_size = $BUFFER_SIZE
 front_timeout = 600
 back_timeout = 600
 request_timeout = 600
