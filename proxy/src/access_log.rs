@@ -83,12 +83,38 @@ impl<S: tracing::Subscriber> Layer<S> for AccessLogLayer {
         if event.metadata().target() != TARGET {
             return;
         }
-        let mut record = Record::default();
-        event.record(&mut record);
+        // The record and its line live in buffers this thread reuses: no
+        // allocation per access record once they have grown. (A record
+        // written while another is being written, by a writer that logs,
+        // gets buffers of its own.)
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.write(event, &mut scratch),
+            Err(_) => self.write(event, &mut Scratch::default()),
+        });
+    }
+}
+
+/// The buffers one access record is written with.
+#[derive(Default)]
+struct Scratch {
+    record: Record,
+    line: String,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+impl AccessLogLayer {
+    fn write(&self, event: &tracing::Event<'_>, scratch: &mut Scratch) {
+        let Scratch { record, line } = scratch;
+        record.clear();
+        event.record(record);
+        line.clear();
         let now = SystemTime::now();
         match self.format {
             AccessLogFormat::Ascii => {
-                let line = record.ascii(now, self.pid, &self.tag);
+                record.ascii(line, now, self.pid, &self.tag);
                 self.writer.write_text(line.as_bytes());
             }
             AccessLogFormat::Json => {
@@ -107,10 +133,10 @@ impl<S: tracing::Subscriber> Layer<S> for AccessLogLayer {
     }
 }
 
-/// One field value as the event gave it.
+/// One field value as the event gave it (text in [`Record::texts`]).
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
-    Text(String),
+    Text(std::ops::Range<usize>),
     Unsigned(u64),
     Signed(i64),
     Float(f64),
@@ -121,16 +147,22 @@ enum Value {
 #[derive(Debug, Default)]
 struct Record {
     fields: Vec<(&'static str, Value)>,
+    /// The text of every text field, one after the other.
+    texts: String,
 }
 
 impl Visit for Record {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.fields
-            .push((field.name(), Value::Text(format!("{value:?}"))));
+        let start = self.texts.len();
+        let _ = write!(self.texts, "{value:?}");
+        let end = self.texts.len();
+        self.fields.push((field.name(), Value::Text(start..end)));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.fields
-            .push((field.name(), Value::Text(value.to_owned())));
+        let start = self.texts.len();
+        self.texts.push_str(value);
+        let end = self.texts.len();
+        self.fields.push((field.name(), Value::Text(start..end)));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.fields.push((field.name(), Value::Unsigned(value)));
@@ -147,6 +179,11 @@ impl Visit for Record {
 }
 
 impl Record {
+    fn clear(&mut self) {
+        self.fields.clear();
+        self.texts.clear();
+    }
+
     fn get(&self, name: &str) -> Option<&Value> {
         self.fields
             .iter()
@@ -154,11 +191,26 @@ impl Record {
             .map(|(_, value)| value)
     }
 
-    /// A text field; `-` (what the proxy writes for "none") counts as
-    /// missing.
+    /// The text of a text value.
+    fn slice(&self, range: &std::ops::Range<usize>) -> &str {
+        self.texts.get(range.clone()).unwrap_or_default()
+    }
+
+    /// A text field as given; `-` (what the proxy writes for "none") and
+    /// an empty text count as missing, and so does a field of another kind.
+    fn str(&self, name: &str) -> Option<&str> {
+        match self.get(name)? {
+            Value::Text(range) => {
+                Some(self.slice(range)).filter(|text| *text != "-" && !text.is_empty())
+            }
+            _ => None,
+        }
+    }
+
+    /// A field as text (numbers written out); `-` counts as missing.
     fn text(&self, name: &str) -> Option<String> {
         let text = match self.get(name)? {
-            Value::Text(text) => text.clone(),
+            Value::Text(range) => self.slice(range).to_owned(),
             Value::Unsigned(value) => value.to_string(),
             Value::Signed(value) => value.to_string(),
             Value::Float(value) => value.to_string(),
@@ -167,12 +219,32 @@ impl Record {
         (text != "-" && !text.is_empty()).then_some(text)
     }
 
+    /// Writes a field into `line`, escaped, or `-` when it is missing.
+    fn put(&self, line: &mut String, name: &str) {
+        match self.get(name) {
+            Some(Value::Text(range)) => push_escaped_or_dash(line, self.slice(range)),
+            Some(Value::Unsigned(value)) => {
+                let _ = write!(line, "{value}");
+            }
+            Some(Value::Signed(value)) => {
+                let _ = write!(line, "{value}");
+            }
+            Some(Value::Float(value)) => {
+                let _ = write!(line, "{value}");
+            }
+            Some(Value::Bool(value)) => {
+                let _ = write!(line, "{value}");
+            }
+            None => line.push('-'),
+        }
+    }
+
     fn number(&self, name: &str) -> Option<f64> {
         match self.get(name)? {
             Value::Unsigned(value) => Some(*value as f64),
             Value::Signed(value) => Some(*value as f64),
             Value::Float(value) => Some(*value),
-            Value::Text(text) => text.parse().ok(),
+            Value::Text(range) => self.slice(range).parse().ok(),
             Value::Bool(_) => None,
         }
     }
@@ -184,30 +256,42 @@ impl Record {
     }
 
     /// The host, from `host` or else from `route` (host and path together).
-    fn host(&self) -> Option<String> {
-        self.text("host").or_else(|| {
-            let route = self.text("route")?;
+    fn host_str(&self) -> Option<&str> {
+        self.str("host").or_else(|| {
+            let route = self.str("route")?;
             let end = route.find('/').unwrap_or(route.len());
             let host = &route[..end];
-            (!host.is_empty() && host != "-").then(|| host.to_owned())
+            (!host.is_empty() && host != "-").then_some(host)
         })
     }
 
     /// The path, from `path` or else from `route`.
-    fn path(&self) -> Option<String> {
-        self.text("path").or_else(|| {
-            let route = self.text("route")?;
-            route.find('/').map(|start| route[start..].to_owned())
+    fn path_str(&self) -> Option<&str> {
+        self.str("path").or_else(|| {
+            let route = self.str("route")?;
+            route.find('/').map(|start| &route[start..])
         })
     }
 
+    fn host(&self) -> Option<String> {
+        self.host_str().map(str::to_owned)
+    }
+
+    fn path(&self) -> Option<String> {
+        self.path_str().map(str::to_owned)
+    }
+
     fn is_tcp(&self) -> bool {
-        self.text("protocol").as_deref() == Some("tcp")
+        self.str("protocol") == Some("tcp")
     }
 
     /// The protocol: the event's, or `http` for a request event.
     fn protocol(&self) -> String {
-        self.text("protocol").unwrap_or_else(|| "http".to_owned())
+        self.protocol_str().to_owned()
+    }
+
+    fn protocol_str(&self) -> &str {
+        self.str("protocol").unwrap_or("http")
     }
 
     /// The whole time of the request or session, milliseconds.
@@ -217,45 +301,60 @@ impl Record {
             .or_else(|| self.number("service_ms"))
     }
 
-    fn ascii(&self, now: SystemTime, pid: u32, tag: &str) -> String {
-        let or_dash = |value: Option<String>| escaped(value.as_deref().unwrap_or("-"));
-        let session = self.text("session_id").or_else(|| self.text("request_id"));
-        let mut line = String::with_capacity(256);
+    /// Writes the record as one Sozu-style text line into `line`.
+    fn ascii(&self, line: &mut String, now: SystemTime, pid: u32, tag: &str) {
+        push_rfc3339(line, now);
+        let _ = write!(line, " {} {pid} INFO {tag} [", nanos(now));
+        let session = if self.str("session_id").is_some() {
+            "session_id"
+        } else {
+            "request_id"
+        };
+        for (index, name) in [session, "request_id", "cluster", "backend"]
+            .into_iter()
+            .enumerate()
+        {
+            if index > 0 {
+                line.push(' ');
+            }
+            self.put(line, name);
+        }
+        line.push_str("] ");
+        self.put(line, "client");
+        line.push(' ');
+        self.put(line, "backend_address");
+        line.push(' ');
+        push_duration(line, self.total_ms());
+        line.push('/');
+        push_duration(line, self.number("service_ms"));
+        line.push('/');
+        push_duration(line, self.number("response_ms"));
         let _ = write!(
             line,
-            "{} {} {pid} INFO {tag} [{} {} {} {}] {} {} {}/{}/{}/-/- {} {} [{}] - {} ",
-            rfc3339(now),
-            nanos(now),
-            or_dash(session),
-            or_dash(self.text("request_id")),
-            or_dash(self.text("cluster")),
-            or_dash(self.text("backend")),
-            or_dash(self.text("client")),
-            or_dash(self.text("backend_address")),
-            duration(self.total_ms()),
-            duration(self.number("service_ms")),
-            duration(self.number("response_ms")),
+            "/-/- {} {} [",
             self.unsigned("bytes_in").unwrap_or(0),
-            self.unsigned("bytes_out").unwrap_or(0),
-            or_dash(self.text("user_agent")),
-            escaped(&self.protocol()),
+            self.unsigned("bytes_out").unwrap_or(0)
         );
+        self.put(line, "user_agent");
+        line.push_str("] - ");
+        push_escaped_or_dash(line, self.protocol_str());
+        line.push(' ');
         if self.is_tcp() {
             line.push_str("TCP");
         } else {
-            let _ = write!(
-                line,
-                "{} {} {} {}",
-                or_dash(self.text("method")),
-                or_dash(self.host()),
-                or_dash(self.path()),
-                or_dash(self.text("status")),
-            );
+            self.put(line, "method");
+            line.push(' ');
+            push_escaped_or_dash(line, self.host_str().unwrap_or("-"));
+            line.push(' ');
+            push_escaped_or_dash(line, self.path_str().unwrap_or("-"));
+            line.push(' ');
+            self.put(line, "status");
         }
-        if let Some(error) = self.text("error").or_else(|| self.text("end")) {
-            let _ = write!(line, " | {}", escaped(&error));
+        let error = self.str("error").or_else(|| self.str("end"));
+        if let Some(error) = error {
+            line.push_str(" | ");
+            push_escaped(line, error);
         }
-        line
     }
 
     fn json(&self, now: SystemTime, pid: u32, tag: &str) -> String {
@@ -285,8 +384,8 @@ impl Record {
             }
             let _ = write!(line, ",{}:", json_string(name));
             match value {
-                Value::Text(text) if text == "-" => line.push_str("null"),
-                Value::Text(text) => line.push_str(&json_string(text)),
+                Value::Text(range) if self.slice(range) == "-" => line.push_str("null"),
+                Value::Text(range) => line.push_str(&json_string(self.slice(range))),
                 Value::Unsigned(value) => {
                     let _ = write!(line, "{value}");
                 }
@@ -384,29 +483,54 @@ fn nanos(time: SystemTime) -> u128 {
         .as_nanos()
 }
 
+/// Writes a duration in milliseconds as Sozu prints them (`-` when
+/// unknown).
+fn push_duration(line: &mut String, ms: Option<f64>) {
+    let _ = match ms {
+        None => write!(line, "-"),
+        Some(ms) if ms < 1.0 => write!(line, "{}μs", (ms * 1000.0).round() as u64),
+        Some(ms) => write!(line, "{}ms", ms.round() as u64),
+    };
+}
+
 /// A duration in milliseconds, as Sozu prints them (`-` when unknown).
+#[cfg(test)]
 fn duration(ms: Option<f64>) -> String {
-    match ms {
-        None => "-".to_owned(),
-        Some(ms) if ms < 1.0 => format!("{}μs", (ms * 1000.0).round() as u64),
-        Some(ms) => format!("{}ms", ms.round() as u64),
+    let mut text = String::new();
+    push_duration(&mut text, ms);
+    text
+}
+
+/// Writes a text field escaped ([`escaped`]), `-` when it is empty.
+fn push_escaped_or_dash(line: &mut String, text: &str) {
+    if text.is_empty() {
+        line.push('-');
+    } else {
+        push_escaped(line, text);
+    }
+}
+
+/// Writes `text` with control characters, spaces inside fields aside, as
+/// `\xNN` (a client cannot forge a log line).
+fn push_escaped(line: &mut String, text: &str) {
+    if !text.chars().any(char::is_control) {
+        line.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(line, "\\x{:02x}", u32::from(c));
+        } else {
+            line.push(c);
+        }
     }
 }
 
 /// `text` with control characters, spaces inside fields aside, written as
 /// `\xNN` (a client cannot forge a log line).
 pub fn escaped(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
     let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            let _ = write!(out, "\\x{:02x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
+    push_escaped(&mut out, text);
     out
 }
 
@@ -433,17 +557,38 @@ pub fn json_string(text: &str) -> String {
 
 /// `time` as an RFC 3339 UTC timestamp with microseconds.
 pub fn rfc3339(time: SystemTime) -> String {
+    let mut text = String::with_capacity(27);
+    push_rfc3339(&mut text, time);
+    text
+}
+
+/// Writes `time` as an RFC 3339 UTC timestamp with microseconds. The date
+/// and time to the second are formatted once a second per thread.
+fn push_rfc3339(line: &mut String, time: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since.as_secs();
-    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-    let in_day = seconds % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        in_day / 3600,
-        in_day / 60 % 60,
-        in_day % 60,
-        since.subsec_micros()
-    )
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != seconds {
+            let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+            let in_day = seconds % 86_400;
+            second.1.clear();
+            let _ = write!(
+                second.1,
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+                in_day / 3600,
+                in_day / 60 % 60,
+                in_day % 60,
+            );
+            second.0 = seconds;
+        }
+        line.push_str(&second.1);
+    });
+    let _ = write!(line, ".{:06}Z", since.subsec_micros());
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard

@@ -1,10 +1,13 @@
 //! The HTTP/1.1 relay: one task per client connection drives both sides.
 //! A request head is parsed in place in the connection's buffer (the strict
-//! rules of [`crate::http1`]), routed on borrowed slices, rewritten as a
-//! list of slices (hop-by-hop headers out, forwarding headers and request
-//! id in) written to a pooled backend connection with one `writev`; the body
-//! follows by its framing, then the response comes back the same way
-//! ([`super::forward`]).
+//! rules of [`crate::http1`]), routed on borrowed slices, rewritten into a
+//! buffer the connection reuses (the kept runs of the received head,
+//! hop-by-hop headers out, forwarding headers and request id in) and
+//! written to a pooled backend connection with the body bytes already read
+//! in one `writev`; the body follows by its framing, then the response
+//! comes back the same way ([`super::forward`]). Answers to pipelined
+//! requests may be held back and written together ([`PIPELINE_BATCH`]).
+//! Every timeout runs on the connection's one timer ([`Deadline`]).
 //!
 //! Sticky sessions and a frontend's host/path rewrites are applied here as
 //! on the hyper path ([`super::relay_rewrite`]).

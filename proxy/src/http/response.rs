@@ -1,7 +1,7 @@
 //! The response of a relayed request, back to the client: its head
-//! rewritten as slices of the backend's bytes (hop-by-hop headers out,
-//! request id in), then its body by its framing; and the answers the relay
-//! gives instead of a response.
+//! rewritten from the backend's bytes (hop-by-hop headers out, request id
+//! in) after the responses held back, then its body by its framing; and
+//! the answers the relay gives instead of a response.
 
 use std::io::IoSlice;
 use std::time::Duration;
