@@ -513,7 +513,11 @@ fn push_escaped_or_dash(line: &mut String, text: &str) {
 /// Writes `text` with control characters, spaces inside fields aside, as
 /// `\xNN` (a client cannot forge a log line).
 fn push_escaped(line: &mut String, text: &str) {
-    if !text.chars().any(char::is_control) {
+    // Control characters are ASCII below 0x20 and 0x7f, and U+0080 to
+    // U+009F, which UTF-8 writes after a 0xc2 byte: text without those
+    // bytes is copied as is.
+    let plain = |b: &u8| (0x20..0x7f).contains(b) || (*b >= 0x80 && *b != 0xc2);
+    if text.as_bytes().iter().all(plain) || !text.chars().any(char::is_control) {
         line.push_str(text);
         return;
     }
@@ -716,6 +720,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn every_control_character_is_escaped_and_other_text_kept() {
+        assert_eq!(escaped("plain text/é"), "plain text/é");
+        assert_eq!(escaped("a\u{1b}b\u{7f}"), "a\\x1bb\\x7f");
+        // C1 controls (UTF-8 0xc2 0x80..0x9f) too; other 0xc2 characters
+        // are kept.
+        assert_eq!(escaped("a\u{85}b\u{a9}"), "a\\x85b\u{a9}");
     }
 
     #[test]

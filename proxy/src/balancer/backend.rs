@@ -19,6 +19,8 @@ pub struct Backend {
     cluster_id: String,
     id: String,
     address: SocketAddr,
+    /// The address as text, for access records.
+    address_text: String,
     /// Replaced as a whole when the backend is updated in place; read by
     /// cloning the `Arc` out, so the lock is held for a reference count.
     settings: Mutex<Arc<BackendSettings>>,
@@ -54,6 +56,7 @@ impl Backend {
             cluster_id: cluster_id.to_owned(),
             id: id.to_owned(),
             address,
+            address_text: address.to_string(),
             settings: Mutex::new(Arc::new(settings)),
             connections: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
@@ -76,6 +79,11 @@ impl Backend {
     /// The address to connect to.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// [`Backend::address`] as text, written once.
+    pub fn address_text(&self) -> &str {
+        &self.address_text
     }
 
     /// The current settings (sticky value, weight, backup, unix path).

@@ -2,8 +2,6 @@
 //! line, written without allocating (the log line's text fields are copied
 //! into a per-connection buffer, and only when something listens).
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +86,7 @@ impl Record {
     pub(super) fn finish(
         &self,
         shared: &Shared,
-        peer: SocketAddr,
+        peer: &str,
         cluster: Option<&str>,
         log: &[u8],
         status: u16,
@@ -117,10 +115,10 @@ impl Record {
         tracing::info!(
             target: "access",
             request_id = self.id(),
-            client = %peer,
+            client = peer,
             cluster = cluster.unwrap_or("-"),
             backend = backend_id.unwrap_or("-"),
-            backend_address = %OrDash(self.backend.as_ref().map(|b| b.address())),
+            backend_address = self.backend.as_ref().map_or("-", |b| b.address_text()),
             method = text(&self.fields.method),
             host = text(&self.fields.host),
             path = text(&self.fields.path),
@@ -134,17 +132,5 @@ impl Record {
             connect_ms = millis(self.connect_time),
             "request"
         );
-    }
-}
-
-/// A value, or `-` when there is none.
-struct OrDash<T>(Option<T>);
-
-impl<T: fmt::Display> fmt::Display for OrDash<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(value) => value.fmt(f),
-            None => f.write_str("-"),
-        }
     }
 }

@@ -45,6 +45,8 @@ use crate::write_deadline::WriteDeadline;
 /// What every request of one client connection shares.
 pub(super) struct ConnectionContext {
     peer: SocketAddr,
+    /// `peer` as text, for access records.
+    peer_text: String,
     listener_address: SocketAddr,
     listener: Rc<HttpListener>,
     shared: Rc<Shared>,
@@ -71,6 +73,7 @@ impl ConnectionContext {
     ) -> Self {
         ConnectionContext {
             peer,
+            peer_text: peer.to_string(),
             listener_address,
             listener,
             shared,

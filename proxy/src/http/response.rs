@@ -198,7 +198,7 @@ where
     let record = &prepared.record;
     record.finish(
         shared,
-        conn.context.peer,
+        &conn.context.peer_text,
         cluster,
         &conn.log,
         response.status,
