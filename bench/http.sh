@@ -210,6 +210,22 @@ for port in "$BACKEND" "$SOZU_HTTP" "$SOZU_HTTPS" "$NGINX_HTTP" "$NGINX_HTTPS" "
 done
 
 # -- wrk runs
+# The wrk option a mode needs: 1 (a new connection per request), pipeline,
+# or 0.
+close_of() {
+    case "$1" in *-close) echo 1 ;; pipeline) echo pipeline ;; *) echo 0 ;; esac
+}
+
+# The processes that serve for a target (their CPU time and system calls
+# are counted).
+serving_pids() {
+    case "$1" in
+        sozu-rs) pgrep -P "$SOZU_MAIN" | tr '\n' ' ' ;;
+        nginx) pgrep -P "$NGINX_MAIN" | tr '\n' ' ' ;;
+        haproxy) echo "$HAPROXY_MAIN" ;;
+    esac
+}
+
 # Prints how many requests one DURATION run of wrk made.
 count_requests() {
     local target=$1 mode=$2 close=$3
@@ -275,8 +291,7 @@ LUA
 
 echo "$(nproc) cores; wrk -t1 -c$CONNECTIONS -d$DURATION --latency; $ROUNDS rounds; access logs $ACCESS_LOGS (sozu-rs log_level $LOG_LEVEL)" >&2
 for mode in $MODES; do
-    close=0
-    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
+    close=$(close_of "$mode")
     declare -A rps=() p50=() p99=() errors=()
     for target in "${targets[@]}"; do
         run_wrk "$(url_of "$target" "$mode")" 2s "$close" >/dev/null # warm-up
@@ -314,8 +329,7 @@ done
 if [ "$PERF" = 1 ]; then
     worker=$(pgrep -P "$SOZU_MAIN" | head -1)
     mode=${MODES%% *}
-    close=0
-    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
+    close=$(close_of "$mode")
     echo
     echo "== perf profile of the sozu-rs worker ($worker), $mode"
     run_wrk "$(url_of sozu-rs "$mode")" 12s "$close" >/dev/null &
@@ -334,19 +348,14 @@ fi
 # every virtual machine; this is.
 if [ "$CPU" = 1 ]; then
     mode=${MODES%% *}
-    close=0
-    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
+    close=$(close_of "$mode")
     tick=$(getconf CLK_TCK)
     ticks() { local u=0 s=0 pid; for pid in "$@"; do read -r a b < <(awk '{ print $14, $15 }' "/proc/$pid/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
     echo
     echo "== CPU time per request, $mode, one run of $DURATION each"
     printf '%-8s %10s %14s %14s\n' target requests "user us/req" "system us/req"
     for target in sozu-rs nginx haproxy; do
-        case "$target" in
-            sozu-rs) pids=$(pgrep -P "$SOZU_MAIN" | tr '\n' ' ') ;;
-            nginx) pids=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ') ;;
-            haproxy) pids=$HAPROXY_MAIN ;;
-        esac
+        pids=$(serving_pids "$target")
         read -r u0 s0 < <(ticks $pids)
         requests=$(count_requests "$target" "$mode" "$close")
         read -r u1 s1 < <(ticks $pids)
@@ -361,16 +370,11 @@ fi
 # wrk counted.
 if [ "$SYSCALLS" = 1 ]; then
     mode=${MODES%% *}
-    close=0
-    case "$mode" in *-close) close=1 ;; pipeline) close=pipeline ;; esac
+    close=$(close_of "$mode")
     echo
     echo "== system calls per request, $mode, one run of $DURATION each"
     for target in sozu-rs nginx haproxy; do
-        case "$target" in
-            sozu-rs) pids=$(pgrep -P "$SOZU_MAIN" | tr '\n' ' ') ;;
-            nginx) pids=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ') ;;
-            haproxy) pids=$HAPROXY_MAIN ;;
-        esac
+        pids=$(serving_pids "$target")
         # shellcheck disable=SC2046
         strace -c -f -o "$WORK/strace.$target" $(printf -- '-p %s ' $pids) &
         tracer=$!

@@ -16,6 +16,37 @@ use crate::context::{ClusterRuntime, Shared};
 use crate::deadline::Deadline;
 use crate::pool::{BackendSender, RawConnection};
 
+/// Tells `backend`'s balancer that a connection to it failed (logged at
+/// debug level), and reports what the balancer made of it.
+pub(super) fn connect_failed(
+    shared: &Shared,
+    cluster: &ClusterRuntime,
+    backend: &Arc<Backend>,
+    error: &dyn std::fmt::Display,
+) {
+    tracing::debug!(backend = %backend.address(), %error, "backend connection failed");
+    let events = cluster
+        .balancer
+        .borrow_mut()
+        .connect_failed(backend, Instant::now());
+    shared.report(events);
+}
+
+/// Tells `backend`'s balancer that a connection to it opened in `elapsed`,
+/// and reports what the balancer made of it.
+pub(super) fn connect_succeeded(
+    shared: &Shared,
+    cluster: &ClusterRuntime,
+    backend: &Arc<Backend>,
+    elapsed: Duration,
+) {
+    let events = cluster
+        .balancer
+        .borrow_mut()
+        .connect_succeeded(backend, Instant::now(), elapsed);
+    shared.report(events);
+}
+
 /// Opens a connection to `backend`, telling its balancer how it went, and
 /// counts it (backend's connections, metrics, sessions `close_sessions`
 /// can end) until it closes. Returns it with the time connecting took.
@@ -37,22 +68,13 @@ pub(super) async fn connect(
                 Ok(Err(error)) => error.to_string(),
                 _ => "connection timed out".to_owned(),
             };
-            tracing::debug!(backend = %backend.address(), %error, "backend connection failed");
-            let events = cluster
-                .balancer
-                .borrow_mut()
-                .connect_failed(backend, Instant::now());
-            shared.report(events);
+            connect_failed(shared, cluster, backend, &error);
             return Err(());
         }
     };
     let _ = stream.set_nodelay(true);
     let elapsed = started.elapsed();
-    let events = cluster
-        .balancer
-        .borrow_mut()
-        .connect_succeeded(backend, Instant::now(), elapsed);
-    shared.report(events);
+    connect_succeeded(shared, cluster, backend, elapsed);
     backend.connection_opened();
     shared
         .metrics

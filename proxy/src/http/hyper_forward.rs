@@ -233,21 +233,11 @@ async fn open_connection(
         Ok(sender) => {
             let elapsed = connect_started.elapsed();
             exchange.connect_time = Some(elapsed);
-            let events =
-                cluster
-                    .balancer
-                    .borrow_mut()
-                    .connect_succeeded(backend, Instant::now(), elapsed);
-            shared.report(events);
+            super::backend::connect_succeeded(shared, cluster, backend, elapsed);
             Some(sender)
         }
         Err(error) => {
-            tracing::debug!(backend = %backend.address(), %error, "backend connection failed");
-            let events = cluster
-                .balancer
-                .borrow_mut()
-                .connect_failed(backend, Instant::now());
-            shared.report(events);
+            super::backend::connect_failed(shared, cluster, backend, &error);
             None
         }
     }
