@@ -67,8 +67,8 @@ pub(super) enum Next {
     /// Close, after reading for a while what the client may still send
     /// ([`Conn::linger`]).
     Close,
-    /// Close at once: the exchange ended cleanly and every byte the client
-    /// sent was read.
+    /// Close at once: the exchange ended cleanly, the client asked to
+    /// close, and (when the buffer is empty) every byte it sent was read.
     Finish,
     HandOver,
 }

@@ -206,8 +206,11 @@ where
     );
     match outcome {
         Ok(_) if !close => Next::Continue,
-        Ok(_) => Next::Finish,
-        Err(_) => Next::Close,
+        // The client said it sends nothing more: closing at once loses
+        // nothing. When the proxy closes on its own (stopping, a body
+        // until close), the client may be sending its next request.
+        Ok(_) if prepared.close => Next::Finish,
+        _ => Next::Close,
     }
 }
 
