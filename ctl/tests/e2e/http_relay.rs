@@ -130,6 +130,56 @@ fn answers_held_back_for_pipelined_requests_all_reach_the_client_in_order() {
     assert_eq!(last.status, 200);
 }
 
+/// An answer held back for a pipelined request goes out on its own when
+/// the backend is slow to answer the next one: the backend holds `/slow`
+/// until the client has `/fast`'s answer.
+#[test]
+fn an_answer_held_back_does_not_wait_for_a_slow_backend() {
+    let site = Site::start(1, "");
+    let (release, released) = mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let backend = RawBackend::start(move |stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        while let Some(request) = read_request(&mut reader) {
+            if request.target == "/slow" {
+                let _ = released
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(20));
+            }
+            let body = request.target.as_bytes();
+            let _ = write!(
+                writer,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = writer.write_all(body);
+        }
+    });
+    site.daemon.add_cluster(harness::cluster("slow"));
+    site.daemon
+        .add_frontend(harness::frontend(site.port, "slow.test", Some("slow")));
+    site.daemon
+        .add_backend(harness::backend("slow", "raw", backend.address));
+    let mut connection = Connection::open(site.port);
+    connection
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    connection
+        .send(b"GET /fast HTTP/1.1\r\nHost: slow.test\r\n\r\nGET /slow HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+        .unwrap();
+    let fast = connection
+        .answer()
+        .expect("the first answer, while the backend holds the second");
+    assert_eq!(fast.text(), "/fast");
+    release.send(()).unwrap();
+    let slow = connection.answer().unwrap();
+    assert_eq!(slow.text(), "/slow");
+}
+
 #[test]
 fn smuggling_shapes_are_refused_and_reach_no_backend() {
     let site = Site::start(1, "");

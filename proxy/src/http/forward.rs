@@ -110,6 +110,7 @@ where
                         // request.
                         response.persistent = false;
                         prepared.close = true;
+                        prepared.body_cut = true;
                     }
                     response
                 })
@@ -475,6 +476,22 @@ where
         }
         if back.len() == back.capacity() {
             back.reserve(back.len().min(max + 1));
+        }
+        if !pending.is_empty() {
+            // Answers held back wait one turn of the event loop for this
+            // one (a quick backend answers within it, and they all go out
+            // in one write); then they go out on their own, so that a slow
+            // backend does not keep them from the client.
+            tokio::task::yield_now().await;
+            match raw.stream.try_read_buf(back) {
+                Ok(read) if read > 0 => continue,
+                _ => {
+                    let mut slices = [IoSlice::new(pending)];
+                    let written = write_all(client, &mut slices, deadline, front_timeout).await;
+                    pending.clear();
+                    written.map_err(|_| Failure::Client)?;
+                }
+            }
         }
         let had = back.len();
         let read = tokio::select! {

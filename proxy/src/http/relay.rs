@@ -119,6 +119,9 @@ pub(super) struct Prepared {
     pub(super) replayable: bool,
     /// The client asked to close after this request.
     pub(super) close: bool,
+    /// The backend answered before the whole body was read: some of it
+    /// may still be on its way from the client.
+    pub(super) body_cut: bool,
     /// The request named a sticky backend (its value in [`Conn::sticky`]).
     pub(super) sticky: bool,
     pub(super) admitted: Admitted,
@@ -277,7 +280,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
         stopping: &mut watch::Receiver<bool>,
     ) -> HeadWait {
         let max = self.context.shared.options.max_header_size;
-        let end = tokio::time::Instant::now() + seconds(config.request_timeout);
+        let mut end = tokio::time::Instant::now() + seconds(config.request_timeout);
         let mut searched = 0;
         loop {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).
@@ -302,13 +305,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             if stop_now {
                 return HeadWait::Closed;
             }
-            // The client may wait for its answers before sending more.
-            if self
-                .flush_pending(seconds(config.front_timeout))
-                .await
-                .is_err()
-            {
-                return HeadWait::Closed;
+            // The client may wait for its answers before sending more; the
+            // time a slow reader takes to read them is not the next
+            // request's.
+            if !self.pending.is_empty() {
+                let timeout = seconds(config.front_timeout);
+                if self.flush_pending(timeout).await.is_err() {
+                    return HeadWait::Closed;
+                }
+                end = tokio::time::Instant::now() + seconds(config.request_timeout);
             }
             tokio::select! {
                 read = self.deadline.until(end, self.client.read_buf(&mut self.front)) => {
@@ -463,6 +468,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
                 head_request: head.method == "HEAD",
                 replayable: head.framing == Framing::Empty && idempotent(head.method),
                 close: !head.connection.persistent(head.minor_version),
+                body_cut: false,
                 sticky,
                 admitted,
                 record,

@@ -208,8 +208,9 @@ where
         Ok(_) if !close => Next::Continue,
         // The client said it sends nothing more: closing at once loses
         // nothing. When the proxy closes on its own (stopping, a body
-        // until close), the client may be sending its next request.
-        Ok(_) if prepared.close => Next::Finish,
+        // until close, an answer before the whole upload), the client may
+        // still be sending.
+        Ok(_) if prepared.close && !prepared.body_cut => Next::Finish,
         _ => Next::Close,
     }
 }
