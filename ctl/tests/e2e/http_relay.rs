@@ -17,6 +17,15 @@ use harness::Site;
 use harness::backend::{Backend, RawBackend, read_request};
 use harness::client::{self, Connection};
 
+/// `count` keep-alive GETs of `/0`, `/1`... for `host`, one after the other.
+fn gets(host: &str, count: usize) -> Vec<u8> {
+    let mut requests = Vec::new();
+    for index in 0..count {
+        write!(requests, "GET /{index} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    }
+    requests
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order_over_one_backend_connection() {
     let site = Site::start(1, "");
@@ -24,10 +33,7 @@ fn pipelined_requests_are_answered_in_order_over_one_backend_connection() {
     let backend = Backend::start_with("app", Duration::ZERO, Some(seen));
     site.daemon.serve(site.port, "app.test", "app", &[&backend]);
     let mut connection = Connection::open(site.port);
-    let mut pipelined = Vec::new();
-    for index in 0..20 {
-        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
-    }
+    let pipelined = gets("app.test", 20);
     // One write: every request is in the proxy's buffer at once.
     connection.send(&pipelined).unwrap();
     for _ in 0..20 {
@@ -61,10 +67,7 @@ fn answers_held_back_for_pipelined_requests_all_reach_the_client_in_order() {
     site.daemon.serve(site.port, "app.test", "app", &[&backend]);
 
     // Ten requests, then the client closes its sending side.
-    let mut pipelined = Vec::new();
-    for index in 0..10 {
-        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
-    }
+    let pipelined = gets("app.test", 10);
     let mut connection = Connection::open(site.port);
     connection.send(&pipelined).unwrap();
     connection
@@ -81,10 +84,7 @@ fn answers_held_back_for_pipelined_requests_all_reach_the_client_in_order() {
     // Five whole requests and the first half of a sixth: the five answers
     // come before the sixth is finished.
     let mut connection = Connection::open(site.port);
-    let mut pipelined = Vec::new();
-    for index in 0..5 {
-        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
-    }
+    let mut pipelined = gets("app.test", 5);
     pipelined.extend_from_slice(b"GET /last HTTP/1.1\r\nHost: app");
     connection.send(&pipelined).unwrap();
     for index in 0..5 {
@@ -99,10 +99,7 @@ fn answers_held_back_for_pipelined_requests_all_reach_the_client_in_order() {
     // Three requests the backend answers, then one for an unknown host:
     // three 200s, then the proxy's own 404.
     let mut connection = Connection::open(site.port);
-    let mut pipelined = Vec::new();
-    for index in 0..3 {
-        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
-    }
+    let mut pipelined = gets("app.test", 3);
     pipelined.extend_from_slice(b"GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n");
     connection.send(&pipelined).unwrap();
     for index in 0..3 {
@@ -113,10 +110,7 @@ fn answers_held_back_for_pipelined_requests_all_reach_the_client_in_order() {
     // Two requests the relay serves, then one it hands over to the
     // general path (HTTP/1.0): the two answers held back come first.
     let mut connection = Connection::open(site.port);
-    let mut pipelined = Vec::new();
-    for index in 0..2 {
-        write!(pipelined, "GET /{index} HTTP/1.1\r\nHost: app.test\r\n\r\n").unwrap();
-    }
+    let mut pipelined = gets("app.test", 2);
     pipelined.extend_from_slice(b"GET /old HTTP/1.0\r\nHost: app.test\r\n\r\n");
     connection.send(&pipelined).unwrap();
     for index in 0..2 {
