@@ -42,3 +42,24 @@ wait_port() {
         sleep 0.1
     done
 }
+
+# nginx_conf DIR CONNECTIONS: writes DIR/nginx.conf for one nginx worker
+# keeping its pid and logs in DIR: the top every script shares, then the
+# rest (the http block) from standard input.
+nginx_conf() {
+    local dir=$1 connections=$2
+    mkdir -p "$dir/logs"
+    {
+        printf 'daemon off;\nworker_processes 1;\npid %s/nginx.pid;\n' "$dir"
+        printf 'error_log %s/logs/error.log;\nevents { worker_connections %s; }\n' "$dir" "$connections"
+        cat
+    } >"$dir/nginx.conf"
+}
+
+# start_nginx DIR: starts the nginx of DIR/nginx.conf in the background;
+# its pid goes in NGINX_PID and PIDS.
+start_nginx() {
+    nginx -p "$1" -c "$1/nginx.conf" >"$1/logs/out.log" 2>&1 &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+}

@@ -95,13 +95,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
 
 # -- the backend: nginx, one worker, `return 200`
-mkdir -p "$WORK/backend/logs"
-cat >"$WORK/backend/nginx.conf" <<CFG
-daemon off;
-worker_processes 1;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/logs/error.log;
-events { worker_connections 4096; }
+nginx_conf "$WORK/backend" 4096 <<CFG
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -111,8 +105,7 @@ http {
     }
 }
 CFG
-nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" >"$WORK/backend/logs/out.log" 2>&1 &
-PIDS+=($!)
+start_nginx "$WORK/backend"
 
 # -- this proxy: one worker, an HTTP and an HTTPS listener, one cluster
 mkdir -p "$WORK/sozu"
@@ -145,13 +138,7 @@ SOZU_MAIN=$!
 PIDS+=("$SOZU_MAIN")
 
 # -- nginx: one worker, keep-alive to the backend
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<CFG
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log;
-events { worker_connections 4096; }
+nginx_conf "$WORK/nginx" 4096 <<CFG
 http {
     $NGINX_ACCESS
     keepalive_requests 1000000;
@@ -175,9 +162,8 @@ http {
     }
 }
 CFG
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/logs/out.log" 2>&1 &
-NGINX_MAIN=$!
-PIDS+=($!)
+start_nginx "$WORK/nginx"
+NGINX_MAIN=$NGINX_PID
 
 # -- HAProxy: one thread, mode http, keep-alive to the backend (its default)
 cat >"$WORK/haproxy.cfg" <<CFG

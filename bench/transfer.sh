@@ -174,13 +174,7 @@ SOZU_MAIN=$!
 PIDS+=("$SOZU_MAIN")
 
 # -- nginx, streaming both ways
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<CFG
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log;
-events { worker_connections 1024; }
+nginx_conf "$WORK/nginx" 1024 <<CFG
 http {
     access_log off;
     client_body_temp_path $WORK/nginx/body;
@@ -205,9 +199,8 @@ http {
     }
 }
 CFG
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/logs/out.log" 2>&1 &
-NGINX_MAIN=$!
-PIDS+=("$NGINX_MAIN")
+start_nginx "$WORK/nginx"
+NGINX_MAIN=$NGINX_PID
 
 for port in "$BACKEND" "$SOZU_HTTP" "$NGINX_HTTP"; do
     wait_port "$port"

@@ -26,13 +26,7 @@ read -r BACKEND NGINX HAPROXY < <(free_ports 3)
 export DIFF_BACKEND_PORT=$BACKEND
 
 if command -v nginx >/dev/null; then
-    mkdir -p "$WORK/nginx/logs"
-    cat >"$WORK/nginx/nginx.conf" <<CFG
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log;
-events { worker_connections 1024; }
+    nginx_conf "$WORK/nginx" 1024 <<CFG
 http {
     access_log off;
     client_body_temp_path $WORK/nginx/body;
@@ -50,8 +44,7 @@ http {
     }
 }
 CFG
-    nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/logs/out.log" 2>&1 &
-    PIDS+=($!)
+    start_nginx "$WORK/nginx"
     wait_port "$NGINX"
     export DIFF_NGINX_PORT=$NGINX
     echo "nginx: $(nginx -v 2>&1) on 127.0.0.1:$NGINX" >&2

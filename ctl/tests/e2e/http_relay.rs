@@ -17,6 +17,33 @@ use harness::Site;
 use harness::backend::{Backend, RawBackend, read_request};
 use harness::client::{self, Connection};
 
+/// Writes the head of a `method_target` request to `host` with a body of
+/// `size` bytes, then the body from a thread of its own (until it is all
+/// sent or a write fails); the thread gives how many body bytes it sent.
+fn upload(
+    stream: &std::net::TcpStream,
+    method_target: &str,
+    host: &str,
+    size: usize,
+) -> std::thread::JoinHandle<usize> {
+    let mut writer = stream.try_clone().unwrap();
+    let head =
+        format!("{method_target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\n\r\n");
+    writer.write_all(head.as_bytes()).unwrap();
+    std::thread::spawn(move || {
+        let chunk = [b'a'; 64 * 1024];
+        let mut sent = 0;
+        while sent < size
+            && writer
+                .write_all(&chunk[..chunk.len().min(size - sent)])
+                .is_ok()
+        {
+            sent += chunk.len().min(size - sent);
+        }
+        sent
+    })
+}
+
 /// `count` keep-alive GETs of `/0`, `/1`... for `host`, one after the other.
 fn gets(host: &str, count: usize) -> Vec<u8> {
     let mut requests = Vec::new();
@@ -278,19 +305,7 @@ fn an_answer_given_before_the_body_is_read_reaches_the_client_whole() {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let head = format!(
-            "POST /upload HTTP/1.1\r\nHost: nowhere.test\r\nContent-Length: {BODY}\r\n\r\n"
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let sender = std::thread::spawn(move || {
-            let chunk = [b'a'; 16 * 1024];
-            for _ in 0..BODY / chunk.len() {
-                if writer.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
-        });
+        let sender = upload(&stream, "POST /upload", "nowhere.test", BODY);
         let mut answer = Vec::new();
         let read = stream.read_to_end(&mut answer);
         sender.join().unwrap();
@@ -335,18 +350,7 @@ fn a_backend_answer_before_the_whole_body_is_relayed_and_both_connections_close(
     raw_site(&site, "upload", "upload.test", &backend);
     const BODY: usize = 64 << 20;
     let mut connection = Connection::open(site.port);
-    let head =
-        format!("POST /upload HTTP/1.1\r\nHost: upload.test\r\nContent-Length: {BODY}\r\n\r\n");
-    connection.send(head.as_bytes()).unwrap();
-    let mut writer = connection.writer.try_clone().unwrap();
-    let sender = std::thread::spawn(move || {
-        let chunk = [b'a'; 64 * 1024];
-        let mut sent = 0;
-        while sent < BODY && writer.write_all(&chunk).is_ok() {
-            sent += chunk.len();
-        }
-        sent
-    });
+    let sender = upload(&connection.writer, "POST /upload", "upload.test", BODY);
     let answer = connection.answer().unwrap();
     assert_eq!(answer.status, 413, "{answer:?}");
     assert_eq!(answer.text(), "too big!");
@@ -483,17 +487,7 @@ fn a_backend_that_answers_and_closes_mid_upload_has_its_answer_relayed() {
     const BODY: usize = 64 << 20;
     for attempt in 0..5 {
         let mut connection = Connection::open(site.port);
-        let head =
-            format!("PUT /file HTTP/1.1\r\nHost: guarded.test\r\nContent-Length: {BODY}\r\n\r\n");
-        connection.send(head.as_bytes()).unwrap();
-        let mut writer = connection.writer.try_clone().unwrap();
-        let sender = std::thread::spawn(move || {
-            let chunk = [b'a'; 64 * 1024];
-            let mut sent = 0;
-            while sent < BODY && writer.write_all(&chunk).is_ok() {
-                sent += chunk.len();
-            }
-        });
+        let sender = upload(&connection.writer, "PUT /file", "guarded.test", BODY);
         let answer = connection.answer().unwrap();
         assert_eq!(answer.status, 401, "attempt {attempt}: {answer:?}");
         assert_eq!(answer.text(), "no way");

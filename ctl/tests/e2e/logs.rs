@@ -203,23 +203,30 @@ fn unsupported_targets_are_refused_by_name() {
     }
 }
 
-#[test]
-fn json_access_logs_parse_back_with_every_field() {
+/// [`daemon_with`], writing its access records in `format` to the file
+/// `name` in the daemon's folder (whose path it returns).
+fn access_logs_to_file(format: &str, name: &str) -> (Daemon, std::path::PathBuf, u16, Backend) {
     let folder = tempfile::tempdir().unwrap();
-    let access = folder.path().join("access.json");
+    let access = folder.path().join(name);
     let port = free_port();
     let daemon = Daemon::start_in(
         folder,
         &basic_config(
             port,
             &format!(
-                "access_logs_format = \"json\"\naccess_logs_target = \"file://{}\"",
+                "access_logs_format = \"{format}\"\naccess_logs_target = \"file://{}\"",
                 access.display()
             ),
         ),
     );
     let backend = Backend::start("app");
     daemon.serve(port, "app.test", "app", &[&backend]);
+    (daemon, access, port, backend)
+}
+
+#[test]
+fn json_access_logs_parse_back_with_every_field() {
+    let (daemon, access, port, _backend) = access_logs_to_file("json", "access.json");
     for index in 0..4 {
         assert!(request_logged(port, &format!("/json-{index}"), || read(
             &access
@@ -265,21 +272,7 @@ fn json_access_logs_parse_back_with_every_field() {
 
 #[test]
 fn protobuf_access_logs_decode_against_sozus_schema() {
-    let folder = tempfile::tempdir().unwrap();
-    let access = folder.path().join("access.pb");
-    let port = free_port();
-    let daemon = Daemon::start_in(
-        folder,
-        &basic_config(
-            port,
-            &format!(
-                "access_logs_format = \"protobuf\"\naccess_logs_target = \"file://{}\"",
-                access.display()
-            ),
-        ),
-    );
-    let backend = Backend::start("app");
-    daemon.serve(port, "app.test", "app", &[&backend]);
+    let (daemon, access, port, backend) = access_logs_to_file("protobuf", "access.pb");
     let decode = || {
         let bytes = std::fs::read(&access).unwrap_or_default();
         let mut rest = &bytes[..];
