@@ -18,7 +18,8 @@ use tokio::net::tcp::ReadHalf;
 
 use super::answer::Exchange;
 use super::backend::connect;
-use super::relay::{Conn, MAX_EDITS, MAX_HEADERS, Next, Plan, Prepared, first};
+use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared};
+use super::relay_plan::{MAX_EDITS, first};
 use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;

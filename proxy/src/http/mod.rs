@@ -18,6 +18,7 @@ mod hyper_forward;
 mod hyper_policy;
 mod policy;
 mod relay;
+mod relay_plan;
 mod relay_rewrite;
 mod response;
 mod rewind;

@@ -18,7 +18,8 @@ use crate::http1::framing::{list_members, trim_ows};
 use crate::router::{HeaderEdit, Route};
 use crate::settings::ListenerSettings;
 
-use super::relay::{Prepared, push_line};
+use super::relay::Prepared;
+use super::relay_plan::push_line;
 
 /// What a frontend and cluster change in a request head besides the
 /// forwarding headers and header edits.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::forward::write_all;
-use super::relay::{Conn, Next, PIPELINE_BATCH, Plan, Prepared, find_blank_line, push_line};
+use super::relay::{Conn, Next, PIPELINE_BATCH, Plan, Prepared, find_blank_line};
+use super::relay_plan::push_line;
 use super::seconds;
 use crate::answers;
 use crate::body::ProxyBody;
