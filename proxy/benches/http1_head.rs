@@ -21,7 +21,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 mod http1;
 
 use http1::edit::{EditOptions, EditPlan};
-use http1::head::{Parsed, parse_request};
+use http1::head::{self, Parsed, parse_request};
 
 const HEAD: &[u8] = b"GET /api/v1/items?page=2&sort=name HTTP/1.1\r\n\
 Host: app.example.com\r\n\
@@ -38,7 +38,7 @@ Cache-Control: max-age=0\r\n\
 const SLOTS: usize = 64;
 
 fn parse_and_plan(buf: &[u8]) -> usize {
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, 16 * 1024) else {
         panic!("the head parses");
     };

@@ -10,14 +10,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-
-use tokio::sync::Notify;
+use std::task::{Poll, Waker};
 
 struct Entry {
     cluster_id: String,
     backend_id: String,
     address: SocketAddr,
-    close: Rc<Notify>,
+    close: Rc<CloseSignal>,
 }
 
 /// Every live backend session of one server.
@@ -31,13 +30,44 @@ pub(crate) struct SessionRegistry {
 pub(crate) struct Registration {
     id: u64,
     registry: Rc<SessionRegistry>,
-    close: Rc<Notify>,
+    close: Rc<CloseSignal>,
+}
+
+/// A request to close one session: once asked, it stays asked. The one
+/// task that uses the session at a time waits on it (a session's
+/// connection moves between tasks, never shared by two); waiting takes no
+/// lock, which matters as the relay waits on it at every response.
+#[derive(Default)]
+struct CloseSignal {
+    asked: Cell<bool>,
+    waiter: Cell<Option<Waker>>,
+}
+
+impl CloseSignal {
+    fn ask(&self) {
+        self.asked.set(true);
+        if let Some(waker) = self.waiter.take() {
+            waker.wake();
+        }
+    }
 }
 
 impl Registration {
     /// Resolves when `close_sessions` asks this session to end.
     pub(crate) async fn closed(&self) {
-        self.close.notified().await;
+        let signal = &self.close;
+        std::future::poll_fn(|cx| {
+            if signal.asked.get() {
+                return Poll::Ready(());
+            }
+            let waiter = match signal.waiter.take() {
+                Some(waker) if waker.will_wake(cx.waker()) => waker,
+                _ => cx.waker().clone(),
+            };
+            signal.waiter.set(Some(waiter));
+            Poll::Pending
+        })
+        .await;
     }
 }
 
@@ -57,7 +87,7 @@ impl SessionRegistry {
     ) -> Registration {
         let id = self.next.get();
         self.next.set(id + 1);
-        let close = Rc::new(Notify::new());
+        let close = Rc::new(CloseSignal::default());
         self.entries.borrow_mut().insert(
             id,
             Entry {
@@ -88,12 +118,50 @@ impl SessionRegistry {
                 && backend_id.is_none_or(|id| id == entry.backend_id)
                 && address.is_none_or(|address| address == entry.address);
             if matches {
-                // A stored permit: the session ends even if it is not
-                // waiting on it at this very moment.
-                entry.close.notify_one();
+                // Kept asked: the session ends even if it is not waiting
+                // on it at this very moment.
+                entry.close.ask();
                 closed += 1;
             }
         }
         closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::rc::Rc;
+
+    use futures::FutureExt;
+
+    use super::SessionRegistry;
+
+    #[tokio::test]
+    async fn a_close_wakes_the_waiting_session_and_stays_asked() {
+        let registry = Rc::new(SessionRegistry::default());
+        let address: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let web = registry.register("web", "web-0", address);
+        let api = registry.register("api", "api-0", address);
+        assert!(web.closed().now_or_never().is_none(), "not asked yet");
+        let local = tokio::task::LocalSet::new();
+        let waiting = local.spawn_local(async move {
+            web.closed().await;
+            // Asked once, closed for good.
+            assert!(web.closed().now_or_never().is_some());
+        });
+        local
+            .run_until(async {
+                tokio::task::yield_now().await;
+                assert_eq!(registry.close("web", None, None), 1);
+                waiting.await.unwrap();
+            })
+            .await;
+        assert!(api.closed().now_or_never().is_none(), "another cluster's");
+        assert_eq!(registry.close("api", Some("api-0"), Some(address)), 1);
+        assert!(
+            api.closed().now_or_never().is_some(),
+            "asked before waiting"
+        );
     }
 }

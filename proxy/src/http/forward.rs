@@ -374,7 +374,7 @@ impl Watching {
         }
         let mut at = 0;
         for _ in 0..=MAX_INTERIM {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut headers = head::slots::<MAX_HEADERS>();
             match head::parse_response(&back[at..], &mut headers, self.max, self.answering) {
                 Ok(Parsed::Complete(head)) if is_interim(head.status) => at += head.len,
                 Ok(Parsed::Partial) => return false,
@@ -406,73 +406,31 @@ where
         back,
         deadline,
         pending,
+        response_plan,
         ..
     } = conn;
-    let answering = Answering {
-        head_request: prepared.head_request,
-        upgrade_requested: false,
-    };
     let mut interim = 0;
     loop {
         if !back.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match head::parse_response(&back[..], &mut headers, max, answering) {
-                Ok(Parsed::Complete(head)) if is_interim(head.status) => {
+            let reading = (max, config.id_header.as_str());
+            match read_back_head(back, prepared, reading, pending, response_plan)? {
+                BackHead::Interim(len) => {
                     // A backend that sends interim answers without end
                     // would hold the exchange forever.
                     interim += 1;
                     if interim > MAX_INTERIM {
                         return Err(Failure::Bad("The backend sent too many interim answers."));
                     }
-                    let (len, http10) = (head.len, head.minor_version == 0);
-                    let plan = Plan::new(&back[..], len, head.headers, &EditOptions::default())
-                        .map_err(|_| Failure::Bad("The response has too many headers."))?;
-                    if http10 {
-                        back[7] = b'1';
-                    }
                     // Written at once, after the answers held back.
-                    let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 4];
-                    let count = plan
-                        .slices(&back[..], &[], &mut slices[1..])
-                        .ok_or(Failure::Bad("The response has too many headers."))?;
-                    slices[0] = IoSlice::new(pending);
-                    let written =
-                        write_all(client, &mut slices[..=count], deadline, front_timeout).await;
+                    let mut slices = [IoSlice::new(pending)];
+                    let written = write_all(client, &mut slices, deadline, front_timeout).await;
                     pending.clear();
                     written.map_err(|_| Failure::Client)?;
                     back.drain(..len);
                     continue;
                 }
-                Ok(Parsed::Complete(head)) => {
-                    let mut drop = [""; 1 + MAX_EDITS];
-                    drop[0] = config.id_header.as_str();
-                    let mut count = 1;
-                    let edits = prepared.admitted.route.response_headers();
-                    for (slot, edit) in drop[1..].iter_mut().zip(edits) {
-                        *slot = &edit.name;
-                        count += 1;
-                    }
-                    let options = EditOptions {
-                        drop: &drop[..count],
-                        ..Default::default()
-                    };
-                    let plan = Plan::new(&back[..], head.len, head.headers, &options)
-                        .map_err(|_| Failure::Bad("The response has too many headers."))?;
-                    let has_te = first(head.headers, "transfer-encoding").is_some();
-                    let has_date = first(head.headers, "date").is_some();
-                    return Ok(Response {
-                        status: head.status,
-                        head_len: head.len,
-                        framing: head.framing,
-                        persistent: head.connection.persistent(head.minor_version),
-                        http10: head.minor_version == 0,
-                        has_transfer_encoding: has_te,
-                        has_date,
-                        plan,
-                    });
-                }
-                Ok(Parsed::Partial) => {}
-                Err(_) => return Err(Failure::Bad("The backend's response broke the rules.")),
+                BackHead::Final(response) => return Ok(response),
+                BackHead::Partial => {}
             }
         }
         if back.len() == back.capacity() {
@@ -509,6 +467,78 @@ where
             Ok(Ok(_)) => {}
             Err(_) => return Err(Failure::Timeout),
         }
+    }
+}
+
+/// What the back buffer holds, read by [`read_back_head`].
+enum BackHead {
+    /// Not a whole head yet.
+    Partial,
+    /// An interim (1xx) answer of this many bytes: its head, rewritten, was
+    /// added to the answers held back.
+    Interim(usize),
+    /// The final response head (its edit plan in the connection's
+    /// `response_plan`).
+    Final(Response),
+}
+
+/// Parses the head at the start of `back`. Kept out of the async
+/// [`receive_head`] so that the parser's header slots live on the stack for
+/// the parse alone, not in every exchange's future (which is moved, whole,
+/// at each request).
+fn read_back_head(
+    back: &[u8],
+    prepared: &Prepared,
+    (max, id_header): (usize, &str),
+    pending: &mut Vec<u8>,
+    response_plan: &mut Plan,
+) -> Result<BackHead, Failure> {
+    let answering = Answering {
+        head_request: prepared.head_request,
+        upgrade_requested: false,
+    };
+    let too_many = |_| Failure::Bad("The response has too many headers.");
+    let mut headers = head::slots::<MAX_HEADERS>();
+    match head::parse_response(back, &mut headers, max, answering) {
+        Ok(Parsed::Complete(head)) if is_interim(head.status) => {
+            let plan = Plan::new(back, head.len, head.headers, &EditOptions::default())
+                .map_err(too_many)?;
+            let start = pending.len();
+            plan.extend_into(&[], back, &[], pending);
+            if head.minor_version == 0 {
+                // Sent on as HTTP/1.1 (the status line is always kept).
+                pending[start + 7] = b'1';
+            }
+            Ok(BackHead::Interim(head.len))
+        }
+        Ok(Parsed::Complete(head)) => {
+            let mut drop = [""; 1 + MAX_EDITS];
+            drop[0] = id_header;
+            let mut count = 1;
+            let edits = prepared.admitted.route.response_headers();
+            for (slot, edit) in drop[1..].iter_mut().zip(edits) {
+                *slot = &edit.name;
+                count += 1;
+            }
+            let options = EditOptions {
+                drop: &drop[..count],
+                ..Default::default()
+            };
+            response_plan
+                .refill(back, head.len, head.headers, &options)
+                .map_err(too_many)?;
+            Ok(BackHead::Final(Response {
+                status: head.status,
+                head_len: head.len,
+                framing: head.framing,
+                persistent: head.connection.persistent(head.minor_version),
+                http10: head.minor_version == 0,
+                has_transfer_encoding: first(head.headers, "transfer-encoding").is_some(),
+                has_date: first(head.headers, "date").is_some(),
+            }))
+        }
+        Ok(Parsed::Partial) => Ok(BackHead::Partial),
+        Err(_) => Err(Failure::Bad("The backend's response broke the rules.")),
     }
 }
 

@@ -101,6 +101,9 @@ pub(super) struct Conn<C> {
     /// Responses to pipelined requests not written yet: they go out with
     /// the next write to the client ([`PIPELINE_BATCH`]).
     pub(super) pending: Vec<u8>,
+    /// The edit plan of the response under way (filled in place: a plan
+    /// is too large to move with each response).
+    pub(super) response_plan: Plan,
 }
 
 /// How many bytes of responses to pipelined requests are held back, at
@@ -166,6 +169,7 @@ where
         log: Vec::new(),
         deadline: Deadline::new(floor),
         pending: Vec::new(),
+        response_plan: Plan::empty(),
         tls: context.listener.tls.is_some(),
         context,
         client,
@@ -262,10 +266,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
         {
             return;
         }
+        // What comes is read into the client's buffer (nothing there is
+        // wanted any more) and dropped.
         let mut discarded = 0;
-        let mut sink = [0u8; 4096];
         while discarded < LINGER_BYTES {
-            match tokio::time::timeout_at(deadline, self.client.read(&mut sink)).await {
+            self.front.clear();
+            self.front.reserve(4096);
+            match tokio::time::timeout_at(deadline, self.client.read_buf(&mut self.front)).await {
                 Ok(Ok(read)) if read > 0 => discarded += read,
                 _ => return,
             }
@@ -381,7 +388,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
     /// Parses the head in the buffer and decides what becomes of it.
     fn prepare(&mut self, config: &ListenerSettings) -> Step {
         let max = self.context.shared.options.max_header_size;
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut headers = head::slots::<MAX_HEADERS>();
         let head = match head::parse_request(&self.front, &mut headers, max) {
             Ok(Parsed::Complete(head)) => head,
             Ok(Parsed::Partial) => return Step::Refuse(Refusal::request(Rule::HeadTooLarge)),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::forward::write_all;
-use super::relay::{Conn, Next, PIPELINE_BATCH, Plan, Prepared, find_blank_line};
+use super::relay::{Conn, Next, PIPELINE_BATCH, Prepared, find_blank_line};
 use super::relay_plan::push_line;
 use super::seconds;
 use crate::answers;
@@ -32,7 +32,6 @@ pub(super) struct Response {
     pub(super) has_transfer_encoding: bool,
     /// The response carries a `Date` (else the relay adds one).
     pub(super) has_date: bool,
-    pub(super) plan: Plan,
 }
 
 /// Writes an answer of the proxy's own and closes (its head says so).
@@ -237,6 +236,7 @@ where
         lines,
         deadline,
         pending,
+        response_plan,
         ..
     } = conn;
     let start = response.head_len;
@@ -246,7 +246,7 @@ where
     let mut done = first.done;
     {
         // The head goes after the responses held back, if any: one write.
-        response.plan.extend_into(&[], &back[..], lines, pending);
+        response_plan.extend_into(&[], &back[..], lines, pending);
         let data = &back[start..start + first.consumed];
         if first.done && hold && !front.is_empty() && pending.len() + data.len() <= PIPELINE_BATCH {
             // A whole response while the client's next request already

@@ -110,12 +110,35 @@ impl<const RUNS: usize> EditPlan<RUNS> {
         headers: &[httparse::Header<'_>],
         options: &EditOptions<'_>,
     ) -> Result<Self, TooManyRuns> {
-        let mut plan = EditPlan {
+        let mut plan = EditPlan::empty();
+        plan.refill(buf, head_len, headers, options)?;
+        Ok(plan)
+    }
+
+    /// A plan that keeps nothing, to be filled by [`EditPlan::refill`].
+    pub fn empty() -> Self {
+        EditPlan {
             runs: [(0, 0); RUNS],
             count: 0,
-            upgrading: options.upgrading,
-            start_dropped: options.drop_start_line,
-        };
+            upgrading: false,
+            start_dropped: false,
+        }
+    }
+
+    /// Plans the head at the start of `buf` in place, as [`EditPlan::new`]
+    /// does, replacing what this plan held (without moving a plan, which
+    /// is large: a plan is kept by a connection and filled at each head).
+    /// After an error the plan is not to be used.
+    pub fn refill(
+        &mut self,
+        buf: &[u8],
+        head_len: usize,
+        headers: &[httparse::Header<'_>],
+        options: &EditOptions<'_>,
+    ) -> Result<(), TooManyRuns> {
+        self.count = 0;
+        self.upgrading = options.upgrading;
+        self.start_dropped = options.drop_start_line;
         // The kept bytes end before the final empty line.
         let body_start = head_len - 2;
         let mut run_start = 0;
@@ -133,11 +156,10 @@ impl<const RUNS: usize> EditPlan<RUNS> {
                 continue;
             }
             let line = line_range(buf, header);
-            plan.push(run_start..line.start)?;
+            self.push(run_start..line.start)?;
             run_start = line.end;
         }
-        plan.push(run_start..body_start)?;
-        Ok(plan)
+        self.push(run_start..body_start)
     }
 
     fn push(&mut self, run: Range<usize>) -> Result<(), TooManyRuns> {

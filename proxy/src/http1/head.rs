@@ -3,6 +3,8 @@
 //! such, whitespace before a colon, control characters, size limits, Host)
 //! are checked here, so that every refusal names its rule.
 
+use std::mem::MaybeUninit;
+
 use super::framing::{self, ConnectionOptions, Framing};
 use super::{Refusal, Rule, Side};
 
@@ -316,19 +318,28 @@ where
     }
 }
 
+/// Room for `N` header lines, left uninitialized: [`parse_request`] and
+/// [`parse_response`] write only the lines a head has (filling a hundred
+/// empty slots first cost more than parsing a short head).
+#[inline]
+pub fn slots<'b, const N: usize>() -> [MaybeUninit<httparse::Header<'b>>; N] {
+    [const { MaybeUninit::uninit() }; N]
+}
+
 /// Parses a request head at the start of `buf`, the header lines going to
 /// `headers` (its length caps their number: more is 431). `max_head` caps
 /// the head's size (414 when the request line alone is longer, else 431).
 pub fn parse_request<'b, 'h>(
     buf: &'b [u8],
-    headers: &'h mut [httparse::Header<'b>],
+    headers: &'h mut [MaybeUninit<httparse::Header<'b>>],
     max_head: usize,
 ) -> Result<Parsed<RequestHead<'b, 'h>>, Refusal> {
     let mut request = httparse::Request::new(&mut []);
     let mut slots = Some(headers);
     let len = parse_with(buf, max_head, Side::Request, |prefix| {
-        let mut attempt = httparse::Request::new(slots.take().expect("parsed once"));
-        let result = attempt.parse(prefix);
+        let mut attempt = httparse::Request::new(&mut []);
+        let slots = slots.take().expect("parsed once");
+        let result = attempt.parse_with_uninit_headers(prefix, slots);
         request = attempt;
         result
     })?;
@@ -368,7 +379,7 @@ pub fn parse_request<'b, 'h>(
 /// `answering` describes. Any refusal is the backend's: answered 502.
 pub fn parse_response<'b, 'h>(
     buf: &'b [u8],
-    headers: &'h mut [httparse::Header<'b>],
+    headers: &'h mut [MaybeUninit<httparse::Header<'b>>],
     max_head: usize,
     answering: Answering,
 ) -> Result<Parsed<ResponseHead<'b, 'h>>, Refusal> {
@@ -376,8 +387,13 @@ pub fn parse_response<'b, 'h>(
     let mut response = httparse::Response::new(&mut []);
     let mut slots = Some(headers);
     let len = parse_with(buf, max_head, Side::Response, |prefix| {
-        let mut attempt = httparse::Response::new(slots.take().expect("parsed once"));
-        let result = attempt.parse(prefix);
+        let mut attempt = httparse::Response::new(&mut []);
+        let slots = slots.take().expect("parsed once");
+        let result = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut attempt,
+            prefix,
+            slots,
+        );
         response = attempt;
         result
     })?;

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use super::chunked::ChunkedDecoder;
 use super::framing::Framing;
-use super::head::{Answering, Parsed, parse_request, parse_response};
+use super::head::{self, Answering, Parsed, parse_request, parse_response};
 use super::{Refusal, Side};
 
 const MAX_HEAD: usize = 2048;
@@ -120,7 +120,7 @@ fn read_head(
 ) -> Result<(usize, Framing), End> {
     loop {
         let buffered = &delivery.stream[start..delivery.available];
-        let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+        let mut headers = head::slots::<SLOTS>();
         let parsed = match side {
             Side::Request => parse_request(buffered, &mut headers, MAX_HEAD)
                 .map(|p| map_parsed(p, |h| (h.len, h.framing))),
@@ -642,7 +642,7 @@ fn the_independent_chunked_reader_reads_what_it_should() {
 #[test]
 fn a_version_cut_by_a_read_waits_for_its_end() {
     let whole = b"HEAD / HTTP/3.1\r\nHost: app.test\r\n\r\n";
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     for cut in 7..=15 {
         let parsed = parse_request(&whole[..cut], &mut headers, MAX_HEAD);
         assert!(matches!(parsed, Ok(Parsed::Partial)), "{cut}: {parsed:?}");
@@ -673,7 +673,7 @@ fn a_version_cut_by_a_read_waits_for_its_end() {
 /// line that is valid but for its version.
 #[test]
 fn a_malformed_start_line_is_400_at_every_cut() {
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     for whole in [
         &b"GET/ HTTP/1.7\r\n\r\x0b"[..],
         b"G(T / HTTP/2.0\r\nHost: a\r\n\r\n",

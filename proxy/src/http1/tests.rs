@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::chunked::ChunkedDecoder;
 use super::edit::{EditOptions, EditPlan};
 use super::framing::Framing;
-use super::head::{Answering, Parsed, parse_request, parse_response};
+use super::head::{self, Answering, Parsed, parse_request, parse_response};
 use super::{Refusal, Rule, Side};
 
 const MAX_HEAD: usize = 4096;
@@ -27,7 +27,7 @@ enum Verdict {
 use Verdict::{Accepted, Partial, Refused};
 
 fn request(bytes: &[u8]) -> Verdict {
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     match parse_request(bytes, &mut headers, MAX_HEAD) {
         Ok(Parsed::Partial) => Partial,
         Ok(Parsed::Complete(head)) => {
@@ -41,7 +41,7 @@ fn request(bytes: &[u8]) -> Verdict {
 }
 
 fn response_to(bytes: &[u8], answering: Answering) -> Verdict {
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     match parse_response(bytes, &mut headers, MAX_HEAD, answering) {
         Ok(Parsed::Partial) => Partial,
         Ok(Parsed::Complete(head)) => Accepted(head.len, head.framing, None),
@@ -1059,7 +1059,7 @@ fn the_host_reading_is_the_hyper_paths() {
 #[test]
 fn the_edit_plan_drops_hop_by_hop_lines_and_appends() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nX-Kept: 2\r\nX-Forwarded-For: 9.9.9.9\r\n\r\nBODY";
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, MAX_HEAD) else {
         panic!("parsed");
     };
@@ -1090,7 +1090,7 @@ fn the_edit_plan_drops_hop_by_hop_lines_and_appends() {
 #[test]
 fn the_edit_plan_replaces_a_dropped_request_line_with_the_callers() {
     let buf = b"GET /old?q=1 HTTP/1.1\r\nHost: a\r\nX-Kept: 2\r\n\r\n";
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, MAX_HEAD) else {
         panic!("parsed");
     };
@@ -1132,7 +1132,7 @@ fn the_edit_plan_replaces_a_dropped_request_line_with_the_callers() {
 #[test]
 fn an_upgrade_keeps_upgrade_and_connection_cannot_drop_host() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, Host, Content-Length\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n";
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, MAX_HEAD) else {
         panic!("parsed");
     };
@@ -1362,13 +1362,13 @@ fn advance_counts_the_body_and_stops_at_its_end() {
 
 #[test]
 fn persistence_follows_the_version_and_connection() {
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     let buf = b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
     let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, MAX_HEAD) else {
         panic!("parsed");
     };
     assert!(head.connection.persistent(head.minor_version));
-    let mut headers = [httparse::EMPTY_HEADER; SLOTS];
+    let mut headers = head::slots::<SLOTS>();
     let buf = b"GET / HTTP/1.1\r\nConnection: x, close\r\n\r\n";
     let Ok(Parsed::Complete(head)) = parse_request(buf, &mut headers, MAX_HEAD) else {
         panic!("parsed");
