@@ -18,6 +18,7 @@ use tokio::net::tcp::ReadHalf;
 
 use super::answer::Exchange;
 use super::backend::connect;
+use super::expect::{self, Waited};
 use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared};
 use super::relay_plan::{MAX_EDITS, first};
 use super::response::{self, Response};
@@ -203,7 +204,7 @@ where
         max: conn.context.shared.options.max_header_size,
         answering: Answering {
             head_request: prepared.head_request,
-            upgrade_requested: false,
+            upgrade_requested: prepared.upgrade,
         },
     };
     let Conn {
@@ -262,6 +263,20 @@ where
     front.drain(..body_start + prefix);
     prepared.head_len = 0;
     let (mut from_back, mut to_back) = raw.stream.split();
+    if prepared.expect_continue && !done && front.is_empty() {
+        let client = expect::Client {
+            stream: &mut *client,
+            front: &mut *front,
+            pending: &mut *pending,
+            timeout: front_timeout,
+        };
+        let watched = (watching.max, watching.answering);
+        match expect::wait(client, (&mut from_back, back), deadline, watched).await? {
+            Waited::Answered => return Ok(true),
+            Waited::Continued => prepared.continued = true,
+            Waited::Sending => {}
+        }
+    }
     while !done {
         if !pending.is_empty() {
             // Answers held back are not kept waiting on a client's body.
@@ -270,17 +285,20 @@ where
             pending.clear();
             written.map_err(|_| Failure::Client)?;
         }
-        front.clear();
         // The client's pace, under the front timeout: a client that stops
         // sending its body is its own failure, not the backend's (no 504).
-        let read = tokio::select! {
-            biased;
-            answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
-            read = deadline.within(front_timeout, client.read_buf(front)) => read,
-        };
-        match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
-            Ok(Ok(_)) => {}
+        // (Body bytes may already be there, read while waiting to say
+        // `100 Continue`.)
+        if front.is_empty() {
+            let read = tokio::select! {
+                biased;
+                answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
+                read = deadline.within(front_timeout, client.read_buf(front)) => read,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
+                Ok(Ok(_)) => {}
+            }
         }
         let take = if prepared.framing == Framing::Chunked {
             let advance = decoder.advance(front).map_err(|_| Failure::Client)?;
@@ -410,7 +428,7 @@ where
     } = conn;
     let answering = Answering {
         head_request: prepared.head_request,
-        upgrade_requested: false,
+        upgrade_requested: prepared.upgrade,
     };
     let mut interim = 0;
     loop {
@@ -425,6 +443,11 @@ where
                         return Err(Failure::Bad("The backend sent too many interim answers."));
                     }
                     let (len, http10) = (head.len, head.minor_version == 0);
+                    if head.status == 100 && prepared.continued {
+                        // The client was told to go on already.
+                        back.drain(..len);
+                        continue;
+                    }
                     let plan = Plan::new(&back[..], len, head.headers, &EditOptions::default())
                         .map_err(|_| Failure::Bad("The response has too many headers."))?;
                     if http10 {
@@ -454,6 +477,9 @@ where
                     }
                     let options = EditOptions {
                         drop: &drop[..count],
+                        // A 101 keeps its Upgrade line and says
+                        // `Connection: upgrade`, as on the hyper path.
+                        upgrading: head.framing == Framing::Switch,
                         ..Default::default()
                     };
                     let plan = Plan::new(&back[..], head.len, head.headers, &options)
