@@ -12,9 +12,14 @@
 //! Sticky sessions and a frontend's host/path rewrites are applied here as
 //! on the hyper path ([`super::relay_rewrite`]).
 //!
+//! Protocol upgrades (WebSocket) become a byte tunnel after the backend's
+//! 101 ([`super::tunnel`]); `Expect: 100-continue` waits for the backend's
+//! word before the body ([`super::expect`]).
+//!
 //! What the relay does not serve yet goes to hyper with the bytes already
 //! read ([`Ending::HandOver`]): HTTP/1.0, absolute-form and `*` targets,
-//! upgrades (WebSocket), `Expect`, clusters with HTTP/2 backends, rewrites
+//! an `Upgrade` that `Connection` does not name, other expectations than
+//! one `100-continue`, clusters with HTTP/2 backends, rewrites
 //! the relay cannot apply as hyper would ([`super::relay_rewrite::relayable`]),
 //! frontends with header edits the relay does not apply itself (more than
 //! [`super::relay_plan::MAX_EDITS`], invalid ones, or ones on a header it writes). Every
