@@ -112,6 +112,11 @@ fn a_websocket_through_the_relay_carries_messages_both_ways() {
     assert_eq!(opcode, CLOSE);
     // The backend closed after its close frame: so does the proxy.
     assert!(websocket::at_end(reader));
+    // Counted once, as a 101 (the tunnel's bytes are no response body).
+    let metrics = site.daemon.metrics();
+    let app = &metrics.clusters["app"];
+    assert_eq!(harness::count(&app.cluster, "requests"), 1);
+    assert_eq!(harness::count(&app.cluster, "http.status.101"), 1);
 }
 
 #[test]
