@@ -13,6 +13,7 @@ use std::time::Duration;
 use harness::Site;
 use harness::backend::{Backend, RawBackend, SeenRequest, read_head};
 use harness::client::Connection;
+use harness::tls::{ClientSettings, HttpsSite, TlsConnection};
 use harness::websocket::{self, BINARY, CLOSE, TEXT};
 
 /// The header a client sends so that the backend can tell the paths apart.
@@ -117,6 +118,35 @@ fn a_websocket_through_the_relay_carries_messages_both_ways() {
     let app = &metrics.clusters["app"];
     assert_eq!(harness::count(&app.cluster, "requests"), 1);
     assert_eq!(harness::count(&app.cluster, "http.status.101"), 1);
+}
+
+#[test]
+fn a_websocket_over_https_goes_through_the_relay_too() {
+    let (seen_tx, seen) = mpsc::channel();
+    let backend = websocket::echo_backend(seen_tx);
+    let site = HttpsSite::start(1, |_| {});
+    site.certificate(&["app.test"]);
+    site.serve("app.test", "app", backend.address);
+    let mut connection =
+        TlsConnection::open(site.https_port, "app.test", &ClientSettings::default()).unwrap();
+    let reader = connection.reader();
+    reader
+        .get_mut()
+        .write_all(upgrade_request("/chat").as_bytes())
+        .unwrap();
+    let answer = harness::tls::read_answer(reader).unwrap();
+    assert_eq!(answer.status, 101, "{answer:?}");
+    let request = next(&seen);
+    assert!(relayed(&request), "hyper forwarded it: {request:?}");
+    assert_eq!(request.header("x-forwarded-proto"), Some("https"));
+    let payload: Vec<u8> = (0..200_000).map(|i| (i % 241) as u8).collect();
+    let (opcode, echoed) = websocket::echo(reader, BINARY, &payload).unwrap();
+    assert_eq!(opcode, BINARY);
+    assert!(echoed == payload, "the message came back changed");
+    let (opcode, _) = websocket::echo(reader, CLOSE, &[0x03, 0xe8]).unwrap();
+    assert_eq!(opcode, CLOSE);
+    // The backend's close reaches the client as the end of the session.
+    assert!(websocket::at_end(reader));
 }
 
 #[test]
