@@ -397,3 +397,57 @@ fn a_backend_silent_on_the_expectation_gets_the_body_after_the_relay_s_100() {
     assert_eq!((answer.status, answer.text().as_str()), (200, "quiet"));
     assert_eq!(next(&seen).body, b"world");
 }
+
+#[test]
+fn a_pooled_connection_closed_while_the_client_waits_is_replaced() {
+    let (seen_tx, seen) = mpsc::channel();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let connections = std::sync::atomic::AtomicUsize::new(0);
+    // The first connection answers a GET, then closes without a word at
+    // the next head; the others say 100, read the body and answer.
+    let backend = RawBackend::start(move |stream| {
+        let first = connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        while let Some(mut request) = read_head(&mut reader) {
+            if request.method == "GET" {
+                writer
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .unwrap();
+                continue;
+            }
+            if first {
+                return;
+            }
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+            let mut body = Vec::new();
+            harness::backend::read_body(&mut reader, &request, |piece| {
+                body.extend_from_slice(piece)
+            });
+            request.body = body;
+            let _ = seen_tx.lock().unwrap().send(request);
+            let answer = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+            if writer.write_all(answer).is_err() {
+                return;
+            }
+        }
+    });
+    let site = site_for(backend.address);
+    let mut connection = Connection::open(site.port);
+    assert_eq!(connection.get("app.test", "/").text(), "ok");
+    // The upload's head goes on the pooled connection, which dies: the
+    // head goes again on a new one, and the client never knows.
+    connection.send(expecting(4).as_bytes()).unwrap();
+    assert_eq!(connection.head().unwrap().status, 100);
+    connection.send(b"data").unwrap();
+    assert_eq!(connection.answer().unwrap().status, 201);
+    let request = next(&seen);
+    assert!(relayed(&request));
+    assert_eq!(request.body, b"data");
+    assert_eq!(
+        backend
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}

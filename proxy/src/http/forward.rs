@@ -271,7 +271,12 @@ where
             timeout: front_timeout,
         };
         let watched = (watching.max, watching.answering);
-        match expect::wait(client, (&mut from_back, back), deadline, watched).await? {
+        let waited = expect::wait(client, (&mut from_back, back), deadline, watched).await;
+        // The backend closed without a word before any body byte was
+        // taken from the client (a pooled connection it had just closed):
+        // the request may go again, the head alone was lost.
+        prepared.replayable = prefix == 0 && matches!(waited, Err(Failure::Silent));
+        match waited? {
             Waited::Answered => return Ok(true),
             Waited::Continued => prepared.continued = true,
             Waited::Sending => {}
