@@ -451,3 +451,33 @@ fn a_pooled_connection_closed_while_the_client_waits_is_replaced() {
         2
     );
 }
+
+#[test]
+fn close_sessions_ends_a_websocket() {
+    use sozu_command::proto::command::{
+        CloseSessions, request::RequestType, response_content::ContentType,
+    };
+    let (seen_tx, seen) = mpsc::channel();
+    let backend = websocket::echo_backend(seen_tx);
+    let site = site_for(backend.address);
+    let mut connection = Connection::open(site.port);
+    connection
+        .send(upgrade_request("/chat").as_bytes())
+        .unwrap();
+    assert_eq!(connection.head().unwrap().status, 101);
+    assert!(relayed(&next(&seen)));
+    let (_, echoed) = websocket::echo(&mut connection.reader, TEXT, b"alive").unwrap();
+    assert_eq!(echoed, b"alive");
+    // The tunnel's backend connection is a live session of the cluster.
+    let answer = site.daemon.ok(RequestType::CloseSessions(CloseSessions {
+        cluster_id: "app".into(),
+        backend_id: None,
+        address: None,
+    }));
+    let Some(ContentType::ClosedSessions(closed)) = answer.content.and_then(|c| c.content_type)
+    else {
+        panic!("no closed sessions count")
+    };
+    assert_eq!(closed.closed, 1);
+    assert!(connection.closed_within(Duration::from_secs(10)));
+}
