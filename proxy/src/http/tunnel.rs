@@ -9,6 +9,7 @@
 //! - A side that closes its way out has the other side's way in closed
 //!   (a half-close is passed on); the other direction goes on until its
 //!   own end.
+//! - Each way moves up to `buffer_size` bytes per read, as a TCP session.
 //! - As on the hyper path, an upgraded connection has no idle timeout: a
 //!   WebSocket may stay quiet for as long as its ends like. A write that
 //!   cannot move a byte for the front timeout (to the client) or the back
@@ -73,6 +74,7 @@ where
             client,
             backend: &mut raw.stream,
             deadline,
+            buffer_size: context.shared.options.buffer_size,
         };
         let carried = tokio::select! {
             carried = ends.carry((front, back), timeouts) => carried,
@@ -96,6 +98,9 @@ struct Ends<'a, C> {
     client: &'a mut C,
     backend: &'a mut TcpStream,
     deadline: &'a mut Deadline,
+    /// What one read moves each way (the `buffer_size` option, as for TCP
+    /// sessions).
+    buffer_size: usize,
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin> Ends<'_, C> {
@@ -111,6 +116,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Ends<'_, C> {
             client,
             backend,
             deadline,
+            buffer_size,
         } = self;
         if !back.is_empty() {
             write_all(client, &mut [IoSlice::new(back)], deadline, front_timeout).await?;
@@ -120,7 +126,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Ends<'_, C> {
         }
         let mut client = WriteDeadline::new(client, front_timeout);
         let mut backend = WriteDeadline::new(backend, back_timeout);
-        let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut backend).await?;
+        let (up, down) = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut backend,
+            buffer_size,
+            buffer_size,
+        )
+        .await?;
         Ok((up + front.len() as u64, down + back.len() as u64))
     }
 }
