@@ -29,6 +29,7 @@ mod http_bodies;
 mod http_pool;
 mod http_relay;
 mod http_relay_rewrite;
+mod http_relay_upgrade;
 mod http_routing;
 mod logs;
 mod prometheus;

@@ -18,6 +18,7 @@ use tokio::net::tcp::ReadHalf;
 
 use super::answer::Exchange;
 use super::backend::connect;
+use super::expect::{self, Waited};
 use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared};
 use super::relay_plan::{MAX_EDITS, first};
 use super::response::{self, Response};
@@ -203,7 +204,7 @@ where
         max: conn.context.shared.options.max_header_size,
         answering: Answering {
             head_request: prepared.head_request,
-            upgrade_requested: false,
+            upgrade_requested: prepared.upgrade,
         },
     };
     let Conn {
@@ -262,6 +263,25 @@ where
     front.drain(..body_start + prefix);
     prepared.head_len = 0;
     let (mut from_back, mut to_back) = raw.stream.split();
+    if prepared.expect_continue && !done && front.is_empty() {
+        let client = expect::Client {
+            stream: &mut *client,
+            front: &mut *front,
+            pending: &mut *pending,
+            timeout: front_timeout,
+        };
+        let watched = (watching.max, watching.answering);
+        let waited = expect::wait(client, (&mut from_back, back), deadline, watched).await;
+        // The backend closed without a word before any body byte was
+        // taken from the client (a pooled connection it had just closed):
+        // the request may go again, the head alone was lost.
+        prepared.replayable = prefix == 0 && matches!(waited, Err(Failure::Silent));
+        match waited? {
+            Waited::Answered => return Ok(true),
+            Waited::Continued => prepared.continued = true,
+            Waited::Sending => {}
+        }
+    }
     while !done {
         if !pending.is_empty() {
             // Answers held back are not kept waiting on a client's body.
@@ -270,17 +290,20 @@ where
             pending.clear();
             written.map_err(|_| Failure::Client)?;
         }
-        front.clear();
         // The client's pace, under the front timeout: a client that stops
         // sending its body is its own failure, not the backend's (no 504).
-        let read = tokio::select! {
-            biased;
-            answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
-            read = deadline.within(front_timeout, client.read_buf(front)) => read,
-        };
-        match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
-            Ok(Ok(_)) => {}
+        // (Body bytes may already be there, read while waiting to say
+        // `100 Continue`.)
+        if front.is_empty() {
+            let read = tokio::select! {
+                biased;
+                answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
+                read = deadline.within(front_timeout, client.read_buf(front)) => read,
+            };
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
+                Ok(Ok(_)) => {}
+            }
         }
         let take = if prepared.framing == Framing::Chunked {
             let advance = decoder.advance(front).map_err(|_| Failure::Client)?;
@@ -431,6 +454,10 @@ where
                 }
                 BackHead::Final(response) => return Ok(response),
                 BackHead::Partial => {}
+                BackHead::Ignored(len) => {
+                    back.drain(..len);
+                    continue;
+                }
             }
         }
         if back.len() == back.capacity() {
@@ -480,6 +507,9 @@ enum BackHead {
     /// The final response head (its edit plan in the connection's
     /// `response_plan`).
     Final(Response),
+    /// A 100 of this many bytes the client is not to see: the relay told
+    /// it to go on already ([`super::expect`]).
+    Ignored(usize),
 }
 
 /// Parses the head at the start of `back`. Kept out of the async
@@ -495,11 +525,14 @@ fn read_back_head(
 ) -> Result<BackHead, Failure> {
     let answering = Answering {
         head_request: prepared.head_request,
-        upgrade_requested: false,
+        upgrade_requested: prepared.upgrade,
     };
     let too_many = |_| Failure::Bad("The response has too many headers.");
     let mut headers = head::slots::<MAX_HEADERS>();
     match head::parse_response(back, &mut headers, max, answering) {
+        Ok(Parsed::Complete(head)) if head.status == 100 && prepared.continued => {
+            Ok(BackHead::Ignored(head.len))
+        }
         Ok(Parsed::Complete(head)) if is_interim(head.status) => {
             let plan = Plan::new(back, head.len, head.headers, &EditOptions::default())
                 .map_err(too_many)?;
@@ -522,6 +555,9 @@ fn read_back_head(
             }
             let options = EditOptions {
                 drop: &drop[..count],
+                // A 101 keeps its Upgrade line and says
+                // `Connection: upgrade`, as on the hyper path.
+                upgrading: head.framing == Framing::Switch,
                 ..Default::default()
             };
             response_plan

@@ -13,6 +13,7 @@
 mod access;
 mod answer;
 mod backend;
+mod expect;
 mod forward;
 mod hyper_forward;
 mod hyper_policy;
@@ -22,6 +23,7 @@ mod relay_plan;
 mod relay_rewrite;
 mod response;
 mod rewind;
+mod tunnel;
 
 use std::cell::Cell;
 use std::net::SocketAddr;

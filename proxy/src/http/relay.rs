@@ -12,9 +12,14 @@
 //! Sticky sessions and a frontend's host/path rewrites are applied here as
 //! on the hyper path ([`super::relay_rewrite`]).
 //!
+//! Protocol upgrades (WebSocket) become a byte tunnel after the backend's
+//! 101 ([`super::tunnel`]); `Expect: 100-continue` waits for the backend's
+//! word before the body ([`super::expect`]).
+//!
 //! What the relay does not serve yet goes to hyper with the bytes already
 //! read ([`Ending::HandOver`]): HTTP/1.0, absolute-form and `*` targets,
-//! upgrades (WebSocket), `Expect`, clusters with HTTP/2 backends, rewrites
+//! an `Upgrade` that `Connection` does not name, other expectations than
+//! one `100-continue`, clusters with HTTP/2 backends, rewrites
 //! the relay cannot apply as hyper would ([`super::relay_rewrite::relayable`]),
 //! frontends with header edits the relay does not apply itself (more than
 //! [`super::relay_plan::MAX_EDITS`], invalid ones, or ones on a header it writes). Every
@@ -127,6 +132,16 @@ pub(super) struct Prepared {
     pub(super) body_cut: bool,
     /// The request named a sticky backend (its value in [`Conn::sticky`]).
     pub(super) sticky: bool,
+    /// The request asks for a protocol upgrade (`Upgrade` named by
+    /// `Connection`): a 101 makes both connections a tunnel
+    /// ([`super::tunnel`]).
+    pub(super) upgrade: bool,
+    /// `Expect: 100-continue` with a body to come: the client may wait for
+    /// a `100 Continue` before sending it ([`super::expect`]).
+    pub(super) expect_continue: bool,
+    /// The relay told the client to go on itself: the backend's own
+    /// `100 Continue`, if it comes later, is not passed on.
+    pub(super) continued: bool,
     pub(super) admitted: Admitted,
     pub(super) record: Record,
 }
@@ -394,15 +409,18 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             Ok(Parsed::Partial) => return Step::Refuse(Refusal::request(Rule::HeadTooLarge)),
             Err(refusal) => return Step::Refuse(refusal),
         };
-        let has = |name: &str| {
+        let count = |name: &str| {
             head.headers
                 .iter()
-                .any(|h| h.name.eq_ignore_ascii_case(name))
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .count()
         };
+        // An Upgrade that Connection does not name, or an expectation
+        // other than one `100-continue`, stays hyper's.
         if head.minor_version != 1
             || !head.target.starts_with('/')
-            || has("upgrade")
-            || has("expect")
+            || (count("upgrade") > 0 && !head.upgrade)
+            || count("expect") > usize::from(head.expect_continue)
         {
             return Step::HandOver;
         }
@@ -476,6 +494,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
                 replayable: head.framing == Framing::Empty && idempotent(head.method),
                 close: !head.connection.persistent(head.minor_version),
                 body_cut: false,
+                upgrade: head.upgrade,
+                expect_continue: head.expect_continue && has_body(head.framing),
+                continued: false,
                 sticky,
                 admitted,
                 record,
@@ -508,6 +529,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             peer: self.context.peer,
             secure: config.secure,
         }
+    }
+}
+
+/// Whether a request of this framing has a body to send.
+fn has_body(framing: Framing) -> bool {
+    match framing {
+        Framing::Length(length) => length > 0,
+        Framing::Chunked => true,
+        _ => false,
     }
 }
 

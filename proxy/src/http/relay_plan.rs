@@ -74,6 +74,9 @@ pub(super) fn plan_request(
     let options = EditOptions {
         drop: &dropped[..count + edited],
         drop_start_line: start_len > 0,
+        // An upgrade keeps its Upgrade line and gets `Connection: upgrade`,
+        // as on the hyper path.
+        upgrading: head.upgrade,
         ..Default::default()
     };
     let plan = Plan::new(front, head.len, head.headers, &options).ok()?;

@@ -153,7 +153,9 @@ where
     // coding, the client connection closes with it instead.
     let until_close = response.framing == Framing::UntilClose;
     let rechunk = until_close && !response.has_transfer_encoding;
-    let close = prepared.close || stopping || (until_close && !rechunk);
+    // A 101 makes the connection a tunnel: no `Connection: close` on it.
+    let switching = response.framing == Framing::Switch;
+    let close = !switching && (prepared.close || stopping || (until_close && !rechunk));
     let lines = &mut conn.lines;
     lines.clear();
     let id = prepared.record.id();
@@ -173,6 +175,9 @@ where
     }
     if rechunk {
         lines.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if switching {
+        return super::tunnel::switch(conn, config, prepared, raw, &response).await;
     }
     let mut body = Body::new(response.framing);
     let timeouts = (front_timeout, back_timeout);

@@ -1,0 +1,205 @@
+//! `Expect: 100-continue` on the relay (RFC 9110 §10.1.1). The head goes
+//! to the backend with its `Expect` line; a client that asked waits for a
+//! `100 Continue` before it sends the body, so before the body loop the
+//! relay waits for whichever comes first:
+//!
+//! - the backend's `100 Continue`: passed on to the client;
+//! - the backend's final answer (a 417, 401 or 413 decided from the head):
+//!   the exchange ends there, as for any answer given before the whole
+//!   body ([`super::forward`]);
+//! - the body itself: the client did not wait, nothing to say;
+//! - [`CONTINUE_WAIT`] of the backend's silence: the relay says
+//!   `100 Continue` itself (a backend may ignore expectations, an HTTP/1.0
+//!   one does not know them), as the hyper path does at once, and a 100 the
+//!   backend sends later is not passed on.
+//!
+//! The client's front timeout runs from then on, not while it waits.
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::tcp::ReadHalf;
+
+use super::forward::{Failure, write_all};
+use super::relay::{MAX_HEADERS, Plan};
+use crate::deadline::Deadline;
+use crate::http1::edit::EditOptions;
+use crate::http1::framing::is_interim;
+use crate::http1::head::{self, Answering, Parsed};
+
+/// How long the relay waits for the backend's answer to an expectation
+/// before telling the client to go on itself (curl waits as long before it
+/// sends the body anyway).
+pub(super) const CONTINUE_WAIT: Duration = Duration::from_secs(1);
+
+/// The relay's own interim answer.
+pub(super) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// How the wait ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Waited {
+    /// The client was told to go on (by the backend or by the relay): a
+    /// later `100 Continue` from the backend is dropped.
+    Continued,
+    /// The client sent body bytes first (they are in `front`).
+    Sending,
+    /// The backend gave its final answer: its head is in `back`.
+    Answered,
+}
+
+/// The client's side of the wait.
+pub(super) struct Client<'a, C> {
+    pub(super) stream: &'a mut C,
+    /// Empty when the wait starts; the body bytes the client sent first.
+    pub(super) front: &'a mut Vec<u8>,
+    /// Answers held back for earlier pipelined requests: they go first.
+    pub(super) pending: &'a mut Vec<u8>,
+    pub(super) timeout: Duration,
+}
+
+/// Waits until the client may send its body (see the module's comment).
+pub(super) async fn wait<C>(
+    client: Client<'_, C>,
+    (from_back, back): (&mut ReadHalf<'_>, &mut Vec<u8>),
+    deadline: &mut Deadline,
+    (max, answering): (usize, Answering),
+) -> Result<Waited, Failure>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let Client {
+        stream,
+        front,
+        pending,
+        timeout,
+    } = client;
+    let end = tokio::time::Instant::now() + CONTINUE_WAIT;
+    loop {
+        match scan(back, max, answering) {
+            Scan::Continue(range) => {
+                let written = pass_on(stream, pending, &back[range.clone()], deadline, timeout);
+                written.await?;
+                back.drain(range);
+                return Ok(Waited::Continued);
+            }
+            Scan::Final => return Ok(Waited::Answered),
+            Scan::More => {}
+        }
+        if back.len() == back.capacity() {
+            back.reserve(back.len().clamp(1024, max + 1));
+        }
+        let waited = deadline
+            .until(end, async {
+                tokio::select! {
+                    biased;
+                    read = from_back.read_buf(back) => Side::Backend(read),
+                    read = stream.read_buf(front) => Side::Client(read),
+                }
+            })
+            .await;
+        match waited {
+            // The backend's silence: the relay answers for it.
+            Err(_) => break,
+            Ok(Side::Backend(Ok(0) | Err(_))) if back.is_empty() => return Err(Failure::Silent),
+            Ok(Side::Backend(Ok(0) | Err(_))) => {
+                return Err(Failure::Bad(
+                    "The backend closed the connection mid-answer.",
+                ));
+            }
+            Ok(Side::Backend(Ok(_))) => {}
+            Ok(Side::Client(Ok(0) | Err(_))) => return Err(Failure::Client),
+            Ok(Side::Client(Ok(_))) => return Ok(Waited::Sending),
+        }
+    }
+    let mut slices = [IoSlice::new(pending), IoSlice::new(CONTINUE)];
+    let written = write_all(stream, &mut slices, deadline, timeout).await;
+    pending.clear();
+    written.map_err(|_| Failure::Client)?;
+    Ok(Waited::Continued)
+}
+
+/// Writes the backend's `100 Continue` (`bytes`, one whole head) to the
+/// client after the answers held back, hop-by-hop lines out.
+async fn pass_on<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    pending: &mut Vec<u8>,
+    bytes: &[u8],
+    deadline: &mut Deadline,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let too_many = Failure::Bad("The response has too many headers.");
+    let mut headers = head::slots::<MAX_HEADERS>();
+    let answering = Answering::default();
+    let Ok(Parsed::Complete(head)) =
+        head::parse_response(bytes, &mut headers, bytes.len() + 1, answering)
+    else {
+        return Err(Failure::Bad("The backend's response broke the rules."));
+    };
+    let plan = Plan::new(bytes, head.len, head.headers, &EditOptions::default())
+        .map_err(|_| Failure::Bad("The response has too many headers."))?;
+    let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 4];
+    let count = plan.slices(bytes, &[], &mut slices[1..]).ok_or(too_many)?;
+    slices[0] = IoSlice::new(pending);
+    let written = write_all(client, &mut slices[..=count], deadline, timeout).await;
+    pending.clear();
+    written.map_err(|_| Failure::Client)
+}
+
+/// Which side spoke first.
+enum Side {
+    Backend(std::io::Result<usize>),
+    Client(std::io::Result<usize>),
+}
+
+/// What the backend said so far.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// Nothing yet, or interim answers other than 100 (they stay for the
+    /// response's head to pass on).
+    More,
+    /// A `100 Continue` at these bytes.
+    Continue(std::ops::Range<usize>),
+    /// A final head, or bytes that are no head (the response's reading
+    /// says what is wrong).
+    Final,
+}
+
+fn scan(back: &[u8], max: usize, answering: Answering) -> Scan {
+    let mut at = 0;
+    while at < back.len() {
+        let mut headers = head::slots::<MAX_HEADERS>();
+        match head::parse_response(&back[at..], &mut headers, max, answering) {
+            Ok(Parsed::Complete(head)) if head.status == 100 => {
+                return Scan::Continue(at..at + head.len);
+            }
+            Ok(Parsed::Complete(head)) if is_interim(head.status) => at += head.len,
+            Ok(Parsed::Partial) => return Scan::More,
+            Ok(Parsed::Complete(_)) | Err(_) => return Scan::Final,
+        }
+    }
+    Scan::More
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answering, Scan, scan};
+
+    #[test]
+    fn the_backend_s_100_is_found_after_other_interim_answers() {
+        let scan = |bytes: &[u8]| scan(bytes, 16 * 1024, Answering::default());
+        assert_eq!(scan(b""), Scan::More);
+        assert_eq!(scan(b"HTTP/1.1 100 Cont"), Scan::More);
+        assert_eq!(
+            scan(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            Scan::Continue(0..25)
+        );
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+        assert_eq!(scan(hints), Scan::More);
+        let both = [&hints[..], b"HTTP/1.1 100 Continue\r\n\r\n"].concat();
+        assert_eq!(scan(&both), Scan::Continue(hints.len()..both.len()));
+        let refused = b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(scan(refused), Scan::Final);
+        assert_eq!(scan(b"garbage\r\n\r\n"), Scan::Final);
+    }
+}
