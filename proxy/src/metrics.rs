@@ -373,22 +373,21 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        if let Some(cluster) = cluster {
-            // Names are copied only the first time they are seen.
-            if !self.clusters.contains_key(cluster) {
-                self.clusters.insert(cluster.to_owned(), Default::default());
-            }
-            let Some((traffic, backends)) = self.clusters.get_mut(cluster) else {
-                return;
-            };
-            traffic.record_answer(answer, backend.is_some(), keep);
-            if let Some(backend) = backend {
-                if !backends.contains_key(backend) {
-                    backends.insert(backend.to_owned(), Traffic::default());
-                }
-                if let Some(traffic) = backends.get_mut(backend) {
-                    traffic.record_answer(answer, true, keep);
-                }
+        let Some(cluster) = cluster else { return };
+        // One lookup each when the names were seen before; they are copied
+        // only the first time.
+        let (traffic, backends) = match self.clusters.get_mut(cluster) {
+            Some(entry) => entry,
+            None => self.clusters.entry(cluster.to_owned()).or_default(),
+        };
+        traffic.record_answer(answer, backend.is_some(), keep);
+        if let Some(backend) = backend {
+            match backends.get_mut(backend) {
+                Some(traffic) => traffic.record_answer(answer, true, keep),
+                None => backends
+                    .entry(backend.to_owned())
+                    .or_default()
+                    .record_answer(answer, true, keep),
             }
         }
     }

@@ -429,14 +429,14 @@ where
         back,
         deadline,
         pending,
-        response_plan,
+        plan,
         ..
     } = conn;
     let mut interim = 0;
     loop {
         if !back.is_empty() {
             let reading = (max, config.id_header.as_str());
-            match read_back_head(back, prepared, reading, pending, response_plan)? {
+            match read_back_head(back, prepared, reading, pending, plan)? {
                 BackHead::Interim(len) => {
                     // A backend that sends interim answers without end
                     // would hold the exchange forever.
@@ -505,7 +505,7 @@ enum BackHead {
     /// added to the answers held back.
     Interim(usize),
     /// The final response head (its edit plan in the connection's
-    /// `response_plan`).
+    /// `plan`).
     Final(Response),
     /// A 100 of this many bytes the client is not to see: the relay told
     /// it to go on already ([`super::expect`]).
@@ -521,7 +521,7 @@ fn read_back_head(
     prepared: &Prepared,
     (max, id_header): (usize, &str),
     pending: &mut Vec<u8>,
-    response_plan: &mut Plan,
+    plan: &mut Plan,
 ) -> Result<BackHead, Failure> {
     let answering = Answering {
         head_request: prepared.head_request,
@@ -560,8 +560,7 @@ fn read_back_head(
                 upgrading: head.framing == Framing::Switch,
                 ..Default::default()
             };
-            response_plan
-                .refill(back, head.len, head.headers, &options)
+            plan.refill(back, head.len, head.headers, &options)
                 .map_err(too_many)?;
             Ok(BackHead::Final(Response {
                 status: head.status,

@@ -106,9 +106,10 @@ pub(super) struct Conn<C> {
     /// Responses to pipelined requests not written yet: they go out with
     /// the next write to the client ([`PIPELINE_BATCH`]).
     pub(super) pending: Vec<u8>,
-    /// The edit plan of the response under way (filled in place: a plan
-    /// is too large to move with each response).
-    pub(super) response_plan: Plan,
+    /// The edit plan of the head being rewritten: the request's while it
+    /// is planned, then its response's (filled in place: a plan is too
+    /// large to move with each head).
+    pub(super) plan: Plan,
 }
 
 /// How many bytes of responses to pipelined requests are held back, at
@@ -184,7 +185,7 @@ where
         log: Vec::new(),
         deadline: Deadline::new(floor),
         pending: Vec::new(),
-        response_plan: Plan::empty(),
+        plan: Plan::empty(),
         tls: context.listener.tls.is_some(),
         context,
         client,
@@ -484,7 +485,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
             (&values, &record),
             route.request_headers(),
             changes,
-            (&mut self.lines, &mut self.sticky, &mut self.head),
+            (
+                &mut self.lines,
+                &mut self.sticky,
+                &mut self.head,
+                &mut self.plan,
+            ),
         );
         match planned {
             Some(sticky) => Step::Forward(Prepared {

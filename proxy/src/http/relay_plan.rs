@@ -18,9 +18,9 @@ use crate::settings::ListenerSettings;
 /// request id, rewritten host, sticky cookie).
 const OWN_DROPS: usize = 7;
 
-/// Writes in `head` the head sent to the backend: the rewritten request
-/// line if any, the lines kept, then (built in `lines`) the forwarding
-/// headers, request id and rewritten lines. The sticky cookie's value goes
+/// Writes in `out` the head sent to the backend (planned in `plan`): the
+/// rewritten request line if any, the lines kept, then (built in `lines`)
+/// the forwarding headers, request id and rewritten lines. The sticky cookie's value goes
 /// in `sticky` (whether there was one returned).
 pub(super) fn plan_request(
     config: &ListenerSettings,
@@ -29,7 +29,7 @@ pub(super) fn plan_request(
     (values, record): (&ForwardingValues, &Record),
     edits: &[HeaderEdit],
     changes: Changes<'_>,
-    (lines, sticky, out): (&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>),
+    (lines, sticky, out, plan): (&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>, &mut Plan),
 ) -> Option<bool> {
     let (x_forwarded, rfc7239) = forwarding::modes(config.forwarded_headers);
     let id_name = config.id_header.as_str();
@@ -79,7 +79,7 @@ pub(super) fn plan_request(
         upgrading: head.upgrade,
         ..Default::default()
     };
-    let plan = Plan::new(front, head.len, head.headers, &options).ok()?;
+    plan.refill(front, head.len, head.headers, &options).ok()?;
     let headers = head.headers;
     if let Some(host) = changes.host {
         relay_rewrite::push_host(lines, host, original_host);

@@ -241,7 +241,7 @@ where
         lines,
         deadline,
         pending,
-        response_plan,
+        plan,
         ..
     } = conn;
     let start = response.head_len;
@@ -251,7 +251,7 @@ where
     let mut done = first.done;
     {
         // The head goes after the responses held back, if any: one write.
-        response_plan.extend_into(&[], &back[..], lines, pending);
+        plan.extend_into(&[], &back[..], lines, pending);
         let data = &back[start..start + first.consumed];
         if first.done && hold && !front.is_empty() && pending.len() + data.len() <= PIPELINE_BATCH {
             // A whole response while the client's next request already

@@ -58,11 +58,11 @@ where
         log,
         deadline,
         pending,
-        response_plan,
+        plan,
         ..
     } = conn;
     // The head goes after the answers held back, if any: one write.
-    response_plan.extend_into(&[], &back[..], lines, pending);
+    plan.extend_into(&[], &back[..], lines, pending);
     let mut slices = [IoSlice::new(pending)];
     let written = write_all(client, &mut slices, deadline, timeouts.0).await;
     pending.clear();
