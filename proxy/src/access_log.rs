@@ -185,9 +185,18 @@ impl Record {
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
+        // Many field names have the same length: their first and last
+        // bytes tell most of them apart before a full comparison (a line
+        // looks up about twenty names among as many fields).
+        let (first, last) = (name.bytes().next(), name.bytes().last());
         self.fields
             .iter()
-            .find(|(field, _)| *field == name)
+            .find(|(field, _)| {
+                field.len() == name.len()
+                    && field.bytes().next() == first
+                    && field.bytes().last() == last
+                    && *field == name
+            })
             .map(|(_, value)| value)
     }
 
