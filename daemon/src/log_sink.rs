@@ -136,10 +136,21 @@ impl Sink {
             datagram.extend_from_slice(line);
             self.write_raw(&datagram);
         } else {
-            let mut whole = Vec::with_capacity(line.len() + 1);
-            whole.extend_from_slice(line);
-            whole.push(b'\n');
-            self.write_raw(&whole);
+            // The line and its end go out in one write, through a buffer
+            // each thread keeps (an access line per request).
+            thread_local! {
+                static WHOLE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            WHOLE.with(|whole| match whole.try_borrow_mut() {
+                Ok(mut whole) => {
+                    whole.clear();
+                    whole.extend_from_slice(line);
+                    whole.push(b'\n');
+                    self.write_raw(&whole);
+                }
+                // Only if writing logged through this very sink.
+                Err(_) => self.write_raw(&[line, b"\n"].concat()),
+            });
         }
     }
 

@@ -232,12 +232,8 @@ impl Record {
     fn put(&self, line: &mut String, name: &str) {
         match self.get(name) {
             Some(Value::Text(range)) => push_escaped_or_dash(line, self.slice(range)),
-            Some(Value::Unsigned(value)) => {
-                let _ = write!(line, "{value}");
-            }
-            Some(Value::Signed(value)) => {
-                let _ = write!(line, "{value}");
-            }
+            Some(Value::Unsigned(value)) => push_integer(line, *value),
+            Some(Value::Signed(value)) => push_integer(line, *value),
             Some(Value::Float(value)) => {
                 let _ = write!(line, "{value}");
             }
@@ -313,7 +309,14 @@ impl Record {
     /// Writes the record as one Sozu-style text line into `line`.
     fn ascii(&self, line: &mut String, now: SystemTime, pid: u32, tag: &str) {
         push_rfc3339(line, now);
-        let _ = write!(line, " {} {pid} INFO {tag} [", nanos(now));
+        line.push(' ');
+        // Nanoseconds since the epoch fit 64 bits until 2554.
+        push_integer(line, u64::try_from(nanos(now)).unwrap_or(u64::MAX));
+        line.push(' ');
+        push_integer(line, pid);
+        line.push_str(" INFO ");
+        line.push_str(tag);
+        line.push_str(" [");
         let session = if self.str("session_id").is_some() {
             "session_id"
         } else {
@@ -338,12 +341,11 @@ impl Record {
         push_duration(line, self.number("service_ms"));
         line.push('/');
         push_duration(line, self.number("response_ms"));
-        let _ = write!(
-            line,
-            "/-/- {} {} [",
-            self.unsigned("bytes_in").unwrap_or(0),
-            self.unsigned("bytes_out").unwrap_or(0)
-        );
+        line.push_str("/-/- ");
+        push_integer(line, self.unsigned("bytes_in").unwrap_or(0));
+        line.push(' ');
+        push_integer(line, self.unsigned("bytes_out").unwrap_or(0));
+        line.push_str(" [");
         self.put(line, "user_agent");
         line.push_str("] - ");
         push_escaped_or_dash(line, self.protocol_str());
@@ -495,11 +497,22 @@ fn nanos(time: SystemTime) -> u128 {
 /// Writes a duration in milliseconds as Sozu prints them (`-` when
 /// unknown).
 fn push_duration(line: &mut String, ms: Option<f64>) {
-    let _ = match ms {
-        None => write!(line, "-"),
-        Some(ms) if ms < 1.0 => write!(line, "{}μs", (ms * 1000.0).round() as u64),
-        Some(ms) => write!(line, "{}ms", ms.round() as u64),
-    };
+    match ms {
+        None => line.push('-'),
+        Some(ms) if ms < 1.0 => {
+            push_integer(line, (ms * 1000.0).round() as u64);
+            line.push_str("μs");
+        }
+        Some(ms) => {
+            push_integer(line, ms.round() as u64);
+            line.push_str("ms");
+        }
+    }
+}
+
+/// Writes an integer in decimal.
+fn push_integer(line: &mut String, value: impl itoa::Integer) {
+    line.push_str(itoa::Buffer::new().format(value));
 }
 
 /// A duration in milliseconds, as Sozu prints them (`-` when unknown).
