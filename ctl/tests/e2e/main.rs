@@ -30,6 +30,7 @@ mod http_pool;
 mod http_relay;
 mod http_relay_rewrite;
 mod http_routing;
+mod http_splice;
 mod logs;
 mod prometheus;
 mod reliability;

@@ -23,7 +23,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::access::{LogFields, Record};
@@ -41,6 +41,7 @@ use crate::http1::framing::Framing;
 use crate::http1::head::{self, Parsed, RequestHead};
 use crate::http1::{Refusal, Rule};
 use crate::settings::ListenerSettings;
+use crate::splice::{Client, Splicer};
 
 /// How long a connection closed after an answer keeps reading what the
 /// client still sends ([`Conn::linger`]), and how much of it at most.
@@ -101,6 +102,8 @@ pub(super) struct Conn<C> {
     /// Responses to pipelined requests not written yet: they go out with
     /// the next write to the client ([`PIPELINE_BATCH`]).
     pub(super) pending: Vec<u8>,
+    /// Its pipe for bodies moved by splice, when the client is plain TCP.
+    pub(super) splicer: Splicer,
 }
 
 /// How many bytes of responses to pipelined requests are held back, at
@@ -153,7 +156,7 @@ enum HeadWait {
 /// Serves a client connection until it closes, or hands it over.
 pub(super) async fn serve<C>(client: C, context: Rc<ConnectionContext>) -> Ending<C>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let shared = context.shared.clone();
     let floor = shortest_timeout(&context.listener.settings.borrow());
@@ -167,6 +170,7 @@ where
         deadline: Deadline::new(floor),
         pending: Vec::new(),
         tls: context.listener.tls.is_some(),
+        splicer: Splicer::new(shared.options.splice_pipe_capacity),
         context,
         client,
     };
@@ -189,7 +193,7 @@ where
     Ending::Closed
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
+impl<C: Client> Conn<C> {
     /// Serves requests until the connection closes (`false`) or one is to
     /// be handed over (`true`).
     async fn run(&mut self) -> bool {
