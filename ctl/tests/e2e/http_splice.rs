@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use harness::backend::{RawBackend, read_body, read_head};
 use harness::client::Connection;
+use harness::tls::{HttpsSite, TlsConnection};
 use harness::{Daemon, config, free_port, wait_until};
 use sozu_command::proto::command::filtered_metrics::Inner;
 
@@ -214,6 +215,25 @@ fn large_bodies_are_spliced_byte_exact_and_counted_once() {
     let spliced = proxy_count(&daemon, "http.spliced_bytes") as u64;
     assert!(spliced <= 5 * SIZE, "{spliced}");
     assert!(spliced > 5 * SIZE * 3 / 4, "{spliced}");
+}
+
+#[test]
+fn bodies_over_tls_are_copied() {
+    let site = HttpsSite::start(1, |_| {});
+    site.certificate(&["big.test"]);
+    let backend = backend();
+    site.serve("big.test", "big", backend.address);
+    let mut connection =
+        TlsConnection::open(site.https_port, "big.test", &Default::default()).unwrap();
+    let answer = connection
+        .request("GET /cl HTTP/1.1\r\nHost: big.test\r\n\r\n")
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let mut checker = Checker::default();
+    checker.feed(&answer.body);
+    assert_eq!((checker.offset, checker.mismatch), (SIZE, None));
+    // The bytes were decrypted in the worker: no pipe could carry them.
+    assert_eq!(proxy_count(&site.daemon, "http.spliced_bytes"), 0);
 }
 
 #[test]
