@@ -257,3 +257,45 @@ fn a_body_within_one_buffer_is_copied() {
     assert_eq!(answer.text(), "10000 None");
     assert_eq!(proxy_count(&daemon, "http.spliced_bytes"), 0);
 }
+
+/// The lowest soft limit of open files that leaves `free` descriptors
+/// below it for process `pid`, given the ones it has open now.
+fn limit_leaving(pid: i32, free: usize) -> usize {
+    let open: Vec<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (1..)
+        .find(|&limit| limit - open.iter().filter(|&&fd| fd < limit).count() == free)
+        .unwrap()
+}
+
+#[test]
+fn a_worker_that_cannot_open_a_pipe_copies() {
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, 1, "", ""));
+    let backend = backend();
+    daemon.add_cluster(harness::cluster("big"));
+    daemon.add_frontend(harness::frontend(port, "big.test", Some("big")));
+    daemon.add_backend(harness::backend("big", "big-0", backend.address));
+    let pids = daemon.worker_pids();
+    assert_eq!(pids.len(), 1);
+    // Room for the client's socket and the backend's, none for a pipe.
+    let limit = limit_leaving(pids[0], 2);
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pids[0].to_string(), &format!("--nofile={limit}:")])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success());
+    let mut connection = Connection::open(port);
+    for path in ["/cl", "/chunked"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: big.test\r\n\r\n");
+        connection.send(request.as_bytes()).unwrap();
+        let head = connection.head().unwrap();
+        assert_eq!(head.status, 200, "{path}");
+        let mut checker = Checker::default();
+        let received = connection.body(&head, |piece| checker.feed(piece)).unwrap();
+        assert_eq!((received, checker.mismatch), (SIZE, None), "{path}");
+    }
+    assert_eq!(proxy_count(&daemon, "http.spliced_bytes"), 0);
+}

@@ -315,16 +315,16 @@ where
             };
             sent += moved;
             context.shared.metrics.borrow_mut().spliced_bytes += moved;
-            match spliced.map_err(|()| sent)? {
-                Download::Moved => done = body.skip(moved),
+            let copy = match spliced.map_err(|()| sent)? {
+                Download::Moved => false,
                 Download::Ended => return Ok(sent),
-                Download::Unsupported => {
-                    // Copied from here on (what went is accounted for).
-                    done = body.skip(moved);
-                    large = false;
-                }
+                // Copied from here on, after what went.
+                Download::Unsupported => true,
+            };
+            done = body.skip(moved);
+            if done || !copy {
+                continue;
             }
-            continue;
         }
         back.clear();
         let read = tokio::select! {
