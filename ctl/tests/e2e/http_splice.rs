@@ -297,5 +297,15 @@ fn a_worker_that_cannot_open_a_pipe_copies() {
         let received = connection.body(&head, |piece| checker.feed(piece)).unwrap();
         assert_eq!((received, checker.mismatch), (SIZE, None), "{path}");
     }
+    for (path, framing) in [
+        ("/up-cl", format!("Content-Length: {SIZE}")),
+        ("/up-chunked", "Transfer-Encoding: chunked".to_owned()),
+    ] {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: big.test\r\n{framing}\r\n\r\n");
+        connection.send(head.as_bytes()).unwrap();
+        write_body(&mut connection.writer, path == "/up-chunked").unwrap();
+        let answer = connection.answer().unwrap();
+        assert_eq!(answer.text(), format!("{SIZE} None"), "{path}");
+    }
     assert_eq!(proxy_count(&daemon, "http.spliced_bytes"), 0);
 }
