@@ -2,14 +2,17 @@
 # One large HTTP body through this proxy and through nginx, side by side:
 # an upload and a download of SIZE bytes (1 GiB by default), each framed by
 # Content-Length and chunked. Prints the throughput (MB/s, 10^6 bytes/s) of
-# every transfer and the peak resident memory of the proxy's worker during
-# it (VmHWM, reset before each transfer through /proc/PID/clear_refs), with
-# the worker's resident memory before the first transfer. Not run by CI.
+# every transfer, the CPU time the proxy's worker spent on it (user and
+# system, from /proc/PID/stat: steadier than the rate on a busy machine),
+# and the peak resident memory of the worker during it (VmHWM, reset before
+# each transfer through /proc/PID/clear_refs), with the worker's resident
+# memory before the first transfer. Not run by CI.
 #
 #   bench/transfer.sh                      # 1 GiB, 1 round
 #   SIZE=$((256 << 20)) ROUNDS=3 bench/transfer.sh
 #   SOZU_BIN=path/to/sozu bench/transfer.sh  # skip the release build
 #   BUFFER_SIZE=65536 bench/transfer.sh    # this proxy's buffer_size (16393, Sozu's default)
+#   PIPE_CAPACITY=1048576 bench/transfer.sh # splice_pipe_capacity_bytes (unset: the kernel's 64 KiB)
 #
 # The backend is a small Python program: it answers GET /cl and GET
 # /chunked with SIZE zero bytes (Content-Length, or 1 MiB chunks) and reads
@@ -156,6 +159,7 @@ command_socket = "sozu.sock"
 worker_count = 1
 log_level = "warn,access=off"
 buffer_size = $BUFFER_SIZE
+${PIPE_CAPACITY:+splice_pipe_capacity_bytes = $PIPE_CAPACITY}
 front_timeout = 600
 back_timeout = 600
 request_timeout = 600
@@ -222,10 +226,15 @@ head -c "$SIZE" /dev/zero >"$WORK/upload.bin"
 echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $SIZE bytes per transfer, $ROUNDS round(s)" >&2
 echo "worker resident memory before: sozu-rs $(kb "$SOZU_WORKER" VmRSS) kB, nginx $(kb "$NGINX_WORKER" VmRSS) kB"
 
-# Prints "MB/s peak_kB" for one transfer through the proxy on `port`.
+# The CPU time a process has used, user and system, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# Prints "MB/s peak_kB cpu_ms" for one transfer through the proxy on `port`.
 transfer() {
-    local port=$1 worker=$2 what=$3 seconds
+    local port=$1 worker=$2 what=$3 seconds before
     echo 5 >"/proc/$worker/clear_refs" 2>/dev/null || true
+    before=$(cpu_ticks "$worker")
     local url="http://127.0.0.1:$port"
     case "$what" in
         download-cl) seconds=$(curl -sS -o /dev/null -w '%{time_total}' "$url/cl") ;;
@@ -235,18 +244,20 @@ transfer() {
             seconds=$(head -c "$SIZE" /dev/zero |
                 curl -sS -o /dev/null -w '%{time_total}' -T - -H 'Expect:' -H 'Transfer-Encoding: chunked' "$url/up") ;;
     esac
-    awk -v s="$seconds" -v n="$SIZE" -v p="$(kb "$worker" VmHWM)" 'BEGIN { printf "%.0f %s\n", n / s / 1e6, p }'
+    awk -v s="$seconds" -v n="$SIZE" -v p="$(kb "$worker" VmHWM)" \
+        -v c="$(($(cpu_ticks "$worker") - before))" -v t="$TICK" \
+        'BEGIN { printf "%.0f %s %.0f\n", n / s / 1e6, p, c * 1000 / t }'
 }
 
-printf '%-17s %-8s %10s %14s\n' transfer proxy "MB/s" "peak RSS kB"
+printf '%-17s %-8s %10s %14s %12s\n' transfer proxy "MB/s" "peak RSS kB" "worker CPU ms"
 for round in $(seq 1 "$ROUNDS"); do
     for what in download-cl download-chunked upload-cl upload-chunked; do
         for proxy in sozu-rs nginx; do
             case $proxy in
-                sozu-rs) read -r rate peak < <(transfer "$SOZU_HTTP" "$SOZU_WORKER" "$what") ;;
-                nginx) read -r rate peak < <(transfer "$NGINX_HTTP" "$NGINX_WORKER" "$what") ;;
+                sozu-rs) read -r rate peak cpu < <(transfer "$SOZU_HTTP" "$SOZU_WORKER" "$what") ;;
+                nginx) read -r rate peak cpu < <(transfer "$NGINX_HTTP" "$NGINX_WORKER" "$what") ;;
             esac
-            printf '%-17s %-8s %10s %14s\n' "$what" "$proxy" "$rate" "$peak"
+            printf '%-17s %-8s %10s %14s %12s\n' "$what" "$proxy" "$rate" "$peak" "$cpu"
         done
     done
 done

@@ -38,7 +38,7 @@
 //! [`ServerConfig`], and acted upon by nothing in this project:
 //! `handle_process_affinity`, `zombie_check_interval`, `accept_queue_timeout`,
 //! `evict_on_queue_full`, `slab_entries_per_connection`,
-//! `basic_auth_max_credential_bytes`, `splice_pipe_capacity_bytes`. Those a
+//! `basic_auth_max_credential_bytes`. Those a
 //! file sets are listed in [`Config::inert_keys`] and named by
 //! [`Config::warnings`], which the daemon prints at start and `sozu config
 //! check` prints too. Keys that do not apply where they are written (TLS keys
@@ -284,7 +284,8 @@ pub struct Config {
     pub retry_after: u32,
     /// Backend connections a request may try (1 to 255).
     pub max_connection_attempts: u32,
-    /// Capacity of splice pipes, bytes.
+    /// Capacity of the pipes that splice HTTP/1.1 bodies, bytes (4096 to
+    /// 2^31-1); the kernel's default when absent.
     pub splice_pipe_capacity_bytes: Option<u64>,
     /// The keys the file set that only tune Sozu's internals and that this
     /// daemon does not act upon (they still reach workers in

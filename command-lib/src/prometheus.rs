@@ -92,7 +92,7 @@ const TRAFFIC: [Mapping; 6] = [
 ];
 
 /// Proxy-wide names besides [`TRAFFIC`].
-const PROXY: [Mapping; 10] = [
+const PROXY: [Mapping; 11] = [
     map(
         "http.requests",
         "requests_total",
@@ -128,6 +128,12 @@ const PROXY: [Mapping; 10] = [
         "tls_handshake_failures_total",
         "counter",
         "TLS handshakes that failed or timed out.",
+    ),
+    map(
+        "http.spliced_bytes",
+        "http_spliced_bytes_total",
+        "counter",
+        "Body bytes the HTTP/1.1 relay moved between sockets with splice(2).",
     ),
     map(
         "tcp.requests",

@@ -674,3 +674,24 @@ fn keys_that_only_tune_sozu_internals_are_warned_about_by_name() {
     assert!(plain.inert_keys.is_empty());
     assert!(plain.warnings().is_empty(), "{:?}", plain.warnings());
 }
+
+#[test]
+fn the_splice_pipe_capacity_reaches_the_workers_and_is_bounded() {
+    let (_dir, config) = load("worker_count = 1\nsplice_pipe_capacity_bytes = 262144\n");
+    assert!(config.inert_keys.is_empty(), "{:?}", config.inert_keys);
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    assert_eq!(
+        config.server_config().splice_pipe_capacity_bytes,
+        Some(262_144)
+    );
+    for bad in ["0", "100", "4294967296"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, format!("splice_pipe_capacity_bytes = {bad}\n")).unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("splice_pipe_capacity_bytes") && error.contains(bad),
+            "{error}"
+        );
+    }
+}

@@ -110,6 +110,7 @@ mod router;
 mod sessions;
 mod settings;
 mod shared_stream;
+mod splice;
 mod tls;
 mod write_deadline;
 // The runtime context every connection shares with the command loop:

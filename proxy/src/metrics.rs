@@ -332,6 +332,9 @@ pub struct Metrics {
     pub proxy_protocol_errors: u64,
     /// StatsD datagrams the socket did not take.
     pub(crate) statsd_dropped: u64,
+    /// Body bytes the HTTP/1.1 relay moved with splice(2), without copying
+    /// them through its buffers (counted in the traffic's bytes as well).
+    pub spliced_bytes: u64,
 }
 
 impl Metrics {
@@ -349,6 +352,7 @@ impl Metrics {
             tcp_accepted: 0,
             proxy_protocol_errors: 0,
             statsd_dropped: 0,
+            spliced_bytes: 0,
         }
     }
 
@@ -462,6 +466,7 @@ impl Metrics {
         proxy.insert("http.failed_backend_matching".into(), count(self.unrouted));
         proxy.insert("tls.handshake.failures".into(), count(self.tls_failures));
         proxy.insert("tcp.requests".into(), count(self.tcp_accepted));
+        proxy.insert("http.spliced_bytes".into(), count(self.spliced_bytes));
         proxy.insert(
             "proxy_protocol.errors".into(),
             count(self.proxy_protocol_errors),

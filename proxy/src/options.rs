@@ -41,6 +41,10 @@ pub struct ProxyOptions {
     /// Most idle relay buffers kept for reuse; beyond, buffers given back
     /// are freed.
     pub max_buffers: usize,
+    /// Capacity asked for the pipes that splice relayed bodies between
+    /// plain TCP sockets (`splice_pipe_capacity_bytes`); the kernel's
+    /// default (64 KiB) when `None`.
+    pub splice_pipe_capacity: Option<usize>,
     /// What a `logging` request does: the program that owns the process's
     /// log output changes its filter. Without it (the default) the server
     /// refuses `logging` requests rather than acknowledge and ignore them.
@@ -111,6 +115,7 @@ impl Default for ProxyOptions {
             buffer_size: DEFAULT_BUFFER_SIZE,
             min_buffers: 1,
             max_buffers: 1_000,
+            splice_pipe_capacity: None,
             log_filter: None,
             statsd: None,
         }
@@ -135,6 +140,9 @@ impl ProxyOptions {
             min_buffers: clamp_count(config.min_buffers, config.max_connections)
                 .min(clamp_count(config.max_buffers, config.max_connections)),
             statsd: config.metrics.as_ref().and_then(statsd_options),
+            splice_pipe_capacity: config
+                .splice_pipe_capacity_bytes
+                .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
             ..ProxyOptions::default()
         }
     }

@@ -18,6 +18,12 @@ use super::{
 /// Bounds of `slab_entries_per_connection`, clamped like Sozu.
 const SLAB_ENTRIES_RANGE: (u64, u64) = (2, 32);
 
+/// Bounds of `splice_pipe_capacity_bytes`: one page, and the most
+/// `F_SETPIPE_SZ` takes (an `int`; the kernel's `fs.pipe-max-size`, 1 MiB by
+/// default, bounds what an unprivileged worker gets).
+const MIN_PIPE_CAPACITY: u64 = 4096;
+const MAX_PIPE_CAPACITY: u64 = i32::MAX as u64;
+
 pub(super) fn parse_file_config(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
     let deserializer = toml::Deserializer::parse(text).map_err(|error| ConfigError::Syntax {
         path: path.to_owned(),
@@ -207,6 +213,7 @@ impl Builder {
         let max_command_buffer_size = file
             .max_command_buffer_size
             .unwrap_or(DEFAULT_MAX_COMMAND_BUFFER_SIZE);
+        self.check_pipe_capacity(file.splice_pipe_capacity_bytes)?;
         if command_buffer_size > max_command_buffer_size {
             return Err(self.invalid(
                 "command_buffer_size",
@@ -346,6 +353,21 @@ impl Builder {
         })
     }
 
+    /// `splice_pipe_capacity_bytes` within what a pipe may be given.
+    fn check_pipe_capacity(&self, capacity: Option<u64>) -> Result<(), ConfigError> {
+        match capacity {
+            Some(capacity) if !(MIN_PIPE_CAPACITY..=MAX_PIPE_CAPACITY).contains(&capacity) => {
+                Err(self.invalid(
+                    "splice_pipe_capacity_bytes",
+                    format!(
+                        "{capacity} is out of range: a pipe holds from {MIN_PIPE_CAPACITY} bytes (one page) to {MAX_PIPE_CAPACITY}"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// One to four octal digits, at most 0777, keeping the owner's 0600.
     fn command_socket_mode(&self, text: &str) -> Result<u32, ConfigError> {
         let invalid = |reason: &str| {
@@ -403,10 +425,6 @@ fn inert_keys(file: &FileConfig) -> Vec<&'static str> {
         (
             "basic_auth_max_credential_bytes",
             file.basic_auth_max_credential_bytes.is_some(),
-        ),
-        (
-            "splice_pipe_capacity_bytes",
-            file.splice_pipe_capacity_bytes.is_some(),
         ),
     ]
     .into_iter()

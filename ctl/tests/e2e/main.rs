@@ -31,6 +31,7 @@ mod http_relay;
 mod http_relay_rewrite;
 mod http_relay_upgrade;
 mod http_routing;
+mod http_splice;
 mod logs;
 mod prometheus;
 mod reliability;

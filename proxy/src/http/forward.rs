@@ -13,7 +13,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::net::tcp::ReadHalf;
 
 use super::answer::Exchange;
@@ -24,6 +25,7 @@ use super::relay_plan::{MAX_EDITS, first};
 use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;
+use crate::context::Shared;
 use crate::deadline::Deadline;
 use crate::http1::Side;
 use crate::http1::chunked::ChunkedDecoder;
@@ -32,6 +34,7 @@ use crate::http1::framing::{Framing, is_interim};
 use crate::http1::head::{self, Answering, Parsed};
 use crate::pool::RawConnection;
 use crate::settings::ListenerSettings;
+use crate::splice::{Client, Splicer, Stopped};
 
 /// Interim (1xx) answers a response may start with before its final head.
 const MAX_INTERIM: usize = 16;
@@ -57,7 +60,7 @@ pub(super) async fn exchange<C>(
     stopping: bool,
 ) -> Next
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let shared = conn.context.shared.clone();
     let cluster = prepared.admitted.cluster.clone();
@@ -203,7 +206,7 @@ async fn send<C>(
     (front_timeout, timeout): (Duration, Duration),
 ) -> Result<bool, Failure>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let watching = Watching {
         max: conn.context.shared.options.max_header_size,
@@ -213,12 +216,14 @@ where
         },
     };
     let Conn {
+        context,
         client,
         front,
         back,
         head,
         deadline,
         pending,
+        splicer,
         ..
     } = conn;
     back.clear();
@@ -295,6 +300,32 @@ where
             pending.clear();
             written.map_err(|_| Failure::Client)?;
         }
+        // Large bodies between plain sockets go by splice; bytes already
+        // in the buffer (read while waiting to say `100 Continue`) first.
+        if front.is_empty() {
+            let chunked = prepared.framing == Framing::Chunked;
+            let left = if chunked {
+                decoder.data_left()
+            } else {
+                remaining
+            };
+            let mut moved = 0;
+            let ends = (&*client, (&mut from_back, to_back.as_ref()));
+            let timeouts = (&mut *deadline, front_timeout, timeout);
+            let with = (&mut *splicer, &*context.shared, watching);
+            let spliced = splice_upload(with, ends, back, (left, &mut moved), timeouts).await?;
+            prepared.record.bytes_in += moved;
+            if chunked {
+                decoder.skip_data(moved);
+            } else {
+                (remaining, done) = (remaining - moved, remaining == moved);
+            }
+            match spliced {
+                Spliced::Answered => return Ok(true),
+                Spliced::All => continue,
+                Spliced::Copy => {}
+            }
+        }
         // The client's pace, under the front timeout: a client that stops
         // sending its body is its own failure, not the backend's (no 504).
         // (Body bytes may already be there, read while waiting to say
@@ -340,6 +371,74 @@ where
         front.drain(..take);
     }
     Ok(false)
+}
+
+/// How splicing part of a request body went.
+enum Spliced {
+    /// Every byte asked for went to the backend.
+    All,
+    /// The backend answered before the whole body (its head is in the
+    /// back buffer).
+    Answered,
+    /// Copy the rest: too little is left to be worth a pipe, the client is
+    /// not plain TCP, or splice does not work on this connection.
+    Copy,
+}
+
+/// Splices what is left of a large request body (`length` bytes, or of a
+/// large chunk's data) from a plain TCP client to the backend, watching the
+/// backend for an early answer all the while; `moved` counts the bytes the
+/// backend was given.
+async fn splice_upload<C: Client>(
+    (splicer, shared, watching): (&mut Splicer, &Shared, Watching),
+    (client, (from_back, to_back)): (&C, (&mut ReadHalf<'_>, &TcpStream)),
+    back: &mut Vec<u8>,
+    (length, moved): (u64, &mut u64),
+    (deadline, front_timeout, timeout): (&mut Deadline, Duration, Duration),
+) -> Result<Spliced, Failure> {
+    let Some(source) = client.tcp() else {
+        return Ok(Spliced::Copy);
+    };
+    if length <= shared.options.buffer_size as u64 {
+        return Ok(Spliced::Copy);
+    }
+    let Some(pipe) = splicer.pipe() else {
+        return Ok(Spliced::Copy);
+    };
+    let ends = (source, to_back);
+    let timeouts = (front_timeout, timeout);
+    let spliced = tokio::select! {
+        biased;
+        answered = watching.answer(from_back, back) => Err(answered),
+        spliced = pipe.relay(ends, length, deadline, timeouts, &mut *moved) => Ok(spliced),
+    };
+    shared.metrics.borrow_mut().spliced_bytes += *moved;
+    let spliced = match spliced {
+        Ok(spliced) => spliced,
+        Err(answered) => return answered.map(|()| Spliced::Answered),
+    };
+    match spliced {
+        Ok(()) => Ok(Spliced::All),
+        Err(Stopped::Unsupported) => {
+            splicer.disable();
+            Ok(Spliced::Copy)
+        }
+        Err(Stopped::Ended) => Err(Failure::Client),
+        Err(Stopped::Source(error)) => {
+            tracing::debug!(%error, "the client's body could not be read");
+            Err(Failure::Client)
+        }
+        Err(Stopped::Destination(error)) => {
+            // As with a copy: an answer that came first still wins.
+            if watching
+                .answered(&error, (from_back, back), (deadline, timeout))
+                .await
+            {
+                return Ok(Spliced::Answered);
+            }
+            Err(Failure::Bad("The backend stopped reading the body."))
+        }
+    }
 }
 
 /// What watching a backend for an answer during an upload needs.
@@ -425,7 +524,7 @@ async fn receive_head<C>(
     timeout: Duration,
 ) -> Result<Response, Failure>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let max = conn.context.shared.options.max_header_size;
     let front_timeout = super::seconds(config.front_timeout);

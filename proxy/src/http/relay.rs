@@ -28,7 +28,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::access::{LogFields, Record};
@@ -46,6 +46,7 @@ use crate::http1::framing::Framing;
 use crate::http1::head::{self, Parsed, RequestHead};
 use crate::http1::{Refusal, Rule};
 use crate::settings::ListenerSettings;
+use crate::splice::{Client, Splicer};
 
 /// How long a connection closed after an answer keeps reading what the
 /// client still sends ([`Conn::linger`]), and how much of it at most.
@@ -110,6 +111,8 @@ pub(super) struct Conn<C> {
     /// is planned, then its response's (filled in place: a plan is too
     /// large to move with each head).
     pub(super) plan: Plan,
+    /// Its pipe for bodies moved by splice, when the client is plain TCP.
+    pub(super) splicer: Splicer,
 }
 
 /// How many bytes of responses to pipelined requests are held back, at
@@ -172,7 +175,7 @@ enum HeadWait {
 /// Serves a client connection until it closes, or hands it over.
 pub(super) async fn serve<C>(client: C, context: Rc<ConnectionContext>) -> Ending<C>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let shared = context.shared.clone();
     let floor = shortest_timeout(&context.listener.settings.borrow());
@@ -187,6 +190,7 @@ where
         pending: Vec::new(),
         plan: Plan::empty(),
         tls: context.listener.tls.is_some(),
+        splicer: Splicer::new(shared.options.splice_pipe_capacity),
         context,
         client,
     };
@@ -209,7 +213,7 @@ where
     Ending::Closed
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin> Conn<C> {
+impl<C: Client> Conn<C> {
     /// Serves requests until the connection closes (`false`) or one is to
     /// be handed over (`true`).
     async fn run(&mut self) -> bool {

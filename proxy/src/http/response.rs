@@ -6,7 +6,8 @@
 use std::io::IoSlice;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 use super::forward::write_all;
 use super::relay::{Conn, Next, PIPELINE_BATCH, Prepared, find_blank_line};
@@ -14,11 +15,13 @@ use super::relay_plan::push_line;
 use super::seconds;
 use crate::answers;
 use crate::body::ProxyBody;
+use crate::deadline::Deadline;
 use crate::http1::Side;
 use crate::http1::chunked::ChunkedDecoder;
 use crate::http1::framing::Framing;
 use crate::pool::RawConnection;
 use crate::settings::ListenerSettings;
+use crate::splice::{self, Client, Splicer, Stopped};
 
 /// A response head read from a backend, as the relay needs it.
 pub(super) struct Response {
@@ -42,7 +45,7 @@ pub(super) async fn answer<C>(
     head_request: bool,
 ) -> Next
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let mut bytes = answers::to_bytes(answer);
     if head_request && let Some(end) = find_blank_line(&bytes, 0) {
@@ -80,6 +83,34 @@ impl Body {
                 _ => 0,
             },
             decoder: ChunkedDecoder::new(Side::Response),
+        }
+    }
+
+    /// How many bytes of the body may go by splice from here: what is left
+    /// of a body of known length or of the current chunk's data; all of a
+    /// body until close once it is `large` (a read filled the buffer).
+    fn splice_left(&self, large: bool) -> u64 {
+        match self.framing {
+            Framing::Length(_) => self.remaining,
+            Framing::Chunked => self.decoder.data_left(),
+            Framing::UntilClose if large => u64::MAX,
+            _ => 0,
+        }
+    }
+
+    /// `length` bytes of data went by splice (at most
+    /// [`Body::splice_left`]); whether the body ended with them.
+    fn skip(&mut self, length: u64) -> bool {
+        match self.framing {
+            Framing::Length(_) => {
+                self.remaining -= length.min(self.remaining);
+                self.remaining == 0
+            }
+            Framing::Chunked => {
+                self.decoder.skip_data(length);
+                false
+            }
+            _ => false,
         }
     }
 
@@ -140,7 +171,7 @@ pub(super) async fn relay<C>(
     stopping: bool,
 ) -> Next
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
     let front_timeout = seconds(config.front_timeout);
     let back_timeout = seconds(config.back_timeout);
@@ -232,9 +263,11 @@ async fn move_body<C>(
     (front_timeout, back_timeout): (Duration, Duration),
 ) -> Result<u64, u64>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: Client,
 {
+    let buffer_size = conn.context.shared.options.buffer_size;
     let Conn {
+        context,
         client,
         front,
         back,
@@ -242,6 +275,7 @@ where
         deadline,
         pending,
         plan,
+        splicer,
         ..
     } = conn;
     let start = response.head_len;
@@ -269,7 +303,34 @@ where
     }
     sent += first.data;
     back.drain(..start + first.consumed);
+    let mut large = false;
     while !done {
+        // The rest of a large body goes through a pipe when the client is
+        // plain TCP.
+        let left = body.splice_left(large);
+        if left > buffer_size as u64
+            && let Some(to) = client.tcp()
+        {
+            let mut moved = 0;
+            let ends = (&raw.stream, to);
+            let timeouts = (&mut *deadline, back_timeout, front_timeout);
+            let spliced = tokio::select! {
+                spliced = splice_body(splicer, ends, (left, rechunk), timeouts, &mut moved) => spliced,
+                () = raw.registration.closed() => Err(()),
+            };
+            sent += moved;
+            context.shared.metrics.borrow_mut().spliced_bytes += moved;
+            let copy = match spliced.map_err(|()| sent)? {
+                Download::Moved => false,
+                Download::Ended => return Ok(sent),
+                // Copied from here on, after what went.
+                Download::Unsupported => true,
+            };
+            done = body.skip(moved);
+            if done || !copy {
+                continue;
+            }
+        }
         back.clear();
         let read = tokio::select! {
             read = deadline.within(back_timeout, raw.stream.read_buf(back)) => read,
@@ -291,6 +352,7 @@ where
             }
             return Ok(sent);
         }
+        large = read >= buffer_size;
         let take = body.take(back).map_err(|_| sent)?;
         done = take.done;
         let mut slices = [IoSlice::new(&[]); 3];
@@ -302,6 +364,80 @@ where
         back.drain(..take.consumed);
     }
     Ok(sent)
+}
+
+/// How splicing part of a response body went.
+enum Download {
+    /// The bytes asked for went to the client.
+    Moved,
+    /// A body until close reached its end (and its last chunk was sent).
+    Ended,
+    /// Splice does not work on this connection: nothing was moved, copy.
+    Unsupported,
+}
+
+/// Splices `length` bytes of a response body (a body until close: all of
+/// it, each pipe-full as one chunk when rechunking) from the backend to
+/// the client; `moved` counts the data bytes the client was given.
+async fn splice_body(
+    splicer: &mut Splicer,
+    (from, to): (&TcpStream, &TcpStream),
+    (length, rechunk): (u64, bool),
+    (deadline, back_timeout, front_timeout): (&mut Deadline, Duration, Duration),
+    moved: &mut u64,
+) -> Result<Download, ()> {
+    let Some(pipe) = splicer.pipe() else {
+        return Ok(Download::Unsupported);
+    };
+    let until_close = length == u64::MAX;
+    let spliced = if until_close {
+        let timeouts = (deadline, back_timeout, front_timeout);
+        splice_until_close(pipe, (from, to), rechunk, timeouts, moved).await
+    } else {
+        let timeouts = (back_timeout, front_timeout);
+        pipe.relay((from, to), length, deadline, timeouts, moved)
+            .await
+    };
+    match spliced {
+        Ok(()) if until_close => Ok(Download::Ended),
+        Ok(()) => Ok(Download::Moved),
+        Err(Stopped::Unsupported) => {
+            splicer.disable();
+            Ok(Download::Unsupported)
+        }
+        Err(_) => Err(()),
+    }
+}
+
+/// Splices a body until the backend closes, each pipe-full as one chunk
+/// when rechunking (its size line first), then the last chunk.
+async fn splice_until_close(
+    pipe: &mut splice::Pipe,
+    (from, to): (&TcpStream, &TcpStream),
+    rechunk: bool,
+    (deadline, back_timeout, front_timeout): (&mut Deadline, Duration, Duration),
+    moved: &mut u64,
+) -> Result<(), Stopped> {
+    let mut size_line = [0; 20];
+    loop {
+        let filled = pipe
+            .fill(from, usize::MAX, (deadline, back_timeout))
+            .await?;
+        if filled == 0 {
+            if rechunk {
+                splice::write_all(to, b"0\r\n\r\n", (deadline, front_timeout)).await?;
+            }
+            return Ok(());
+        }
+        if rechunk {
+            let line = chunk_line(filled, &mut size_line);
+            splice::write_all(to, line, (deadline, front_timeout)).await?;
+        }
+        pipe.drain(to, (deadline, front_timeout), moved).await?;
+        if rechunk {
+            splice::write_all(to, b"\r\n", (deadline, front_timeout)).await?;
+        }
+    }
 }
 
 /// The slices that send `data` (as one chunk when rechunking); how many.

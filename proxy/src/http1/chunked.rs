@@ -124,6 +124,31 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
+    /// Bytes of the current chunk's data still to come (0 when the
+    /// decoder is not inside a chunk's data): what may pass without being
+    /// looked at (spliced, say), announced with [`ChunkedDecoder::skip_data`].
+    pub fn data_left(&self) -> u64 {
+        match self.state {
+            State::Data { left } => left,
+            _ => 0,
+        }
+    }
+
+    /// Counts `length` bytes of the current chunk's data as passed without
+    /// going through [`ChunkedDecoder::step`]; at most [`ChunkedDecoder::data_left`].
+    pub fn skip_data(&mut self, length: u64) {
+        if let State::Data { left } = self.state {
+            let length = length.min(left);
+            self.state = if length == left {
+                State::DataCr
+            } else {
+                State::Data {
+                    left: left - length,
+                }
+            };
+        }
+    }
+
     /// Consumes framing bytes of `input` up to and including at most one run
     /// of chunk data (or the end of the body, or of the input). A refusal
     /// leaves the connection unusable: answer and close.

@@ -1507,3 +1507,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn chunk_data_skipped_unread_leaves_the_decoder_where_reading_it_would() {
+    let body = b"a;x=1\r\n0123456789\r\n3\r\nabc\r\n0\r\n\r\n";
+    let mut decoder = ChunkedDecoder::new(Side::Request);
+    // The size line and four bytes of data: six left.
+    let first = decoder.advance(&body[..11]).unwrap();
+    assert_eq!((first.consumed, first.data, first.done), (11, 4, false));
+    assert_eq!(decoder.data_left(), 6);
+    // Two skipped (spliced, say), then the rest read as usual.
+    decoder.skip_data(2);
+    assert_eq!(decoder.data_left(), 4);
+    decoder.skip_data(4);
+    assert_eq!(decoder.data_left(), 0);
+    let rest = decoder.advance(&body[17..]).unwrap();
+    assert_eq!((rest.data, rest.done), (3, true));
+    assert_eq!(rest.consumed, body.len() - 17);
+    // Outside a chunk's data, skipping does nothing.
+    let mut fresh = ChunkedDecoder::new(Side::Request);
+    fresh.skip_data(5);
+    assert_eq!(fresh.data_left(), 0);
+    assert!(fresh.advance(b"0\r\n\r\n").unwrap().done);
+}
