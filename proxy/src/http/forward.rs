@@ -216,20 +216,16 @@ where
         },
     };
     let Conn {
-        context,
-        client,
         front,
         back,
         head,
         deadline,
-        pending,
-        splicer,
         ..
     } = conn;
     back.clear();
     let body_start = prepared.head_len;
     let mut decoder = ChunkedDecoder::new(Side::Request);
-    let (prefix, mut done, mut remaining) = match prepared.framing {
+    let (prefix, done, remaining) = match prepared.framing {
         Framing::Length(length) => {
             let take = length.min((front.len() - body_start) as u64);
             (take as usize, take == length, length - take)
@@ -272,6 +268,63 @@ where
     }
     front.drain(..body_start + prefix);
     prepared.head_len = 0;
+    let body = Sending {
+        decoder,
+        remaining,
+        done,
+        prefix,
+    };
+    send_body(
+        conn,
+        raw,
+        prepared,
+        body,
+        watching,
+        (front_timeout, timeout),
+    )
+    .await
+}
+
+/// Where the request body stands once the head went out.
+struct Sending {
+    decoder: ChunkedDecoder,
+    /// Bytes of a Content-Length body still to send.
+    remaining: u64,
+    done: bool,
+    /// Body bytes sent with the head.
+    prefix: usize,
+}
+
+/// Sends the rest of the body as the client sends it (after its
+/// `100 Continue` when it waits for one), watching the backend for an
+/// early answer; `true` when it answered before the whole body went out.
+async fn send_body<C>(
+    conn: &mut Conn<C>,
+    raw: &mut RawConnection,
+    prepared: &mut Prepared,
+    body: Sending,
+    watching: Watching,
+    (front_timeout, timeout): (Duration, Duration),
+) -> Result<bool, Failure>
+where
+    C: Client,
+{
+    let Sending {
+        mut decoder,
+        mut remaining,
+        mut done,
+        prefix,
+    } = body;
+    let Conn {
+        context,
+        client,
+        front,
+        back,
+        deadline,
+        pending,
+        splicer,
+        ..
+    } = conn;
     let (mut from_back, mut to_back) = raw.stream.split();
     if prepared.expect_continue && !done && front.is_empty() {
         let client = expect::Client {
