@@ -55,19 +55,39 @@ impl CloseSignal {
 impl Registration {
     /// Resolves when `close_sessions` asks this session to end.
     pub(crate) async fn closed(&self) {
-        let signal = &self.close;
-        std::future::poll_fn(|cx| {
-            if signal.asked.get() {
-                return Poll::Ready(());
-            }
-            let waiter = match signal.waiter.take() {
-                Some(waker) if waker.will_wake(cx.waker()) => waker,
-                _ => cx.waker().clone(),
-            };
-            signal.waiter.set(Some(waiter));
-            Poll::Pending
-        })
+        Asked {
+            signal: &self.close,
+        }
         .await;
+    }
+}
+
+/// Waiting for a close request; a wait given up leaves no waker behind
+/// (it would keep the task that waited alive, and wake it for nothing).
+struct Asked<'a> {
+    signal: &'a CloseSignal,
+}
+
+impl Future for Asked<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let signal = self.signal;
+        if signal.asked.get() {
+            return Poll::Ready(());
+        }
+        let waiter = match signal.waiter.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => waker,
+            _ => cx.waker().clone(),
+        };
+        signal.waiter.set(Some(waiter));
+        Poll::Pending
+    }
+}
+
+impl Drop for Asked<'_> {
+    fn drop(&mut self) {
+        self.signal.waiter.take();
     }
 }
 
@@ -136,6 +156,16 @@ mod tests {
     use futures::FutureExt;
 
     use super::SessionRegistry;
+
+    #[test]
+    fn a_wait_given_up_leaves_no_waker() {
+        let registry = Rc::new(SessionRegistry::default());
+        let address: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let web = registry.register("web", "web-0", address);
+        assert!(web.closed().now_or_never().is_none());
+        let left = web.close.waiter.take();
+        assert!(left.is_none(), "the dropped wait took its waker away");
+    }
 
     #[tokio::test]
     async fn a_close_wakes_the_waiting_session_and_stays_asked() {

@@ -481,3 +481,82 @@ fn close_sessions_ends_a_websocket() {
     assert_eq!(closed.closed, 1);
     assert!(connection.closed_within(Duration::from_secs(10)));
 }
+
+#[test]
+fn a_101_before_the_whole_upload_is_a_502_not_a_tunnel() {
+    let (seen_tx, seen) = mpsc::channel();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    // Switches protocols from the head of an upgrade that has a large
+    // body, without reading the body first: where the body broke off is
+    // not known to the proxy, so no tunnel may start from there.
+    let backend = RawBackend::start(move |stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let Some(request) = read_head(&mut reader) else {
+            return;
+        };
+        let _ = seen_tx.lock().unwrap().send(request);
+        let _ = writer.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
+        );
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+    });
+    let site = site_for(backend.address);
+    let length = 8 << 20;
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: app.test\r\nUpgrade: x\r\nConnection: Upgrade\r\n{PROBE}: 1\r\nContent-Length: {length}\r\n\r\n"
+    );
+    let mut connection = Connection::open(site.port);
+    connection.send(head.as_bytes()).unwrap();
+    // The body goes on in the background; the answer comes meanwhile.
+    let mut body_writer = connection.writer.try_clone().unwrap();
+    let uploader = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..length / chunk.len() {
+            if body_writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let answer = connection.answer().unwrap();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    assert!(relayed(&next(&seen)));
+    assert!(connection.closed_within(Duration::from_secs(10)));
+    uploader.join().unwrap();
+}
+
+#[test]
+fn a_backend_that_repeats_100_after_the_relay_s_own_gets_a_502() {
+    // Silent on the expectation (the relay says 100 itself after a
+    // second), then 100 after 100 after the body: the ones the client is
+    // not shown count against the interim answers a response may have.
+    let backend = RawBackend::start(move |stream| {
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let Some(_) = read_head(&mut reader) else {
+            return;
+        };
+        let mut body = [0u8; 5];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        for _ in 0..40 {
+            if writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    let site = site_for(backend.address);
+    let mut connection = Connection::open(site.port);
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: app.test\r\n{PROBE}: 1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    );
+    connection.send(head.as_bytes()).unwrap();
+    assert_eq!(connection.head().unwrap().status, 100);
+    connection.send(b"hello").unwrap();
+    let answer = connection.answer().unwrap();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::tcp::ReadHalf;
 
-use super::forward::{Failure, write_all};
+use super::forward::{Failure, MAX_INTERIM, write_all};
 use super::relay::{MAX_HEADERS, Plan};
 use crate::deadline::Deadline;
 use crate::http1::edit::EditOptions;
@@ -78,8 +78,12 @@ where
     loop {
         match scan(back, max, answering) {
             Scan::Continue(range) => {
-                let written = pass_on(stream, pending, &back[range.clone()], deadline, timeout);
-                written.await?;
+                // Written after the answers held back.
+                add_continue(pending, &back[range.clone()])?;
+                let mut slices = [IoSlice::new(pending)];
+                let written = write_all(stream, &mut slices, deadline, timeout).await;
+                pending.clear();
+                written.map_err(|_| Failure::Client)?;
                 back.drain(range);
                 return Ok(Waited::Continued);
             }
@@ -119,16 +123,13 @@ where
     Ok(Waited::Continued)
 }
 
-/// Writes the backend's `100 Continue` (`bytes`, one whole head) to the
-/// client after the answers held back, hop-by-hop lines out.
-async fn pass_on<C: AsyncWrite + Unpin>(
-    client: &mut C,
-    pending: &mut Vec<u8>,
-    bytes: &[u8],
-    deadline: &mut Deadline,
-    timeout: Duration,
-) -> Result<(), Failure> {
-    let too_many = Failure::Bad("The response has too many headers.");
+/// Adds the backend's `100 Continue` (`bytes`, one whole head, maybe after
+/// empty lines) to the answers held back: hop-by-hop lines out, sent on as
+/// HTTP/1.1. A plain function, so that the parser's slots are not kept in
+/// the exchange's future.
+fn add_continue(pending: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Failure> {
+    let blank = bytes.chunks(2).take_while(|pair| *pair == b"\r\n").count();
+    let bytes = &bytes[2 * blank..];
     let mut headers = head::slots::<MAX_HEADERS>();
     let answering = Answering::default();
     let Ok(Parsed::Complete(head)) =
@@ -138,12 +139,13 @@ async fn pass_on<C: AsyncWrite + Unpin>(
     };
     let plan = Plan::new(bytes, head.len, head.headers, &EditOptions::default())
         .map_err(|_| Failure::Bad("The response has too many headers."))?;
-    let mut slices = [IoSlice::new(&[]); MAX_HEADERS + 4];
-    let count = plan.slices(bytes, &[], &mut slices[1..]).ok_or(too_many)?;
-    slices[0] = IoSlice::new(pending);
-    let written = write_all(client, &mut slices[..=count], deadline, timeout).await;
-    pending.clear();
-    written.map_err(|_| Failure::Client)
+    let start = pending.len();
+    plan.extend_into(&[], bytes, &[], pending);
+    if head.minor_version == 0 {
+        // The status line is always kept, and first.
+        pending[start + 7] = b'1';
+    }
+    Ok(())
 }
 
 /// Which side spoke first.
@@ -167,7 +169,12 @@ enum Scan {
 
 fn scan(back: &[u8], max: usize, answering: Answering) -> Scan {
     let mut at = 0;
-    while at < back.len() {
+    // More interim answers than the response may have: its reading refuses
+    // them (and what the backend sends is bounded meanwhile).
+    for _ in 0..=MAX_INTERIM {
+        if at >= back.len() {
+            return Scan::More;
+        }
         let mut headers = head::slots::<MAX_HEADERS>();
         match head::parse_response(&back[at..], &mut headers, max, answering) {
             Ok(Parsed::Complete(head)) if head.status == 100 => {
@@ -178,7 +185,7 @@ fn scan(back: &[u8], max: usize, answering: Answering) -> Scan {
             Ok(Parsed::Complete(_)) | Err(_) => return Scan::Final,
         }
     }
-    Scan::More
+    Scan::Final
 }
 
 #[cfg(test)]
@@ -196,6 +203,10 @@ mod tests {
         );
         let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
         assert_eq!(scan(hints), Scan::More);
+        // More interim answers than a response may have: its reading
+        // refuses them.
+        let many = hints.repeat(super::MAX_INTERIM + 1);
+        assert_eq!(scan(&many), Scan::Final);
         let both = [&hints[..], b"HTTP/1.1 100 Continue\r\n\r\n"].concat();
         assert_eq!(scan(&both), Scan::Continue(hints.len()..both.len()));
         let refused = b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n";

@@ -37,7 +37,7 @@ use crate::settings::ListenerSettings;
 use crate::splice::{Client, Splicer, Stopped};
 
 /// Interim (1xx) answers a response may start with before its final head.
-const MAX_INTERIM: usize = 16;
+pub(super) const MAX_INTERIM: usize = 16;
 
 /// Why an exchange with a backend failed.
 pub(super) enum Failure {
@@ -113,7 +113,15 @@ where
         let outcome = match outcome {
             Ok(answered_early) => {
                 let head = receive_head(conn, &mut raw, &prepared, config, back_timeout).await;
-                head.map(|mut response| {
+                head.and_then(|mut response| {
+                    if answered_early && response.framing == Framing::Switch {
+                        // Where the body broke off is not known for sure
+                        // (a write cut short by the answer): no tunnel
+                        // can start from there.
+                        return Err(Failure::Bad(
+                            "The backend switched protocols before the whole request body.",
+                        ));
+                    }
                     if answered_early {
                         // The body was cut short: neither side's
                         // connection is in a state to carry another
@@ -122,7 +130,7 @@ where
                         prepared.close = true;
                         prepared.body_cut = true;
                     }
-                    response
+                    Ok(response)
                 })
             }
             Err(failure) => Err(failure),
@@ -589,18 +597,19 @@ where
         plan,
         ..
     } = conn;
+    // A backend that sends interim answers without end would hold the
+    // exchange forever: MAX_INTERIM at most, those dropped included.
     let mut interim = 0;
     loop {
+        // Empty lines before a status line are stepped over (the codec
+        // allows them; the client is not sent them).
+        let blank = back.chunks(2).take_while(|pair| *pair == b"\r\n").count();
+        back.drain(..2 * blank);
         if !back.is_empty() {
-            let reading = (max, config.id_header.as_str());
+            let reading = (max, config.id_header.as_str(), interim < MAX_INTERIM);
             match read_back_head(back, prepared, reading, pending, plan)? {
                 BackHead::Interim(len) => {
-                    // A backend that sends interim answers without end
-                    // would hold the exchange forever.
                     interim += 1;
-                    if interim > MAX_INTERIM {
-                        return Err(Failure::Bad("The backend sent too many interim answers."));
-                    }
                     // Written at once, after the answers held back.
                     let mut slices = [IoSlice::new(pending)];
                     let written = write_all(client, &mut slices, deadline, front_timeout).await;
@@ -612,6 +621,7 @@ where
                 BackHead::Final(response) => return Ok(response),
                 BackHead::Partial => {}
                 BackHead::Ignored(len) => {
+                    interim += 1;
                     back.drain(..len);
                     continue;
                 }
@@ -669,14 +679,15 @@ enum BackHead {
     Ignored(usize),
 }
 
-/// Parses the head at the start of `back`. Kept out of the async
+/// Parses the head at the start of `back` (an interim one refused when
+/// there is no `room` for more). Kept out of the async
 /// [`receive_head`] so that the parser's header slots live on the stack for
 /// the parse alone, not in every exchange's future (which is moved, whole,
 /// at each request).
 fn read_back_head(
     back: &[u8],
     prepared: &Prepared,
-    (max, id_header): (usize, &str),
+    (max, id_header, room): (usize, &str, bool),
     pending: &mut Vec<u8>,
     plan: &mut Plan,
 ) -> Result<BackHead, Failure> {
@@ -687,6 +698,9 @@ fn read_back_head(
     let too_many = |_| Failure::Bad("The response has too many headers.");
     let mut headers = head::slots::<MAX_HEADERS>();
     match head::parse_response(back, &mut headers, max, answering) {
+        Ok(Parsed::Complete(head)) if is_interim(head.status) && !room => {
+            Err(Failure::Bad("The backend sent too many interim answers."))
+        }
         Ok(Parsed::Complete(head)) if head.status == 100 && prepared.continued => {
             Ok(BackHead::Ignored(head.len))
         }
