@@ -91,7 +91,8 @@ where
                 attempt += 1;
                 let id = &cluster_config.cluster_id;
                 let deadline = (&mut conn.deadline, connect_timeout);
-                let opened = connect(&shared, &cluster, id, &backend, deadline).await;
+                // Boxed: not every request connects.
+                let opened = Box::pin(connect(&shared, &cluster, id, &backend, deadline)).await;
                 match opened {
                     Ok((raw, elapsed)) => {
                         prepared.record.connect_time = Some(elapsed);
@@ -342,7 +343,15 @@ where
             timeout: front_timeout,
         };
         let watched = (watching.max, watching.answering);
-        let waited = expect::wait(client, (&mut from_back, back), deadline, watched).await;
+        // The rare paths are boxed: the exchange's future, moved whole at each
+        // request, stays the size of the common one.
+        let waited = Box::pin(expect::wait(
+            client,
+            (&mut from_back, back),
+            deadline,
+            watched,
+        ))
+        .await;
         // The backend closed without a word before any body byte was
         // taken from the client (a pooled connection it had just closed):
         // the request may go again, the head alone was lost.
@@ -374,7 +383,14 @@ where
             let ends = (&*client, (&mut from_back, to_back.as_ref()));
             let timeouts = (&mut *deadline, front_timeout, timeout);
             let with = (&mut *splicer, &*context.shared, watching);
-            let spliced = splice_upload(with, ends, back, (left, &mut moved), timeouts).await?;
+            let spliced = Box::pin(splice_upload(
+                with,
+                ends,
+                back,
+                (left, &mut moved),
+                timeouts,
+            ))
+            .await?;
             prepared.record.bytes_in += moved;
             if chunked {
                 decoder.skip_data(moved);

@@ -234,7 +234,16 @@ impl<C: Client> Conn<C> {
                 }
             }
             let closing = *stopping.borrow();
-            match self.serve_request(&config, closing).await {
+            // Forwarded here, not through a function of its own: the
+            // exchange's future is moved whole at each request, once is
+            // enough. The proxy's own answers are rarer, and boxed.
+            let next = match self.prepare(&config) {
+                Step::Forward(prepared) => {
+                    super::forward::exchange(self, &config, prepared, closing).await
+                }
+                step => Box::pin(self.answer_step(&config, step)).await,
+            };
+            match next {
                 Next::Continue if !*stopping.borrow() => {}
                 Next::Continue => return false,
                 Next::Close => {
@@ -359,12 +368,12 @@ impl<C: Client> Conn<C> {
         }
     }
 
-    /// Serves the request whose head is in the buffer.
-    async fn serve_request(&mut self, config: &ListenerSettings, stopping: bool) -> Next {
-        match self.prepare(config) {
-            Step::Forward(prepared) => {
-                super::forward::exchange(self, config, prepared, stopping).await
-            }
+    /// Answers a request the proxy does not forward (its own answer, a
+    /// refusal by the codec), or hands it over.
+    async fn answer_step(&mut self, config: &ListenerSettings, step: Step) -> Next {
+        match step {
+            // Forwarded by `run`.
+            Step::Forward(_) => Next::Close,
             Step::Answer(bytes) => {
                 let timeout = seconds(config.front_timeout);
                 let _ = self.flush_pending(timeout).await;

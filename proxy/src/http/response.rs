@@ -208,7 +208,12 @@ where
         lines.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     if switching {
-        return super::tunnel::switch(conn, config, prepared, raw, &response).await;
+        // Boxed, as rare: the exchange's future, moved whole at each request,
+        // stays the size of the common one.
+        return Box::pin(super::tunnel::switch(
+            conn, config, prepared, raw, &response,
+        ))
+        .await;
     }
     let mut body = Body::new(response.framing);
     let timeouts = (front_timeout, back_timeout);
@@ -315,7 +320,7 @@ where
             let ends = (&raw.stream, to);
             let timeouts = (&mut *deadline, back_timeout, front_timeout);
             let spliced = tokio::select! {
-                spliced = splice_body(splicer, ends, (left, rechunk), timeouts, &mut moved) => spliced,
+                spliced = Box::pin(splice_body(splicer, ends, (left, rechunk), timeouts, &mut moved)) => spliced,
                 () = raw.registration.closed() => Err(()),
             };
             sent += moved;
