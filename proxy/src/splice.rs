@@ -161,11 +161,7 @@ impl Pipe {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(error) => return Err(Stopped::Destination(error)),
             }
-            match deadline.within(timeout, to.writable()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(Stopped::Destination(error)),
-                Err(_) => return Err(Stopped::Destination(io::ErrorKind::TimedOut.into())),
-            }
+            writable(to, (deadline, timeout)).await?;
         }
         Ok(())
     }
@@ -212,13 +208,21 @@ pub(crate) async fn write_all(
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(error) => return Err(Stopped::Destination(error)),
         }
-        match deadline.within(timeout, to.writable()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(Stopped::Destination(error)),
-            Err(_) => return Err(Stopped::Destination(io::ErrorKind::TimedOut.into())),
-        }
+        writable(to, (deadline, timeout)).await?;
     }
     Ok(())
+}
+
+/// Waits until `to` takes bytes again, at most `timeout`.
+async fn writable(
+    to: &TcpStream,
+    (deadline, timeout): (&mut Deadline, Duration),
+) -> Result<(), Stopped> {
+    match deadline.within(timeout, to.writable()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(Stopped::Destination(error)),
+        Err(_) => Err(Stopped::Destination(io::ErrorKind::TimedOut.into())),
+    }
 }
 
 /// One splice(2) call, non-blocking.

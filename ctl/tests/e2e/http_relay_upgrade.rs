@@ -328,14 +328,20 @@ fn the_backend_s_100_continue_is_relayed_then_its_answer() {
     assert_eq!(next(&seen).body, b"abc");
 }
 
-#[test]
-fn a_417_before_the_body_ends_the_exchange_cleanly() {
+/// A backend that answers `answer` from the head, reads no body, and
+/// reports each head it got and then what still came on the connection
+/// until it closed.
+fn answering_from_the_head(
+    answer: &'static [u8],
+) -> (
+    RawBackend,
+    mpsc::Receiver<SeenRequest>,
+    mpsc::Receiver<Vec<u8>>,
+) {
     let (seen_tx, seen) = mpsc::channel();
     let (after_tx, after) = mpsc::channel();
     let seen_tx = std::sync::Mutex::new(seen_tx);
     let after_tx = std::sync::Mutex::new(after_tx);
-    // Refuses from the head, reads no body, and reports what still comes
-    // on the connection until it closes.
     let backend = RawBackend::start(move |stream| {
         let mut writer = stream.try_clone().unwrap();
         let mut reader = BufReader::new(stream);
@@ -343,13 +349,19 @@ fn a_417_before_the_body_ends_the_exchange_cleanly() {
             return;
         };
         let _ = seen_tx.lock().unwrap().send(request);
-        writer
-            .write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 7\r\n\r\nrefused")
-            .unwrap();
+        let _ = writer.write_all(answer);
         let mut rest = Vec::new();
         let _ = reader.read_to_end(&mut rest);
         let _ = after_tx.lock().unwrap().send(rest);
     });
+    (backend, seen, after)
+}
+
+#[test]
+fn a_417_before_the_body_ends_the_exchange_cleanly() {
+    let (backend, seen, after) = answering_from_the_head(
+        b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 7\r\n\r\nrefused",
+    );
     let site = site_for(backend.address);
     let mut connection = Connection::open(site.port);
     connection.send(expecting(1000).as_bytes()).unwrap();
@@ -484,24 +496,12 @@ fn close_sessions_ends_a_websocket() {
 
 #[test]
 fn a_101_before_the_whole_upload_is_a_502_not_a_tunnel() {
-    let (seen_tx, seen) = mpsc::channel();
-    let seen_tx = std::sync::Mutex::new(seen_tx);
     // Switches protocols from the head of an upgrade that has a large
     // body, without reading the body first: where the body broke off is
     // not known to the proxy, so no tunnel may start from there.
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
-        let Some(request) = read_head(&mut reader) else {
-            return;
-        };
-        let _ = seen_tx.lock().unwrap().send(request);
-        let _ = writer.write_all(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
-        );
-        let mut rest = Vec::new();
-        let _ = reader.read_to_end(&mut rest);
-    });
+    let (backend, seen, _after) = answering_from_the_head(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
+    );
     let site = site_for(backend.address);
     let length = 8 << 20;
     let head = format!(
