@@ -550,10 +550,8 @@ fn http11_clients_over_tls_can_still_be_told_apart() {
 /// A backend that reads a whole request and answers with as many bytes as
 /// its path says (`/<size>`), telling in headers how much body it got.
 fn sizing_backend() -> harness::backend::RawBackend {
-    use std::io::{BufReader, Write};
-    harness::backend::RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    use std::io::Write;
+    harness::backend::RawBackend::conversing(|mut reader, mut writer| {
         while let Some(request) = harness::backend::read_request(&mut reader) {
             let size: usize = request.target.trim_start_matches('/').parse().unwrap_or(0);
             let sum: u64 = request.body.iter().map(|&b| u64::from(b)).sum();

@@ -5,7 +5,7 @@
 
 use crate::harness;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -137,9 +137,7 @@ fn https_redirect_answers_301_with_and_without_port() {
 
 /// A backend that fails in the way its path says.
 fn failing_backend() -> RawBackend {
-    RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    RawBackend::conversing(|mut reader, mut writer| {
         while let Some(head) = read_head(&mut reader) {
             if read_body(&mut reader, &head, |_| {}).is_none() {
                 return;
@@ -217,9 +215,7 @@ fn a_backend_slower_than_back_timeout_gets_a_504() {
 #[test]
 fn a_backend_that_stalls_mid_body_is_cut_off_after_back_timeout() {
     let site = Site::start(1, "back_timeout = 1");
-    let stalling = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let stalling = RawBackend::conversing(|mut reader, mut writer| {
         if let Some(head) = read_head(&mut reader) {
             let _ = read_body(&mut reader, &head, |_| {});
             let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
@@ -502,9 +498,7 @@ fn the_request_id_header_and_x_real_ip_follow_the_listener() {
 fn hop_by_hop_headers_are_removed_both_ways() {
     let site = Site::start(1, "");
     let (seen_tx, seen) = mpsc::channel();
-    let chatty = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let chatty = RawBackend::conversing(move |mut reader, mut writer| {
         while let Some(head) = read_head(&mut reader) {
             let _ = read_body(&mut reader, &head, |_| {});
             let _ = seen_tx.send(head);

@@ -5,7 +5,7 @@
 
 use crate::harness;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -228,9 +228,7 @@ fn reset(stream: TcpStream) {
 fn connections_reset_mid_request_and_mid_response() {
     let (site, pids, bystander) = watched_site("");
     // A backend that streams a large body, and one that reads bodies.
-    let streamer = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let streamer = RawBackend::conversing(|mut reader, mut writer| {
         while let Some(head) = read_head(&mut reader) {
             if read_body(&mut reader, &head, |_| {}).is_none() {
                 return;
@@ -301,9 +299,7 @@ fn a_client_that_stops_reading_is_cut_off_by_the_front_timeout() {
     // and notes when the proxy hangs up on it.
     let hung_up = Arc::new(AtomicBool::new(false));
     let noted = hung_up.clone();
-    let streamer = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let streamer = RawBackend::conversing(move |mut reader, mut writer| {
         if let Some(head) = read_head(&mut reader) {
             if read_body(&mut reader, &head, |_| {}).is_none() {
                 return;

@@ -166,21 +166,7 @@ fn power_of_two_never_picks_the_busier_of_two() {
 
 #[test]
 fn sticky_sessions_set_honour_and_replace_the_cookie() {
-    let site = Site::start(1, "sticky_name = \"LB\"");
-    site.daemon.add_cluster(Cluster {
-        sticky_session: true,
-        ..cluster("app")
-    });
-    site.daemon
-        .add_frontend(frontend(site.port, "app.test", Some("app")));
-    let (seen_tx, seen) = mpsc::channel();
-    let one = Backend::start_with("one", Duration::ZERO, Some(seen_tx.clone()));
-    let two = Backend::start_with("two", Duration::ZERO, Some(seen_tx));
-    site.daemon.add_backend(AddBackend {
-        sticky_id: Some("s1".into()),
-        ..harness::backend("app", "one", one.address)
-    });
-    add(&site, &two);
+    let (site, one, _two, seen) = Site::sticky();
 
     // No cookie: balanced, and told where it went.
     let first = client::get(site.port, "app.test", "/");

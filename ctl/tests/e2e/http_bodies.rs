@@ -127,9 +127,7 @@ fn a_100_mb_upload_is_streamed_to_the_backend() {
 
 /// A backend that counts the body bytes it receives and answers the count.
 fn counting_backend() -> RawBackend {
-    RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    RawBackend::conversing(|mut reader, mut writer| {
         while let Some(head) = read_head(&mut reader) {
             let mut received = 0u64;
             if read_body(&mut reader, &head, |piece| received += piece.len() as u64).is_none() {
@@ -185,9 +183,7 @@ fn an_upload_slower_than_back_timeout_is_not_cut() {
 #[test]
 fn a_100_mb_download_is_streamed_to_the_client() {
     let site = Site::start(1, "");
-    let streamer = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let streamer = RawBackend::conversing(|mut reader, mut writer| {
         let pattern = Pattern::new();
         while let Some(head) = read_head(&mut reader) {
             if read_body(&mut reader, &head, |_| {}).is_none() {
@@ -279,9 +275,7 @@ fn chunked_bodies_pass_both_ways() {
     assert_eq!(request.header("content-length"), None);
 
     // A chunked answer reaches the client whole.
-    let chunky = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let chunky = RawBackend::conversing(|mut reader, mut writer| {
         while let Some(head) = read_head(&mut reader) {
             let _ = read_body(&mut reader, &head, |_| {});
             let answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n";
@@ -359,9 +353,7 @@ fn expect_100_continue_is_passed_through() {
 fn an_upgraded_connection_relays_bytes_both_ways() {
     let site = Site::start(1, "");
     let (seen_tx, seen) = mpsc::channel();
-    let echo = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let echo = RawBackend::conversing(move |mut reader, mut writer| {
         let Some(head) = read_head(&mut reader) else {
             return;
         };

@@ -5,7 +5,7 @@
 
 use crate::harness;
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -108,9 +108,7 @@ fn a_request_the_relay_hands_over_reuses_the_connection_the_relay_pooled() {
 /// `Connection: close` to `/close`, and keeps reading afterwards all the
 /// same (a proxy that sent another request there would see it counted).
 fn counting_backend() -> RawBackend {
-    RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    RawBackend::conversing(|mut reader, mut writer| {
         let mut carried = 0;
         while let Some(request) = read_request(&mut reader) {
             carried += 1;

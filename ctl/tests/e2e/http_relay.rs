@@ -9,7 +9,7 @@
 
 use crate::harness;
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -159,9 +159,7 @@ fn an_answer_held_back_does_not_wait_for_a_slow_backend() {
     let site = Site::start(1, "");
     let (release, released) = mpsc::channel::<()>();
     let released = std::sync::Mutex::new(released);
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
         while let Some(request) = read_request(&mut reader) {
             if request.target == "/slow" {
                 let _ = released
@@ -229,9 +227,7 @@ fn smuggling_shapes_are_refused_and_reach_no_backend() {
 #[test]
 fn a_backend_response_with_ambiguous_framing_is_answered_502() {
     let site = Site::start(1, "");
-    let backend = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(|mut reader, mut writer| {
         while read_request(&mut reader).is_some() {
             let _ = writer.write_all(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
@@ -253,9 +249,7 @@ fn a_backend_response_with_ambiguous_framing_is_answered_502() {
 #[test]
 fn a_response_until_close_is_sent_chunked_and_the_client_connection_lives_on() {
     let site = Site::start(1, "");
-    let backend = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(|mut reader, mut writer| {
         if read_request(&mut reader).is_some() {
             // No length, no chunking: the body ends when the connection does.
             let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nX-Framing: none\r\n\r\nuntil ");
@@ -333,9 +327,7 @@ fn a_backend_answer_before_the_whole_body_is_relayed_and_both_connections_close(
     let site = Site::start(1, "");
     let (release, released) = mpsc::channel::<()>();
     let released = std::sync::Mutex::new(released);
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
         if harness::backend::read_head(&mut reader).is_some() {
             let _ = writer.write_all(
                 b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nX-From: backend\r\n\r\ntoo big!",
@@ -383,9 +375,7 @@ fn interim_answers_reach_the_client_before_the_final_one() {
     // RFC 9110 §15.2: a 103 Early Hints (its Link header kept, its
     // hop-by-hop ones not) and a 100, then the final response.
     let site = Site::start(1, "");
-    let backend = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(|mut reader, mut writer| {
         while read_request(&mut reader).is_some() {
             let _ = writer.write_all(
                 b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nConnection: x-hint\r\nX-Hint: 1\r\n\r\n",
@@ -415,9 +405,7 @@ fn interim_answers_reach_the_client_before_the_final_one() {
 #[test]
 fn relayed_responses_and_the_proxys_own_answers_carry_a_date() {
     let site = Site::start(1, "");
-    let backend = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(|mut reader, mut writer| {
         while let Some(request) = read_request(&mut reader) {
             let answer: &[u8] = if request.target == "/dated" {
                 b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok"
@@ -474,9 +462,7 @@ fn a_backend_that_answers_and_closes_mid_upload_has_its_answer_relayed() {
     // receive buffer full of body: the proxy's writes then fail (a reset),
     // and the answer received before still wins over a 502.
     let site = Site::start(1, "");
-    let backend = RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(|mut reader, mut writer| {
         if harness::backend::read_head(&mut reader).is_some() {
             let _ = writer.write_all(
                 b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 6\r\n\r\nno way",

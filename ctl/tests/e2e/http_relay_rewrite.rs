@@ -12,7 +12,6 @@ use std::time::Duration;
 use harness::backend::{Backend, SeenRequest};
 use harness::client::{self, Connection};
 use harness::{Site, cluster, frontend};
-use sozu_command::proto::command::{AddBackend, Cluster};
 
 /// The header a client sends so that the backend can tell the paths apart.
 const PROBE: &str = "X-Path-Probe";
@@ -45,29 +44,9 @@ fn send(port: u16, version: &str, path: &str, headers: &[(&str, &str)]) -> clien
     client::parse(&bytes).expect("a parsable answer")
 }
 
-fn sticky_site() -> (Site, Backend, Backend, mpsc::Receiver<SeenRequest>) {
-    let site = Site::start(1, "sticky_name = \"LB\"");
-    site.daemon.add_cluster(Cluster {
-        sticky_session: true,
-        ..cluster("app")
-    });
-    site.daemon
-        .add_frontend(frontend(site.port, "app.test", Some("app")));
-    let (seen_tx, seen) = mpsc::channel();
-    let one = Backend::start_with("one", Duration::ZERO, Some(seen_tx.clone()));
-    let two = Backend::start_with("two", Duration::ZERO, Some(seen_tx));
-    site.daemon.add_backend(AddBackend {
-        sticky_id: Some("s1".into()),
-        ..harness::backend("app", "one", one.address)
-    });
-    site.daemon
-        .add_backend(harness::backend("app", "two", two.address));
-    (site, one, two, seen)
-}
-
 #[test]
 fn the_relay_serves_sticky_sessions_as_the_hyper_path_does() {
-    let (site, _one, _two, seen) = sticky_site();
+    let (site, _one, _two, seen) = Site::sticky();
     let cookies = [("Cookie", "a=1; LB=two; b=2"), ("Cookie", "LB=s1")];
     for (version, probe) in [("1.1", PROBE), ("1.0", "x-path-probe")] {
         // The last sticky cookie wins; the others stay, line by line.
@@ -98,7 +77,7 @@ fn the_relay_serves_sticky_sessions_as_the_hyper_path_does() {
 /// cookie, and the cookie of one never leaks into the next.
 #[test]
 fn sticky_requests_on_one_kept_alive_connection_each_go_their_way() {
-    let (site, _one, _two, seen) = sticky_site();
+    let (site, _one, _two, seen) = Site::sticky();
     let mut connection = Connection::open(site.port);
     for round in 0..6 {
         let (cookie, backend) = if round % 2 == 0 {

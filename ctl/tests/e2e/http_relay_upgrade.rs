@@ -58,9 +58,7 @@ fn switching_backend(
     then: impl Fn(BufReader<TcpStream>, TcpStream) + Send + Sync + 'static,
 ) -> RawBackend {
     let seen = std::sync::Mutex::new(seen);
-    RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    RawBackend::conversing(move |mut reader, mut writer| {
         let Some(request) = read_head(&mut reader) else {
             return;
         };
@@ -227,9 +225,7 @@ fn a_refused_upgrade_is_an_ordinary_answer_and_the_connection_goes_on() {
     let seen_tx = std::sync::Mutex::new(seen_tx);
     // 426 (with a length, the backend connection stays) or 400 with a
     // body until the backend closes; anything else 200.
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
         while let Some(request) = read_head(&mut reader) {
             let target = request.target.clone();
             let _ = seen_tx.lock().unwrap().send(request);
@@ -280,9 +276,7 @@ fn expecting(length: usize) -> String {
 fn the_backend_s_100_continue_is_relayed_then_its_answer() {
     let (seen_tx, seen) = mpsc::channel();
     let seen_tx = std::sync::Mutex::new(seen_tx);
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
         while let Some(mut request) = read_head(&mut reader) {
             writer
                 .write_all(b"HTTP/1.1 100 Continue\r\nX-Interim: backend\r\n\r\n")
@@ -342,9 +336,7 @@ fn answering_from_the_head(
     let (after_tx, after) = mpsc::channel();
     let seen_tx = std::sync::Mutex::new(seen_tx);
     let after_tx = std::sync::Mutex::new(after_tx);
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
         let Some(request) = read_head(&mut reader) else {
             return;
         };
@@ -531,9 +523,7 @@ fn a_backend_that_repeats_100_after_the_relay_s_own_gets_a_502() {
     // Silent on the expectation (the relay says 100 itself after a
     // second), then 100 after 100 after the body: the ones the client is
     // not shown count against the interim answers a response may have.
-    let backend = RawBackend::start(move |stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
         let Some(_) = read_head(&mut reader) else {
             return;
         };

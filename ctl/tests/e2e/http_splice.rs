@@ -7,11 +7,11 @@
 
 use crate::harness;
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use harness::backend::{RawBackend, read_body, read_head};
-use harness::client::Connection;
+use harness::client::{Answer, Connection};
 use harness::tls::{HttpsSite, TlsConnection};
 use harness::{Daemon, config, free_port, wait_until};
 use sozu_command::proto::command::filtered_metrics::Inner;
@@ -75,9 +75,7 @@ fn write_body(out: &mut impl Write, chunked: bool) -> std::io::Result<()> {
 /// `/chunked` and `/close` with `SIZE` bytes framed that way (closing after
 /// the last).
 fn backend() -> RawBackend {
-    RawBackend::start(|stream| {
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
+    RawBackend::conversing(|mut reader, mut writer| {
         while let Some(head) = read_head(&mut reader) {
             let mut checker = Checker::default();
             if read_body(&mut reader, &head, |piece| checker.feed(piece)).is_none() {
@@ -147,14 +145,8 @@ fn large_bodies_are_spliced_byte_exact_and_counted_once() {
     };
     let mut connection = Connection::open(port);
     // Uploads, framed both ways, on one connection.
-    for (path, framing) in [
-        ("/up-cl", format!("Content-Length: {SIZE}")),
-        ("/up-chunked", "Transfer-Encoding: chunked".to_owned()),
-    ] {
-        let head = format!("POST {path} HTTP/1.1\r\nHost: big.test\r\n{framing}\r\n\r\n");
-        connection.send(head.as_bytes()).unwrap();
-        write_body(&mut connection.writer, path == "/up-chunked").unwrap();
-        let answer = connection.answer().unwrap();
+    for path in UPLOADS {
+        let answer = upload(&mut connection, path);
         assert_eq!(answer.status, 200, "{path}");
         assert_eq!(answer.text(), format!("{SIZE} None"), "{path}");
         spliced.check(path);
@@ -320,15 +312,27 @@ fn a_worker_that_cannot_open_a_pipe_copies() {
         let received = connection.body(&head, |piece| checker.feed(piece)).unwrap();
         assert_eq!((received, checker.mismatch), (SIZE, None), "{path}");
     }
-    for (path, framing) in [
-        ("/up-cl", format!("Content-Length: {SIZE}")),
-        ("/up-chunked", "Transfer-Encoding: chunked".to_owned()),
-    ] {
-        let head = format!("POST {path} HTTP/1.1\r\nHost: big.test\r\n{framing}\r\n\r\n");
-        connection.send(head.as_bytes()).unwrap();
-        write_body(&mut connection.writer, path == "/up-chunked").unwrap();
-        let answer = connection.answer().unwrap();
+    for path in UPLOADS {
+        let answer = upload(&mut connection, path);
         assert_eq!(answer.text(), format!("{SIZE} None"), "{path}");
     }
     assert_eq!(proxy_count(&daemon, "http.spliced_bytes"), 0);
+}
+
+/// The upload paths: a body framed by Content-Length, then chunked.
+const UPLOADS: [&str; 2] = ["/up-cl", "/up-chunked"];
+
+/// Uploads SIZE bytes to `path` (chunked for `/up-chunked`) on
+/// `connection`, and reads the answer.
+fn upload(connection: &mut Connection, path: &str) -> Answer {
+    let chunked = path == "/up-chunked";
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {SIZE}")
+    };
+    let head = format!("POST {path} HTTP/1.1\r\nHost: big.test\r\n{framing}\r\n\r\n");
+    connection.send(head.as_bytes()).unwrap();
+    write_body(&mut connection.writer, chunked).unwrap();
+    connection.answer().unwrap()
 }

@@ -275,6 +275,17 @@ pub struct RawBackend {
 }
 
 impl RawBackend {
+    /// As [`RawBackend::start`], the handler given each connection as a
+    /// buffered reader and a writer on the same socket.
+    pub fn conversing(
+        handler: impl Fn(BufReader<TcpStream>, TcpStream) + Send + Sync + 'static,
+    ) -> RawBackend {
+        RawBackend::start(move |stream| {
+            let writer = stream.try_clone().unwrap();
+            handler(BufReader::new(stream), writer)
+        })
+    }
+
     pub fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> RawBackend {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)));
         let address = listener.local_addr().unwrap();

@@ -548,6 +548,36 @@ impl Site {
         }
     }
 
+    /// A site whose cluster `app` on `app.test` keeps sticky sessions
+    /// (cookie `LB`), with two backends answering their names: `one`
+    /// (sticky id `s1`) and `two` (its id); both report what they get.
+    pub fn sticky() -> (
+        Site,
+        backend::Backend,
+        backend::Backend,
+        std::sync::mpsc::Receiver<backend::SeenRequest>,
+    ) {
+        let site = Site::start(1, "sticky_name = \"LB\"");
+        site.daemon
+            .add_cluster(sozu_command::proto::command::Cluster {
+                sticky_session: true,
+                ..cluster("app")
+            });
+        site.daemon
+            .add_frontend(frontend(site.port, "app.test", Some("app")));
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let start = |name, seen| backend::Backend::start_with(name, Duration::ZERO, Some(seen));
+        let one = start("one", seen_tx.clone());
+        let two = start("two", seen_tx);
+        site.daemon
+            .add_backend(sozu_command::proto::command::AddBackend {
+                sticky_id: Some("s1".into()),
+                ..backend("app", "one", one.address)
+            });
+        site.daemon.add_backend(backend("app", "two", two.address));
+        (site, one, two, seen)
+    }
+
     /// Adds `frontend` (its address set to the listener) leading to the
     /// cluster `name`, which is created with one backend answering `name`
     /// the first time it is named.
