@@ -47,7 +47,7 @@ fn parse_and_plan(buf: &[u8]) -> usize {
         ..EditOptions::default()
     };
     let plan: EditPlan<{ SLOTS + 1 }> =
-        EditPlan::new(buf, head.len, head.headers, &options).expect("fits");
+        EditPlan::new(buf, head.len, (head.headers, &head.lines), &options).expect("fits");
     let appended: [&[u8]; 4] = [
         b"X-Forwarded-For: 192.0.2.1\r\n",
         b"X-Forwarded-Proto: http\r\n",

@@ -26,7 +26,8 @@ use tokio::time::{Instant, Sleep};
 pub(crate) struct TimedOut;
 
 /// When an operation must end.
-enum Until {
+pub(crate) enum Until {
+    /// At this instant.
     At(Instant),
     /// This long after the operation first has to wait.
     After(Duration),
@@ -57,7 +58,7 @@ impl Deadline {
         timeout: Duration,
         operation: F,
     ) -> Result<F::Output, TimedOut> {
-        self.run(Until::After(timeout), operation).await
+        self.bounded(Until::After(timeout), operation).await
     }
 
     /// Runs `operation`, giving up on it at `end`.
@@ -66,12 +67,12 @@ impl Deadline {
         end: Instant,
         operation: F,
     ) -> Result<F::Output, TimedOut> {
-        self.run(Until::At(end), operation).await
+        self.bounded(Until::At(end), operation).await
     }
 
     /// Runs `operation` until `end`: an instant, or a timeout that starts
     /// when the operation first waits.
-    async fn run<F: Future>(
+    pub(crate) async fn bounded<F: Future>(
         &mut self,
         mut end: Until,
         operation: F,

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap as FastMap;
 use hdrhistogram::Histogram;
 use sozu_command::proto::command::{
     BackendMetrics, Bucket, ClusterMetrics, FilteredHistogram, FilteredMetrics,
@@ -318,7 +319,7 @@ pub struct Metrics {
     /// Traffic of the whole server.
     pub proxy: Traffic,
     /// Traffic by cluster, then by backend.
-    pub clusters: HashMap<String, (Traffic, HashMap<String, Traffic>)>,
+    pub clusters: FastMap<String, (Traffic, FastMap<String, Traffic>)>,
     /// Client connections accepted since start.
     pub accepted: u64,
     /// Requests that matched no frontend.
@@ -345,7 +346,7 @@ impl Metrics {
             keep_timings: false,
             started: Instant::now(),
             proxy: Traffic::default(),
-            clusters: HashMap::new(),
+            clusters: FastMap::default(),
             accepted: 0,
             unrouted: 0,
             tls_failures: 0,
@@ -494,7 +495,7 @@ impl Metrics {
                 }
                 let mut cluster = BTreeMap::new();
                 let mut backends = Vec::new();
-                let no_backends = HashMap::new();
+                let no_backends = FastMap::default();
                 let by_backend = match self.clusters.get(cluster_id) {
                     Some((traffic, by_backend)) => {
                         if traffic.has_traffic() {

@@ -12,10 +12,11 @@
 //! request of either path.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
+
+use foldhash::HashMap;
 
 use futures::future::Either;
 use http::{Request, Response};

@@ -7,10 +7,11 @@
 //! connection is closed; idle ones just go).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+
+use foldhash::HashMap;
 
 struct Entry {
     cluster_id: String,

@@ -14,15 +14,16 @@
 
 mod cluster;
 mod listener;
+mod stopping;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
+use foldhash::HashMap;
 use sozu_command::proto::command::response_content::ContentType;
 use sozu_command::proto::command::{Event, ResponseStatus, WorkerResponse};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use crate::balancer::BalancerEvent;
 use crate::buffers::BufferPool;
@@ -35,6 +36,7 @@ use crate::sessions::SessionRegistry;
 
 pub(crate) use cluster::ClusterRuntime;
 pub(crate) use listener::{HttpListener, TlsListener};
+pub(crate) use stopping::{StopWatch, Stopping};
 
 /// State shared by the command loop and every connection task.
 pub(crate) struct Shared {
@@ -54,9 +56,9 @@ pub(crate) struct Shared {
     pub(crate) connection_closed: Notify,
     /// Live backend sessions, for `close_sessions`.
     pub(crate) sessions: Rc<SessionRegistry>,
-    /// Flips to true when the server starts stopping; connection tasks
-    /// close their keep-alive connections gracefully when they see it.
-    pub(crate) stopping: watch::Sender<bool>,
+    /// Set when the server starts stopping; connection tasks close their
+    /// keep-alive connections gracefully when they see it.
+    pub(crate) stopping: Rc<Stopping>,
     /// Where events go: the server's response channel.
     events: mpsc::UnboundedSender<WorkerResponse>,
 }
@@ -68,7 +70,6 @@ impl Shared {
         options: ProxyOptions,
         events: mpsc::UnboundedSender<WorkerResponse>,
     ) -> Shared {
-        let (stopping, _) = watch::channel(false);
         let max_connection_attempts = options.max_connection_attempts.max(1);
         let max_connections_per_ip = options.max_connections_per_ip;
         Shared {
@@ -83,7 +84,7 @@ impl Shared {
                 options.max_buffers,
             ),
             options,
-            clusters: RefCell::new(HashMap::new()),
+            clusters: RefCell::new(HashMap::default()),
             pool: BackendPool::default(),
             max_connection_attempts: Cell::new(max_connection_attempts),
             max_connections_per_ip: Cell::new(max_connections_per_ip),
@@ -91,7 +92,7 @@ impl Shared {
             connections: Cell::new(0),
             connection_closed: Notify::new(),
             sessions: Rc::default(),
-            stopping,
+            stopping: Rc::default(),
             events,
         }
     }

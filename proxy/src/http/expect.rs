@@ -137,8 +137,13 @@ fn add_continue(pending: &mut Vec<u8>, bytes: &[u8]) -> Result<(), Failure> {
     else {
         return Err(Failure::Bad("The backend's response broke the rules."));
     };
-    let plan = Plan::new(bytes, head.len, head.headers, &EditOptions::default())
-        .map_err(|_| Failure::Bad("The response has too many headers."))?;
+    let plan = Plan::new(
+        bytes,
+        head.len,
+        (head.headers, &head.lines),
+        &EditOptions::default(),
+    )
+    .map_err(|_| Failure::Bad("The response has too many headers."))?;
     let start = pending.len();
     plan.extend_into(&[], bytes, &[], pending);
     if head.minor_version == 0 {

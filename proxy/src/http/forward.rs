@@ -21,17 +21,18 @@ use super::answer::Exchange;
 use super::backend::connect;
 use super::expect::{self, Waited};
 use super::relay::{Conn, MAX_HEADERS, Next, Plan, Prepared};
-use super::relay_plan::{MAX_EDITS, first};
+use super::relay_plan::MAX_EDITS;
 use super::response::{self, Response};
 use super::seconds;
 use crate::balancer::Backend;
 use crate::context::Shared;
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, Until};
 use crate::http1::Side;
 use crate::http1::chunked::ChunkedDecoder;
 use crate::http1::edit::EditOptions;
 use crate::http1::framing::{Framing, is_interim};
 use crate::http1::head::{self, Answering, Parsed};
+use crate::http1::names::Known;
 use crate::pool::RawConnection;
 use crate::settings::ListenerSettings;
 use crate::splice::{Client, Splicer, Stopped};
@@ -113,7 +114,8 @@ where
         let sent_at = Instant::now();
         let outcome = match outcome {
             Ok(answered_early) => {
-                let head = receive_head(conn, &mut raw, &prepared, config, back_timeout).await;
+                let head =
+                    receive_head(conn, &mut raw, &prepared, config, (sent_at, back_timeout)).await;
                 head.and_then(|mut response| {
                     if answered_early && response.framing == Framing::Switch {
                         // Where the body broke off is not known for sure
@@ -598,11 +600,14 @@ async fn receive_head<C>(
     raw: &mut RawConnection,
     prepared: &Prepared,
     config: &ListenerSettings,
-    timeout: Duration,
+    (sent_at, timeout): (Instant, Duration),
 ) -> Result<Response, Failure>
 where
     C: Client,
 {
+    // The first wait ends `timeout` after the request went out (the clock
+    // was read then already); each later one `timeout` after it starts.
+    let mut first_end = Some(tokio::time::Instant::from_std(sent_at) + timeout);
     let max = conn.context.shared.options.max_header_size;
     let front_timeout = super::seconds(config.front_timeout);
     let Conn {
@@ -663,9 +668,14 @@ where
             }
         }
         let had = back.len();
+        // In this order, without drawing a random number for a fair one:
+        // the close request first, so that a backend that keeps sending
+        // cannot keep it from being seen.
+        let end = first_end.take().map_or(Until::After(timeout), Until::At);
         let read = tokio::select! {
-            read = deadline.within(timeout, raw.stream.read_buf(back)) => read,
+            biased;
             () = raw.registration.closed() => return Err(Failure::Bad("The backend session was closed.")),
+            read = deadline.bounded(end, raw.stream.read_buf(back)) => read,
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) if had == 0 => return Err(Failure::Silent),
@@ -721,8 +731,13 @@ fn read_back_head(
             Ok(BackHead::Ignored(head.len))
         }
         Ok(Parsed::Complete(head)) if is_interim(head.status) => {
-            let plan = Plan::new(back, head.len, head.headers, &EditOptions::default())
-                .map_err(too_many)?;
+            let plan = Plan::new(
+                back,
+                head.len,
+                (head.headers, &head.lines),
+                &EditOptions::default(),
+            )
+            .map_err(too_many)?;
             let start = pending.len();
             plan.extend_into(&[], back, &[], pending);
             if head.minor_version == 0 {
@@ -747,7 +762,7 @@ fn read_back_head(
                 upgrading: head.framing == Framing::Switch,
                 ..Default::default()
             };
-            plan.refill(back, head.len, head.headers, &options)
+            plan.refill(back, head.len, (head.headers, &head.lines), &options)
                 .map_err(too_many)?;
             Ok(BackHead::Final(Response {
                 status: head.status,
@@ -755,8 +770,8 @@ fn read_back_head(
                 framing: head.framing,
                 persistent: head.connection.persistent(head.minor_version),
                 http10: head.minor_version == 0,
-                has_transfer_encoding: first(head.headers, "transfer-encoding").is_some(),
-                has_date: first(head.headers, "date").is_some(),
+                has_transfer_encoding: head.lines.has(Known::TransferEncoding),
+                has_date: head.lines.has(Known::Date),
             }))
         }
         Ok(Parsed::Partial) => Ok(BackHead::Partial),

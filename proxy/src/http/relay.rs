@@ -29,7 +29,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 
 use super::access::{LogFields, Record};
 use super::answer::{Exchange, listener_template};
@@ -39,11 +38,13 @@ use super::relay_plan::{first, idempotent, plan_request, relayable};
 use super::relay_rewrite::Changes;
 use super::{ConnectionContext, record_refusal, seconds};
 use crate::answers::{self, AnswerContext};
+use crate::context::StopWatch;
 use crate::deadline::Deadline;
 use crate::forwarding::Origin;
 use crate::http1::edit::EditPlan;
 use crate::http1::framing::Framing;
 use crate::http1::head::{self, Parsed, RequestHead};
+use crate::http1::names::Known;
 use crate::http1::{Refusal, Rule};
 use crate::settings::ListenerSettings;
 use crate::splice::{Client, Splicer};
@@ -218,7 +219,7 @@ impl<C: Client> Conn<C> {
     /// be handed over (`true`).
     async fn run(&mut self) -> bool {
         let shared = self.context.shared.clone();
-        let mut stopping = shared.stopping.subscribe();
+        let mut stopping = shared.stopping.watch();
         loop {
             let config = self.context.listener.settings.borrow().clone();
             match self.read_head(&config, &mut stopping).await {
@@ -233,7 +234,7 @@ impl<C: Client> Conn<C> {
                     return false;
                 }
             }
-            let closing = *stopping.borrow();
+            let closing = stopping.is_stopping();
             // Forwarded here, not through a function of its own: the
             // exchange's future is moved whole at each request, once is
             // enough. The proxy's own answers are rarer, and boxed.
@@ -244,7 +245,7 @@ impl<C: Client> Conn<C> {
                 step => Box::pin(self.answer_step(&config, step)).await,
             };
             match next {
-                Next::Continue if !*stopping.borrow() => {}
+                Next::Continue if !stopping.is_stopping() => {}
                 Next::Continue => return false,
                 Next::Close => {
                     let _ = self.flush_pending(seconds(config.front_timeout)).await;
@@ -310,11 +311,7 @@ impl<C: Client> Conn<C> {
 
     /// Waits until the buffer holds a whole request head (or more bytes
     /// than a head may take), within the request timeout.
-    async fn read_head(
-        &mut self,
-        config: &ListenerSettings,
-        stopping: &mut watch::Receiver<bool>,
-    ) -> HeadWait {
+    async fn read_head(&mut self, config: &ListenerSettings, stopping: &mut StopWatch) -> HeadWait {
         let max = self.context.shared.options.max_header_size;
         let mut end = tokio::time::Instant::now() + seconds(config.request_timeout);
         let mut searched = 0;
@@ -337,7 +334,7 @@ impl<C: Client> Conn<C> {
             if self.front.len() == self.front.capacity() {
                 self.front.reserve(self.front.len().min(max + 1));
             }
-            let stop_now = idle && self.context.requests.get() > 0 && *stopping.borrow();
+            let stop_now = idle && self.context.requests.get() > 0 && stopping.is_stopping();
             if stop_now {
                 return HeadWait::Closed;
             }
@@ -351,7 +348,10 @@ impl<C: Client> Conn<C> {
                 }
                 end = tokio::time::Instant::now() + seconds(config.request_timeout);
             }
+            // Polled in this order (no random draw for fairness): the stop
+            // is looked at before each wait anyway.
             tokio::select! {
+                biased;
                 read = self.deadline.until(end, self.client.read_buf(&mut self.front)) => {
                     match read {
                         Ok(Ok(0)) | Ok(Err(_)) => return HeadWait::Closed,
@@ -359,11 +359,7 @@ impl<C: Client> Conn<C> {
                         Err(_) => return HeadWait::TimedOut,
                     }
                 }
-                changed = stopping.changed(), if idle && !*stopping.borrow() => {
-                    if changed.is_err() {
-                        return HeadWait::Closed;
-                    }
-                }
+                () = stopping.stopped(), if idle && !stopping.is_stopping() => {}
             }
         }
     }
@@ -423,18 +419,12 @@ impl<C: Client> Conn<C> {
             Ok(Parsed::Partial) => return Step::Refuse(Refusal::request(Rule::HeadTooLarge)),
             Err(refusal) => return Step::Refuse(refusal),
         };
-        let count = |name: &str| {
-            head.headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case(name))
-                .count()
-        };
         // An Upgrade that Connection does not name, or an expectation
         // other than one `100-continue`, stays hyper's.
         if head.minor_version != 1
             || !head.target.starts_with('/')
-            || (count("upgrade") > 0 && !head.upgrade)
-            || count("expect") > usize::from(head.expect_continue)
+            || (head.lines.has(Known::Upgrade) && !head.upgrade)
+            || head.lines.count(Known::Expect) > usize::from(head.expect_continue)
         {
             return Step::HandOver;
         }
@@ -444,7 +434,7 @@ impl<C: Client> Conn<C> {
             method: head.method,
         };
         let decided = policy::decide(&self.context, config, &asked, |cluster| {
-            let value = first(head.headers, "authorization");
+            let value = first((head.headers, &head.lines), Known::Authorization);
             crate::auth::authorized_value(value, &cluster.authorized_hashes)
         });
         let admitted = match decided {
@@ -471,7 +461,7 @@ impl<C: Client> Conn<C> {
             head.method,
             head.host,
             head.target,
-            first(head.headers, "user-agent"),
+            first((head.headers, &head.lines), Known::UserAgent),
         );
         let record = Record::new(fields, config.secure);
         let origin = Origin {

@@ -11,6 +11,7 @@ use super::relay_rewrite::{self, Changes};
 use crate::forwarding::{self, ForwardingValues};
 use crate::http1::edit::EditOptions;
 use crate::http1::head::RequestHead;
+use crate::http1::names::{Known, Lines};
 use crate::router::HeaderEdit;
 use crate::settings::ListenerSettings;
 
@@ -57,7 +58,7 @@ pub(super) fn plan_request(
         drop_name("x-real-ip");
     }
     drop_name(id_name);
-    let original_host = relay_rewrite::original_host(head.headers);
+    let original_host = first((head.headers, &head.lines), Known::Host);
     if changes.host.is_some() {
         drop_name("host");
         if original_host.is_some() {
@@ -79,8 +80,10 @@ pub(super) fn plan_request(
         upgrading: head.upgrade,
         ..Default::default()
     };
-    plan.refill(front, head.len, head.headers, &options).ok()?;
+    plan.refill(front, head.len, (head.headers, &head.lines), &options)
+        .ok()?;
     let headers = head.headers;
+    let known = (headers, &head.lines);
     if let Some(host) = changes.host {
         relay_rewrite::push_host(lines, host, original_host);
     }
@@ -88,27 +91,27 @@ pub(super) fn plan_request(
         relay_rewrite::push_other_cookies(lines, headers, name, edits);
     }
     if x_forwarded {
-        let existing = first(headers, "x-forwarded-for");
+        let existing = first(known, Known::XForwardedFor);
         push_list_line(lines, b"X-Forwarded-For", existing, values.client_ip());
-        if first(headers, "x-forwarded-proto").is_none() {
+        if !head.lines.has(Known::XForwardedProto) {
             push_line(lines, b"X-Forwarded-Proto", values.proto());
         }
-        if first(headers, "x-forwarded-port").is_none() {
+        if !head.lines.has(Known::XForwardedPort) {
             push_line(lines, b"X-Forwarded-Port", values.port());
         }
     }
     if rfc7239 {
-        let existing = first(headers, "forwarded");
+        let existing = first(known, Known::Forwarded);
         push_list_line(lines, b"Forwarded", existing, values.forwarded());
     }
     if config.send_x_real_ip {
         push_line(lines, b"X-Real-IP", values.client_ip());
     }
-    let id = record.id();
-    if !id_name.eq_ignore_ascii_case("x-request-id") && first(headers, "x-request-id").is_none() {
-        push_line(lines, b"X-Request-Id", id.as_bytes());
+    let id = &record.id;
+    if !id_name.eq_ignore_ascii_case("x-request-id") && !head.lines.has(Known::XRequestId) {
+        push_line(lines, b"X-Request-Id", id);
     }
-    push_line(lines, id_name.as_bytes(), id.as_bytes());
+    push_line(lines, id_name.as_bytes(), id);
     let (start, lines) = lines.split_at(start_len);
     out.clear();
     plan.extend_into(start, front, lines, out);
@@ -193,11 +196,14 @@ pub(super) fn idempotent(method: &str) -> bool {
     )
 }
 
-/// The value of the first header line named `name`, trimmed.
-pub(super) fn first<'b>(headers: &[httparse::Header<'b>], name: &str) -> Option<&'b [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
+/// The value of the first header line named `known`, trimmed (`lines`
+/// are where the known names of `headers` are).
+pub(super) fn first<'b>(
+    (headers, lines): (&[httparse::Header<'b>], &Lines),
+    known: Known,
+) -> Option<&'b [u8]> {
+    lines
+        .first(known, headers)
         .map(|h| crate::http1::framing::trim_ows(h.value))
 }
 

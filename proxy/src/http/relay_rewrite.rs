@@ -14,7 +14,7 @@
 //!   Path=/` when the chosen backend's value differs.
 
 use crate::balancer::Backend;
-use crate::http1::framing::{list_members, trim_ows};
+use crate::http1::framing::list_members;
 use crate::router::{HeaderEdit, Route};
 use crate::settings::ListenerSettings;
 
@@ -201,14 +201,6 @@ pub(super) fn push_set_cookie(
     lines.push(b'=');
     lines.extend_from_slice(value.as_bytes());
     lines.extend_from_slice(b"; Path=/\r\n");
-}
-
-/// The received Host value, trimmed.
-pub(super) fn original_host<'b>(headers: &[httparse::Header<'b>]) -> Option<&'b [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))
-        .map(|h| trim_ows(h.value))
 }
 
 #[cfg(test)]

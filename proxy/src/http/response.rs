@@ -189,8 +189,11 @@ where
     let close = !switching && (prepared.close || stopping || (until_close && !rechunk));
     let lines = &mut conn.lines;
     lines.clear();
-    let id = prepared.record.id();
-    push_line(lines, config.id_header.as_str().as_bytes(), id.as_bytes());
+    push_line(
+        lines,
+        config.id_header.as_str().as_bytes(),
+        &prepared.record.id,
+    );
     if !response.has_date {
         // RFC 9110 §6.6.1: a proxy adds the Date a response lacks.
         push_line(lines, b"Date", &crate::date::now());
@@ -338,8 +341,9 @@ where
         }
         back.clear();
         let read = tokio::select! {
-            read = deadline.within(back_timeout, raw.stream.read_buf(back)) => read,
+            biased;
             () = raw.registration.closed() => return Err(sent),
+            read = deadline.within(back_timeout, raw.stream.read_buf(back)) => read,
         };
         let read = match read {
             Ok(Ok(read)) => read,

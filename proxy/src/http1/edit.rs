@@ -13,6 +13,11 @@ use std::ops::Range;
 
 use super::framing::list_members;
 use super::head::line_range;
+use super::names::{Known, Lines};
+
+/// A head's header lines, and where the known names are among them
+/// ([`Lines::of`] those lines).
+pub type Named<'h, 'b, 'l> = (&'h [httparse::Header<'b>], &'l Lines);
 
 /// The line appended to a head that keeps its Upgrade header.
 pub const CONNECTION_UPGRADE: &[u8] = b"Connection: upgrade\r\n";
@@ -61,34 +66,29 @@ const ALWAYS_DROPPED: [&str; 5] = [
 /// framing.
 const NEVER_NAMED: [&str; 3] = ["host", "content-length", "transfer-encoding"];
 
-fn is_named_by_connection(name: &str, headers: &[httparse::Header<'_>]) -> bool {
+fn is_named_by_connection(name: &str, (headers, lines): Named<'_, '_, '_>) -> bool {
     if NEVER_NAMED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
         return false;
     }
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+    lines
+        .all(Known::Connection, headers)
         .any(|h| list_members(h.value).any(|token| token.eq_ignore_ascii_case(name.as_bytes())))
 }
 
 /// Whether a Connection line names a header besides Keep-Alive and
 /// Upgrade (which the fixed rules already handle): most messages do not,
 /// and their lines need not be matched against its tokens.
-fn connection_names_others(headers: &[httparse::Header<'_>]) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .any(|h| {
-            list_members(h.value).any(|token| {
-                !token.eq_ignore_ascii_case(b"keep-alive")
-                    && !token.eq_ignore_ascii_case(b"upgrade")
-            })
+fn connection_names_others((headers, lines): Named<'_, '_, '_>) -> bool {
+    lines.all(Known::Connection, headers).any(|h| {
+        list_members(h.value).any(|token| {
+            !token.eq_ignore_ascii_case(b"keep-alive") && !token.eq_ignore_ascii_case(b"upgrade")
         })
+    })
 }
 
 fn is_dropped(
     name: &str,
-    headers: &[httparse::Header<'_>],
+    headers: Named<'_, '_, '_>,
     options: &EditOptions<'_>,
     names_others: bool,
 ) -> bool {
@@ -101,13 +101,33 @@ fn is_dropped(
             && !(options.upgrading && name.eq_ignore_ascii_case("upgrade")))
 }
 
+/// A set of name lengths: bit `n` for a length of `n` bytes, bit 63 for
+/// every length from 63 on.
+fn length_bit(name: &str) -> u64 {
+    1 << name.len().min(63)
+}
+
+/// The lengths a dropped name may have: every length when a Connection
+/// line names other headers (any line may be one of them).
+fn dropped_lengths(options: &EditOptions<'_>, names_others: bool) -> u64 {
+    if names_others {
+        return u64::MAX;
+    }
+    let fixed = ["upgrade", "transfer-encoding"];
+    ALWAYS_DROPPED
+        .iter()
+        .chain(&fixed)
+        .chain(options.drop)
+        .fold(0, |lengths, name| lengths | length_bit(name))
+}
+
 impl<const RUNS: usize> EditPlan<RUNS> {
     /// Plans the edit of the head that takes `buf[..head_len]` and whose
-    /// header lines `headers` were parsed from `buf`.
+    /// header lines `headers` (with their known names) were parsed from `buf`.
     pub fn new(
         buf: &[u8],
         head_len: usize,
-        headers: &[httparse::Header<'_>],
+        headers: Named<'_, '_, '_>,
         options: &EditOptions<'_>,
     ) -> Result<Self, TooManyRuns> {
         let mut plan = EditPlan::empty();
@@ -133,7 +153,7 @@ impl<const RUNS: usize> EditPlan<RUNS> {
         &mut self,
         buf: &[u8],
         head_len: usize,
-        headers: &[httparse::Header<'_>],
+        headers: Named<'_, '_, '_>,
         options: &EditOptions<'_>,
     ) -> Result<(), TooManyRuns> {
         self.count = 0;
@@ -151,8 +171,13 @@ impl<const RUNS: usize> EditPlan<RUNS> {
                 .map_or(body_start, |lf| lf + 1);
         }
         let names_others = connection_names_others(headers);
-        for header in headers {
-            if !is_dropped(header.name, headers, options, names_others) {
+        let lengths = dropped_lengths(options, names_others);
+        for header in headers.0 {
+            // Most lines are kept, and most of those have a name whose
+            // length no dropped name has.
+            if lengths & length_bit(header.name) == 0
+                || !is_dropped(header.name, headers, options, names_others)
+            {
                 continue;
             }
             let line = line_range(buf, header);

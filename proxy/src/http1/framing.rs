@@ -2,6 +2,7 @@
 //! head alone, and the options of its Connection header (§9.3, §9.6).
 
 use super::Rule;
+use super::names::{Known, Lines};
 
 /// How the body of a message is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +34,11 @@ pub struct ConnectionOptions {
 }
 
 impl ConnectionOptions {
-    /// Reads the options of every Connection line of `headers`.
-    pub fn of(headers: &[httparse::Header<'_>]) -> Self {
+    /// Reads the options of every Connection line of `headers` (whose
+    /// known names are in `lines`).
+    pub fn of(headers: &[httparse::Header<'_>], lines: &Lines) -> Self {
         let mut options = ConnectionOptions::default();
-        for header in headers {
-            if !header.name.eq_ignore_ascii_case("connection") {
-                continue;
-            }
+        for header in lines.all(Known::Connection, headers) {
             for token in list_members(header.value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     options.close = true;
@@ -206,14 +205,34 @@ fn parse_transfer_encoding(value: &[u8], lengths: &mut Lengths) -> Result<(), Ru
 
 /// Reads the Content-Length and Transfer-Encoding lines of a head of
 /// HTTP/1.`minor_version`, refusing the combinations no side may send.
-fn lengths(headers: &[httparse::Header<'_>], minor_version: u8) -> Result<Lengths, Rule> {
+fn lengths(
+    headers: &[httparse::Header<'_>],
+    lines: &Lines,
+    minor_version: u8,
+) -> Result<Lengths, Rule> {
     let mut lengths = Lengths::default();
+    // Most heads have neither name: nothing to look at then. Otherwise the
+    // lines are read in order from the first of either.
+    let start = match (
+        lines.first_index(Known::ContentLength),
+        lines.first_index(Known::TransferEncoding),
+    ) {
+        (None, None) => return Ok(lengths),
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+    };
     let mut content_length_lines = false;
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("content-length") {
+    let mut left = lines.count(Known::ContentLength) + lines.count(Known::TransferEncoding);
+    for header in &headers[start..] {
+        if left == 0 {
+            break;
+        }
+        if Known::ContentLength.is(header.name) {
+            left -= 1;
             content_length_lines = true;
             parse_content_length(header.value, &mut lengths.content_length)?;
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if Known::TransferEncoding.is(header.name) {
+            left -= 1;
             if minor_version == 0 {
                 return Err(Rule::TransferEncodingInHttp10);
             }
@@ -231,13 +250,13 @@ fn lengths(headers: &[httparse::Header<'_>], minor_version: u8) -> Result<Length
 /// body. CONNECT is refused (this proxy tunnels nothing but upgrades).
 pub fn request_framing(
     method: &str,
-    headers: &[httparse::Header<'_>],
+    (headers, lines): (&[httparse::Header<'_>], &Lines),
     minor_version: u8,
 ) -> Result<Framing, Rule> {
     if method == "CONNECT" {
         return Err(Rule::ConnectUnsupported);
     }
-    let lengths = lengths(headers, minor_version)?;
+    let lengths = lengths(headers, lines, minor_version)?;
     if lengths.transfer_encoding {
         if !lengths.last_is_chunked {
             return Err(Rule::TransferEncodingNotChunked);
@@ -263,12 +282,12 @@ pub fn is_interim(status: u16) -> bool {
 /// the status says there is no body.
 pub fn response_framing(
     status: u16,
-    headers: &[httparse::Header<'_>],
+    (headers, lines): (&[httparse::Header<'_>], &Lines),
     minor_version: u8,
     head_request: bool,
     upgrade_requested: bool,
 ) -> Result<Framing, Rule> {
-    let lengths = lengths(headers, minor_version)?;
+    let lengths = lengths(headers, lines, minor_version)?;
     if status == 101 {
         return if upgrade_requested && minor_version >= 1 {
             Ok(Framing::Switch)

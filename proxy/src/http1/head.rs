@@ -6,6 +6,7 @@
 use std::mem::MaybeUninit;
 
 use super::framing::{self, ConnectionOptions, Framing};
+use super::names::{Known, Lines};
 use super::{Refusal, Rule, Side};
 
 /// The outcome of parsing a head from the bytes received so far.
@@ -43,6 +44,8 @@ pub struct RequestHead<'b, 'h> {
     pub upgrade: bool,
     /// `Expect: 100-continue`.
     pub expect_continue: bool,
+    /// Where the header names the relay looks for are.
+    pub lines: Lines,
 }
 
 /// A response head, borrowing the caller's buffer and header array.
@@ -63,6 +66,8 @@ pub struct ResponseHead<'b, 'h> {
     pub framing: Framing,
     /// The options of the Connection lines.
     pub connection: ConnectionOptions,
+    /// Where the header names the relay looks for are.
+    pub lines: Lines,
 }
 
 /// What the request a response answers says about that response's framing.
@@ -115,10 +120,7 @@ fn scan(buf: &[u8]) -> Scan {
             }
         } else if state == State::Name {
             // A name, up to its colon or whatever else needs a look.
-            index += buf[index..]
-                .iter()
-                .position(|&b| b <= b' ' || b == b':' || b == 0x7f)
-                .unwrap_or(buf.len() - index);
+            index += first_name_end(&buf[index..]).unwrap_or(buf.len() - index);
             if index == buf.len() {
                 break;
             }
@@ -162,21 +164,71 @@ fn scan(buf: &[u8]) -> Scan {
 }
 
 /// Where the first control character other than a tab (or DEL) is in
-/// `bytes`: the end of a line, or a byte the head may not have. Looked for
-/// sixteen bytes at a time (a test the compiler turns into a few vector
-/// instructions), then byte by byte in the block that has one.
+/// `bytes`: the end of a line, or a byte the head may not have.
 fn first_control(bytes: &[u8]) -> Option<usize> {
-    let control = |b: u8| (b < 0x20 && b != b'\t') | (b == 0x7f);
-    let mut blocks = bytes.chunks_exact(16);
+    let control = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f;
+    let mut words = bytes.chunks_exact(8);
     let mut offset = 0;
-    for block in &mut blocks {
-        if block.iter().fold(false, |any, &b| any | control(b)) {
-            return block.iter().position(|&b| control(b)).map(|at| offset + at);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let flagged = below(word, 0x20) | equal(word, 0x7f);
+        if flagged != 0 {
+            let at = offset + first_flagged(flagged);
+            if bytes[at] != b'\t' {
+                return Some(at);
+            }
+            // A tab is allowed: the rest of this word byte by byte.
+            if let Some(found) = bytes[at + 1..offset + 8].iter().position(|&b| control(b)) {
+                return Some(at + 1 + found);
+            }
         }
-        offset += 16;
+        offset += 8;
     }
-    let rest = blocks.remainder();
+    let rest = words.remainder();
     rest.iter().position(|&b| control(b)).map(|at| offset + at)
+}
+
+/// Where a header name in `bytes` ends: its colon, or the first byte a
+/// name may not have that needs a closer look (whitespace, a control
+/// character, DEL).
+fn first_name_end(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let flagged = below(word, 0x21) | equal(word, b':') | equal(word, 0x7f);
+        if flagged != 0 {
+            return Some(offset + first_flagged(flagged));
+        }
+        offset += 8;
+    }
+    let rest = words.remainder();
+    rest.iter()
+        .position(|&b| b <= b' ' || b == b':' || b == 0x7f)
+        .map(|at| offset + at)
+}
+
+// Eight bytes at a time in a u64 (bytes in memory order from the low end):
+// `below` and `equal` set the high bit of the bytes they pick. A byte that
+// is picked borrows from the next one up in the subtraction, which may
+// then be picked wrongly; the lowest picked byte, the only one read, is
+// always right.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Picks the bytes of `word` below `limit` (at most 0x80).
+fn below(word: u64, limit: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(limit)) & !word & HIGHS
+}
+
+/// Picks the bytes of `word` equal to `byte`.
+fn equal(word: u64, byte: u8) -> u64 {
+    below(word ^ (ONES * u64::from(byte)), 1)
+}
+
+/// The index of the lowest byte picked in `flagged` (not zero).
+fn first_flagged(flagged: u64) -> usize {
+    (flagged.trailing_zeros() / 8) as usize
 }
 
 /// The rule an `httparse` error breaks, given the bytes it was parsing:
@@ -367,15 +419,15 @@ pub fn parse_request<'b, 'h>(
         return Err(Refusal::request(Rule::MalformedStartLine));
     };
     let headers: &'h [httparse::Header<'b>] = request.headers;
-    let framing =
-        framing::request_framing(method, headers, minor_version).map_err(Refusal::request)?;
-    let host = route_host(target, method, headers).map_err(Refusal::request)?;
-    let connection = ConnectionOptions::of(headers);
-    let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
-    let upgrade = minor_version >= 1 && connection.upgrade && has("upgrade");
-    let expect_continue = headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
-    });
+    let lines = Lines::of(headers);
+    let framing = framing::request_framing(method, (headers, &lines), minor_version)
+        .map_err(Refusal::request)?;
+    let host = route_host(target, method, (headers, &lines)).map_err(Refusal::request)?;
+    let connection = ConnectionOptions::of(headers, &lines);
+    let upgrade = minor_version >= 1 && connection.upgrade && lines.has(Known::Upgrade);
+    let expect_continue = lines
+        .all(Known::Expect, headers)
+        .any(|h| h.value.eq_ignore_ascii_case(b"100-continue"));
     Ok(Parsed::Complete(RequestHead {
         method,
         target,
@@ -387,6 +439,7 @@ pub fn parse_request<'b, 'h>(
         connection,
         upgrade,
         expect_continue,
+        lines,
     }))
 }
 
@@ -422,9 +475,10 @@ pub fn parse_response<'b, 'h>(
         return Err(refuse(Rule::MalformedStartLine));
     }
     let headers: &'h [httparse::Header<'b>] = response.headers;
+    let lines = Lines::of(headers);
     let framing = framing::response_framing(
         status,
-        headers,
+        (headers, &lines),
         minor_version,
         answering.head_request,
         answering.upgrade_requested,
@@ -437,7 +491,8 @@ pub fn parse_response<'b, 'h>(
         headers,
         len,
         framing,
-        connection: ConnectionOptions::of(headers),
+        connection: ConnectionOptions::of(headers, &lines),
+        lines,
     }))
 }
 
@@ -447,15 +502,12 @@ pub fn parse_response<'b, 'h>(
 fn route_host<'b>(
     target: &'b str,
     method: &str,
-    headers: &[httparse::Header<'b>],
+    (headers, lines): (&[httparse::Header<'b>], &Lines),
 ) -> Result<Option<&'b str>, Rule> {
-    let mut hosts = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("host"));
-    let host_line = hosts.next();
-    if hosts.next().is_some() {
+    if lines.count(Known::Host) > 1 {
         return Err(Rule::DuplicateHost);
     }
+    let host_line = lines.first(Known::Host, headers);
     let authority = if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
         match host_line {
             None => return Ok(None),
@@ -484,24 +536,43 @@ fn absolute_authority(target: &str) -> Option<&str> {
 /// number up to 65535 (an empty port counts as none). The same reading as
 /// the hyper path's `request_host`.
 pub fn host_of(authority: &str) -> Option<&str> {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]".contains(&b);
-    if authority.is_empty() || !authority.bytes().all(allowed) {
+    let bytes = authority.as_bytes();
+    if bytes.is_empty() {
         return None;
     }
-    // An IPv6 literal is bracketed, and its colons are not a port's.
-    let port_start = match authority.rfind(']') {
-        Some(end) => {
-            if !authority.starts_with('[')
-                || authority.matches('[').count() != 1
-                || authority.matches(']').count() != 1
-            {
-                return None;
-            }
-            authority[end..].find(':').map(|colon| end + colon)
+    // One pass: every byte allowed, and where the brackets and colons are.
+    let (mut opens, mut closes, mut colons) = (0, 0, 0);
+    let (mut close_at, mut last_colon) = (0, None);
+    for (index, &b) in bytes.iter().enumerate() {
+        if !AUTHORITY_BYTES[usize::from(b)] {
+            return None;
         }
-        None if authority.contains('[') => return None,
-        None if authority.matches(':').count() > 1 => return None,
-        None => authority.rfind(':'),
+        match b {
+            b'[' => opens += 1,
+            b']' => {
+                closes += 1;
+                close_at = index;
+            }
+            b':' => {
+                colons += 1;
+                last_colon = Some(index);
+            }
+            _ => {}
+        }
+    }
+    // An IPv6 literal is bracketed, and its colons are not a port's.
+    let port_start = if closes > 0 {
+        if bytes[0] != b'[' || opens != 1 || closes != 1 {
+            return None;
+        }
+        bytes[close_at..]
+            .iter()
+            .position(|&b| b == b':')
+            .map(|colon| close_at + colon)
+    } else if opens > 0 || colons > 1 {
+        return None;
+    } else {
+        last_colon
     };
     let (host, port) = match port_start {
         Some(colon) => (&authority[..colon], &authority[colon + 1..]),
@@ -510,6 +581,24 @@ pub fn host_of(authority: &str) -> Option<&str> {
     let numeric = port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
     (!host.is_empty() && (port.is_empty() || numeric)).then_some(host)
 }
+
+/// The bytes an authority may have: unreserved, sub-delims, `:`, `[`, `]`.
+const AUTHORITY_BYTES: [bool; 256] = {
+    let mut allowed = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        allowed[b] = byte.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~!$&'()*+,;=:[]";
+    let mut i = 0;
+    while i < others.len() {
+        allowed[others[i] as usize] = true;
+        i += 1;
+    }
+    allowed
+};
 
 /// The byte range of `header`'s whole line in `buf` (name to LF included),
 /// for [`super::edit`]. `header` must come from parsing `buf`.
@@ -527,7 +616,7 @@ pub fn line_range(buf: &[u8], header: &httparse::Header<'_>) -> std::ops::Range<
 mod tests {
     use proptest::prelude::*;
 
-    use super::first_control;
+    use super::{first_control, first_name_end};
 
     proptest! {
         /// The blockwise search finds what a byte-by-byte one does, at
@@ -543,6 +632,20 @@ mod tests {
                 .iter()
                 .position(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
             prop_assert_eq!(first_control(&bytes), plain);
+        }
+
+        /// The same for the end of a header name.
+        #[test]
+        fn first_name_end_agrees_with_a_plain_search(
+            bytes in proptest::collection::vec(
+                prop_oneof![8 => 0x21u8..0x7f, 1 => any::<u8>(), 1 => Just(b':')],
+                0..80,
+            )
+        ) {
+            let plain = bytes
+                .iter()
+                .position(|&b| b <= b' ' || b == b':' || b == 0x7f);
+            prop_assert_eq!(first_name_end(&bytes), plain);
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod chunked;
 pub mod edit;
 pub mod framing;
 pub mod head;
+pub mod names;
 
 #[cfg(test)]
 mod one_reading;

@@ -1068,7 +1068,7 @@ fn the_edit_plan_drops_hop_by_hop_lines_and_appends() {
         ..EditOptions::default()
     };
     let plan: EditPlan<{ SLOTS + 1 }> =
-        EditPlan::new(buf, head.len, head.headers, &options).unwrap();
+        EditPlan::new(buf, head.len, (head.headers, &head.lines), &options).unwrap();
     let appended: [&[u8]; 1] = [b"X-Forwarded-For: 1.2.3.4\r\n"];
     let mut slices = [std::io::IoSlice::new(&[]); SLOTS + 4];
     let count = plan.slices(buf, &appended, &mut slices).unwrap();
@@ -1100,7 +1100,7 @@ fn the_edit_plan_replaces_a_dropped_request_line_with_the_callers() {
         ..EditOptions::default()
     };
     let plan: EditPlan<{ SLOTS + 1 }> =
-        EditPlan::new(buf, head.len, head.headers, &options).unwrap();
+        EditPlan::new(buf, head.len, (head.headers, &head.lines), &options).unwrap();
     let appended: [&[u8]; 1] = [b"Host: b\r\n"];
     let mut slices = [std::io::IoSlice::new(&[]); SLOTS + 4];
     let start = b"GET /new HTTP/1.1\r\n";
@@ -1117,8 +1117,13 @@ fn the_edit_plan_replaces_a_dropped_request_line_with_the_callers() {
         "GET /new HTTP/1.1\r\nX-Kept: 2\r\nHost: b\r\n\r\n"
     );
     // Without the option, the start line given is ignored.
-    let kept: EditPlan<{ SLOTS + 1 }> =
-        EditPlan::new(buf, head.len, head.headers, &EditOptions::default()).unwrap();
+    let kept: EditPlan<{ SLOTS + 1 }> = EditPlan::new(
+        buf,
+        head.len,
+        (head.headers, &head.lines),
+        &EditOptions::default(),
+    )
+    .unwrap();
     let count = kept
         .slices_with_start(start, buf, &[], &mut slices)
         .unwrap();
@@ -1141,7 +1146,8 @@ fn an_upgrade_keeps_upgrade_and_connection_cannot_drop_host() {
         upgrading: true,
         ..EditOptions::default()
     };
-    let plan: EditPlan<4> = EditPlan::new(buf, head.len, head.headers, &options).unwrap();
+    let plan: EditPlan<4> =
+        EditPlan::new(buf, head.len, (head.headers, &head.lines), &options).unwrap();
     let mut slices = [std::io::IoSlice::new(&[]); 8];
     let count = plan.slices(buf, &[], &mut slices).unwrap();
     let written: Vec<u8> = slices[..count]

@@ -7,7 +7,7 @@
 //! lowered when parsed and request hosts when normalized, so lookups never
 //! fold case again.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use regex::bytes::Regex;
 use sozu_command::validate::{self, HostLabel, HostShape};
@@ -217,7 +217,7 @@ impl<T> Default for Node<T> {
     fn default() -> Self {
         Node {
             value: None,
-            children: HashMap::new(),
+            children: HashMap::default(),
             wildcard: None,
             regexes: Vec::new(),
         }
@@ -227,7 +227,7 @@ impl<T> Default for Node<T> {
 impl<T> Default for HostTree<T> {
     fn default() -> Self {
         HostTree {
-            exact: HashMap::new(),
+            exact: HashMap::default(),
             root: Node::default(),
             any: None,
         }

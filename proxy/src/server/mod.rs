@@ -181,7 +181,7 @@ impl Server {
     /// the idle backend connections (kept by none from now on).
     fn stop_listening(&mut self) {
         self.listeners.stop_accepting();
-        let _ = self.shared.stopping.send(true);
+        self.shared.stopping.stop();
         self.shared.pool.close();
     }
 
