@@ -319,8 +319,8 @@ fn push_escaped(line: &mut String, text: &str) {
     // Control characters are ASCII below 0x20 and 0x7f, and U+0080 to
     // U+009F, which UTF-8 writes after a 0xc2 byte: text without those
     // bytes is copied as is.
-    let plain = |b: &u8| (0x20..0x7f).contains(b) || (*b >= 0x80 && *b != 0xc2);
-    if text.as_bytes().iter().all(plain) || !text.chars().any(char::is_control) {
+    let special = |b: u8| (b < 0x20) | (b == 0x7f) | (b == 0xc2);
+    if !any_byte(text.as_bytes(), special) || !text.chars().any(char::is_control) {
         line.push_str(text);
         return;
     }
@@ -331,6 +331,22 @@ fn push_escaped(line: &mut String, text: &str) {
             line.push(c);
         }
     }
+}
+
+/// Whether any byte of `bytes` is `special`: sixteen bytes at a time,
+/// without stopping inside a block, which compilers turn into vector
+/// instructions (most texts have no such byte and are read whole).
+fn any_byte(bytes: &[u8], special: impl Fn(u8) -> bool) -> bool {
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |found, &b| found | special(b)) {
+            return true;
+        }
+    }
+    blocks
+        .remainder()
+        .iter()
+        .fold(false, |found, &b| found | special(b))
 }
 
 /// `text` with control characters, spaces inside fields aside, written as
@@ -351,8 +367,8 @@ pub fn json_string(text: &str) -> String {
 /// Writes `text` as a JSON string.
 pub(super) fn push_json_string(line: &mut String, text: &str) {
     line.push('"');
-    let plain = |b: &u8| *b >= 0x20 && *b != b'"' && *b != b'\\' && *b != 0x7f && *b != 0xc2;
-    if text.as_bytes().iter().all(plain) {
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f) | (b == 0xc2);
+    if !any_byte(text.as_bytes(), special) {
         line.push_str(text);
         line.push('"');
         return;
@@ -406,7 +422,12 @@ fn push_rfc3339(line: &mut String, time: SystemTime) {
         }
         line.push_str(&second.1);
     });
-    let _ = write!(line, ".{:06}Z", since.subsec_micros());
+    // The microseconds on six digits: a leading 1 to keep the zeros, then
+    // dropped.
+    let micros = 1_000_000 + since.subsec_micros();
+    line.push('.');
+    line.push_str(&itoa::Buffer::new().format(micros)[1..]);
+    line.push('Z');
 }
 
 /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard

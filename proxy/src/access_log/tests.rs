@@ -2,6 +2,7 @@
 //! records) writing the same bytes, and the filter deciding for both.
 use super::format::{duration, uint128};
 use super::*;
+use proptest::prelude::*;
 use sozu_command::proto::command::{ProtobufAccessLog, protobuf_endpoint};
 use std::cell::Cell;
 use std::sync::Mutex;
@@ -212,6 +213,14 @@ fn entries() -> Vec<Entry<'static>> {
 /// The records `entries` leave at a fixed time, through a layer that
 /// takes them `direct`ly or as events, and how many events went out.
 fn through_layer(format: AccessLogFormat, direct: bool) -> (Vec<Vec<u8>>, usize) {
+    records_of(format, direct, &entries())
+}
+
+fn records_of(
+    format: AccessLogFormat,
+    direct: bool,
+    entries: &[Entry<'_>],
+) -> (Vec<Vec<u8>>, usize) {
     let captured = Arc::new(Captured::default());
     let layer = AccessLogLayer::new(format, captured.clone(), "worker-0");
     let layer = if direct { layer.direct() } else { layer };
@@ -223,8 +232,8 @@ fn through_layer(format: AccessLogFormat, direct: bool) -> (Vec<Vec<u8>>, usize)
         UNIX_EPOCH + Duration::from_nanos(1_796_278_225_123_456_789),
     ));
     tracing::subscriber::with_default(subscriber, || {
-        for entry in entries() {
-            log_request(&entry);
+        for entry in entries {
+            log_request(entry);
         }
     });
     FIXED_TIME.set(None);
@@ -397,4 +406,64 @@ fn other_access_events_keep_their_own_fields() {
         line.ends_with("[- - - -] c - -/-/-/-/- 0 0 [-] - http - - - 400 | bad\\x0ahead"),
         "{line}"
     );
+}
+
+/// A text an entry may carry: missing, `-`, empty, plain, a ULID, an
+/// address, or full of control characters, quotes and backslashes.
+fn text() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(prop_oneof![
+        Just("-".to_owned()),
+        Just(String::new()),
+        Just("01ARZ3NDEKTSV4RRFFQ69G5FAV".to_owned()),
+        Just("[::1]:8080".to_owned()),
+        "[a-z0-9./:?=]{1,12}",
+        "[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\"\\\\ é©a-z/-]{1,8}",
+    ])
+}
+
+fn elapsed() -> impl Strategy<Value = Elapsed> {
+    prop_oneof![
+        Just(Elapsed::Absent),
+        Just(Elapsed::Unmeasured),
+        (0u64..100_000_000_000_000)
+            .prop_map(|nanos| Elapsed::Measured(Duration::from_nanos(nanos))),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn prop_any_request_record_is_the_same_both_ways(
+        texts in prop::collection::vec(text(), 13),
+        numbers in (any::<Option<u16>>(), any::<Option<u64>>(), any::<Option<u64>>()),
+        times in (elapsed(), elapsed(), elapsed(), elapsed()),
+    ) {
+        let t = |index: usize| texts[index].as_deref();
+        let entry = Entry {
+            session_id: t(0),
+            request_id: t(1),
+            client: t(2),
+            cluster: t(3),
+            backend: t(4),
+            backend_address: t(5),
+            method: t(6),
+            host: t(7),
+            path: t(8),
+            protocol: t(9),
+            user_agent: t(10),
+            error: t(11),
+            status: numbers.0,
+            bytes_in: numbers.1,
+            bytes_out: numbers.2,
+            service: times.0,
+            response: times.1,
+            connect: times.2,
+            duration: times.3,
+        };
+        for format in [AccessLogFormat::Ascii, AccessLogFormat::Json, AccessLogFormat::Protobuf] {
+            let (by_event, _) = records_of(format, false, &[entry]);
+            let (direct, _) = records_of(format, true, &[entry]);
+            prop_assert_eq!(by_event.len(), 1);
+            prop_assert_eq!(&by_event, &direct, "{:?} {:?}", format, entry);
+        }
+    }
 }

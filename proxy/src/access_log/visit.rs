@@ -20,7 +20,7 @@ enum Value {
 }
 
 /// The fields of one access event, in the order they came, each with its
-/// text (numbers written out) in [`Record::texts`].
+/// text in [`Record::texts`] (a number's only when it stands for a text).
 #[derive(Debug, Default)]
 pub(crate) struct Record {
     fields: Vec<(&'static str, Value, Range<usize>)>,
@@ -28,14 +28,64 @@ pub(crate) struct Record {
     texts: String,
 }
 
+/// The fields an [`Entry`] takes as text: a number given for one of them is
+/// written out (any other number is kept as a number only).
+const TEXTS: [&str; 12] = [
+    "session_id",
+    "request_id",
+    "client",
+    "cluster",
+    "backend",
+    "backend_address",
+    "method",
+    "user_agent",
+    "error",
+    "end",
+    "host",
+    "path",
+];
+
 impl Record {
     /// Appends a field whose text `write` puts at the end of the texts.
     fn push(&mut self, field: &Field, value: Value, write: impl FnOnce(&mut String)) {
         let start = self.texts.len();
-        write(&mut self.texts);
+        if value == Value::Text || TEXTS.contains(&field.name()) {
+            write(&mut self.texts);
+        }
         let end = self.texts.len();
         self.fields.push((field.name(), value, start..end));
     }
+}
+
+/// A value as a number (a text parsed as one).
+fn number(value: &Value, text: &str) -> Option<f64> {
+    match value {
+        Value::Unsigned(value) => Some(*value as f64),
+        Value::Signed(value) => Some(*value as f64),
+        Value::Float(value) => Some(*value),
+        Value::Text => text.parse().ok(),
+        Value::Bool(_) => None,
+    }
+}
+
+/// A value as a count: exact for integers (a count past 2^53 would not
+/// survive a float), else a non-negative number truncated.
+fn unsigned(value: &Value, text: &str) -> Option<u64> {
+    let truncated = || {
+        number(value, text)
+            .filter(|value| *value >= 0.0)
+            .map(|value| value as u64)
+    };
+    match value {
+        Value::Unsigned(value) => Some(*value),
+        Value::Signed(value) => u64::try_from(*value).ok(),
+        Value::Text => text.parse().ok().or_else(truncated),
+        _ => truncated(),
+    }
+}
+
+fn elapsed(value: &Value, text: &str) -> Elapsed {
+    number(value, text).map_or(Elapsed::Absent, Elapsed::from_millis)
 }
 
 impl Visit for Record {
@@ -90,79 +140,59 @@ impl Record {
             .map(|(_, value, range)| (value, self.texts.get(range.clone()).unwrap_or_default()))
     }
 
-    /// A field as text (numbers written out); `-` and an empty text count
-    /// as missing.
+    /// A field as text (numbers written out, for the fields in [`TEXTS`]);
+    /// `-` and an empty text count as missing.
     pub(super) fn text(&self, name: &str) -> Option<&str> {
         self.get(name)
             .map(|(_, text)| text)
             .filter(|text| *text != "-" && !text.is_empty())
     }
 
-    /// A text field as given; `-` and an empty text count as missing, and
-    /// so does a field of another kind.
-    fn str(&self, name: &str) -> Option<&str> {
-        match self.get(name)? {
-            (Value::Text, text) => Some(text).filter(|text| *text != "-" && !text.is_empty()),
-            _ => None,
-        }
-    }
-
-    fn number(&self, name: &str) -> Option<f64> {
-        match self.get(name)? {
-            (Value::Unsigned(value), _) => Some(*value as f64),
-            (Value::Signed(value), _) => Some(*value as f64),
-            (Value::Float(value), _) => Some(*value),
-            (Value::Text, text) => text.parse().ok(),
-            (Value::Bool(_), _) => None,
-        }
-    }
-
-    fn unsigned(&self, name: &str) -> Option<u64> {
-        self.number(name)
-            .filter(|value| *value >= 0.0)
-            .map(|value| value as u64)
-    }
-
-    fn elapsed(&self, name: &str) -> Elapsed {
-        self.number(name)
-            .map_or(Elapsed::Absent, Elapsed::from_millis)
-    }
-
-    /// The route (host and path together), split at its first `/`.
-    fn route(&self) -> Option<(&str, &str)> {
-        let route = self.str("route")?;
-        Some(route.split_at(route.find('/').unwrap_or(route.len())))
-    }
-
-    /// The entry this event makes: `host` and `path`, or else the two
-    /// parts of `route`; `error`, or else `end`.
+    /// The entry this event makes, in one pass over its fields: `host` and
+    /// `path`, or else the two parts of `route` (host and path together);
+    /// `error`, or else `end`. A text (`host`, `path`, `route`,
+    /// `protocol`) given as a number does not count.
     pub(super) fn entry(&self) -> Entry<'_> {
-        let route = self.route();
-        Entry {
-            session_id: self.text("session_id"),
-            request_id: self.text("request_id"),
-            client: self.text("client"),
-            cluster: self.text("cluster"),
-            backend: self.text("backend"),
-            backend_address: self.text("backend_address"),
-            method: self.text("method"),
-            host: self.str("host").or(route.map(|(host, _)| host)),
-            path: self
-                .str("path")
-                .or(route.map(|(_, path)| path).filter(|path| !path.is_empty())),
-            protocol: self.str("protocol"),
-            user_agent: self.text("user_agent"),
-            status: self
-                .unsigned("status")
-                .and_then(|status| u16::try_from(status).ok()),
-            bytes_in: self.unsigned("bytes_in"),
-            bytes_out: self.unsigned("bytes_out"),
-            service: self.elapsed("service_ms"),
-            response: self.elapsed("response_ms"),
-            connect: self.elapsed("connect_ms"),
-            duration: self.elapsed("duration_ms"),
-            error: self.text("error").or_else(|| self.text("end")),
+        let mut entry = Entry::default();
+        let (mut route, mut end) = (None, None);
+        for (name, value, range) in &self.fields {
+            let text = self.texts.get(range.clone()).unwrap_or_default();
+            let given = Some(text).filter(|text| *text != "-" && !text.is_empty());
+            let only_text = given.filter(|_| *value == Value::Text);
+            match *name {
+                "session_id" => entry.session_id = given,
+                "request_id" => entry.request_id = given,
+                "client" => entry.client = given,
+                "cluster" => entry.cluster = given,
+                "backend" => entry.backend = given,
+                "backend_address" => entry.backend_address = given,
+                "method" => entry.method = given,
+                "host" => entry.host = only_text,
+                "path" => entry.path = only_text,
+                "route" => route = only_text,
+                "protocol" => entry.protocol = only_text,
+                "user_agent" => entry.user_agent = given,
+                "status" => {
+                    entry.status = unsigned(value, text).and_then(|status| status.try_into().ok())
+                }
+                "bytes_in" => entry.bytes_in = unsigned(value, text),
+                "bytes_out" => entry.bytes_out = unsigned(value, text),
+                "service_ms" => entry.service = elapsed(value, text),
+                "response_ms" => entry.response = elapsed(value, text),
+                "connect_ms" => entry.connect = elapsed(value, text),
+                "duration_ms" => entry.duration = elapsed(value, text),
+                "error" => entry.error = given,
+                "end" => end = given,
+                _ => {}
+            }
         }
+        entry.error = entry.error.or(end);
+        if let Some(route) = route {
+            let (host, path) = route.split_at(route.find('/').unwrap_or(route.len()));
+            entry.host = entry.host.or(Some(host));
+            entry.path = entry.path.or(Some(path).filter(|path| !path.is_empty()));
+        }
+        entry
     }
 
     /// Writes every field of the event, `message` and `protocol` aside, as
@@ -178,7 +208,9 @@ impl Record {
                 Value::Text if text == "-" => line.push_str("null"),
                 Value::Text => push_json_string(line, text),
                 Value::Float(value) => push_json_float(line, *value),
-                Value::Unsigned(_) | Value::Signed(_) | Value::Bool(_) => line.push_str(text),
+                Value::Unsigned(value) => push_integer(line, *value),
+                Value::Signed(value) => push_integer(line, *value),
+                Value::Bool(value) => line.push_str(if *value { "true" } else { "false" }),
             }
         }
     }
