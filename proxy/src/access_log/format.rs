@@ -333,20 +333,14 @@ fn push_escaped(line: &mut String, text: &str) {
     }
 }
 
-/// Whether any byte of `bytes` is `special`: sixteen bytes at a time,
-/// without stopping inside a block, which compilers turn into vector
-/// instructions (most texts have no such byte and are read whole).
+/// Whether any byte of `bytes` is `special`: a reduction without an early
+/// exit, which compilers turn into vector instructions (most texts have no
+/// such byte and are read whole).
 fn any_byte(bytes: &[u8], special: impl Fn(u8) -> bool) -> bool {
-    let mut blocks = bytes.chunks_exact(16);
-    for block in &mut blocks {
-        if block.iter().fold(false, |found, &b| found | special(b)) {
-            return true;
-        }
-    }
-    blocks
-        .remainder()
+    bytes
         .iter()
-        .fold(false, |found, &b| found | special(b))
+        .fold(0u8, |found, &b| found | u8::from(special(b)))
+        != 0
 }
 
 /// `text` with control characters, spaces inside fields aside, written as
