@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sozu_command::proto::command::{
-    HttpEndpoint, ProtobufAccessLog, ProtobufEndpoint, SocketAddress, TcpEndpoint, Uint128,
-    protobuf_endpoint,
+    HttpEndpoint, ProtobufAccessLog, SocketAddress, TcpEndpoint, Uint128, protobuf_endpoint,
 };
 
 use super::visit::Record;
@@ -25,10 +24,6 @@ pub(super) enum Fields<'a> {
 /// A text that is there: not `None`, `-` or empty.
 fn given(text: Option<&str>) -> Option<&str> {
     text.filter(|text| !text.is_empty() && *text != "-")
-}
-
-fn owned(text: Option<&str>) -> Option<String> {
-    given(text).map(str::to_owned)
 }
 
 impl Entry<'_> {
@@ -198,8 +193,15 @@ pub(super) fn push_json_float(line: &mut String, value: f64) {
     }
 }
 
-/// `entry` as Sozu's protobuf access log message.
-pub(super) fn protobuf(entry: &Entry<'_>, now: SystemTime, tag: &str) -> ProtobufAccessLog {
+/// Writes `entry` into `message`, Sozu's protobuf access log message,
+/// reusing its strings (no allocation once they have grown, as long as a
+/// field that was there stays there).
+pub(super) fn protobuf(
+    message: &mut ProtobufAccessLog,
+    entry: &Entry<'_>,
+    now: SystemTime,
+    tag: &str,
+) {
     let micros = |time: Elapsed| time.millis().map(|ms| (ms * 1000.0).max(0.0) as u64);
     let address = |text: Option<&str>| {
         given(text)
@@ -211,53 +213,71 @@ pub(super) fn protobuf(entry: &Entry<'_>, now: SystemTime, tag: &str) -> Protobu
             .and_then(|text| ulid::Ulid::from_string(text).ok())
             .map(|id| uint128(id.0))
     };
-    let endpoint = if entry.is_tcp() {
-        protobuf_endpoint::Inner::Tcp(TcpEndpoint {})
+    if entry.is_tcp() {
+        message.endpoint.inner = Some(protobuf_endpoint::Inner::Tcp(TcpEndpoint {}));
     } else {
-        protobuf_endpoint::Inner::Http(HttpEndpoint {
-            method: owned(entry.method),
-            authority: owned(entry.host),
-            path: owned(entry.path),
-            status: entry.status.map(u32::from),
-            reason: None,
-        })
-    };
+        if !matches!(
+            message.endpoint.inner,
+            Some(protobuf_endpoint::Inner::Http(_))
+        ) {
+            message.endpoint.inner = Some(protobuf_endpoint::Inner::Http(HttpEndpoint::default()));
+        }
+        if let Some(protobuf_endpoint::Inner::Http(http)) = &mut message.endpoint.inner {
+            set(&mut http.method, entry.method);
+            set(&mut http.authority, entry.host);
+            set(&mut http.path, entry.path);
+            http.status = entry.status.map(u32::from);
+            http.reason = None;
+        }
+    }
     let session_id = ulid(entry.session_id);
-    ProtobufAccessLog {
-        message: owned(entry.error),
-        request_id: ulid(entry.request_id)
-            .or(session_id)
-            .unwrap_or_else(|| uint128(0)),
-        cluster_id: owned(entry.cluster),
-        backend_id: owned(entry.backend),
-        session_address: address(entry.client),
-        backend_address: address(entry.backend_address),
-        protocol: entry.protocol_or_http().to_owned(),
-        endpoint: ProtobufEndpoint {
-            inner: Some(endpoint),
-        },
-        client_rtt: None,
-        server_rtt: None,
-        service_time: micros(entry.service)
-            .or_else(|| micros(entry.duration))
-            .unwrap_or(0),
-        bytes_in: entry.bytes_in.unwrap_or(0),
-        bytes_out: entry.bytes_out.unwrap_or(0),
-        user_agent: owned(entry.user_agent),
-        tags: Default::default(),
-        tag: tag.to_owned(),
-        time: uint128(nanos(now)),
-        request_time: entry.total_ms().map(|ms| (ms * 1000.0).max(0.0) as u64),
-        response_time: micros(entry.response),
-        otel: None,
-        session_id,
-        x_request_id: None,
-        tls_version: None,
-        tls_cipher: None,
-        tls_sni: None,
-        tls_alpn: None,
-        xff_chain: None,
-        start_time: None,
+    set(&mut message.message, entry.error);
+    message.request_id = ulid(entry.request_id)
+        .or(session_id)
+        .unwrap_or_else(|| uint128(0));
+    set(&mut message.cluster_id, entry.cluster);
+    set(&mut message.backend_id, entry.backend);
+    message.session_address = address(entry.client);
+    message.backend_address = address(entry.backend_address);
+    message.protocol.clear();
+    message.protocol.push_str(entry.protocol_or_http());
+    message.service_time = micros(entry.service)
+        .or_else(|| micros(entry.duration))
+        .unwrap_or(0);
+    message.bytes_in = entry.bytes_in.unwrap_or(0);
+    message.bytes_out = entry.bytes_out.unwrap_or(0);
+    set(&mut message.user_agent, entry.user_agent);
+    message.tag.clear();
+    message.tag.push_str(tag);
+    message.time = uint128(nanos(now));
+    message.request_time = entry.total_ms().map(|ms| (ms * 1000.0).max(0.0) as u64);
+    message.response_time = micros(entry.response);
+    message.session_id = session_id;
+    // Not measured or not known here; the message is reused, so they are
+    // set every time.
+    message.client_rtt = None;
+    message.server_rtt = None;
+    message.tags.clear();
+    message.otel = None;
+    message.x_request_id = None;
+    message.tls_version = None;
+    message.tls_cipher = None;
+    message.tls_sni = None;
+    message.tls_alpn = None;
+    message.xff_chain = None;
+    message.start_time = None;
+}
+
+/// Sets a text field of a message to `text` when it is given, reusing the
+/// string it holds.
+fn set(field: &mut Option<String>, text: Option<&str>) {
+    match given(text) {
+        Some(text) => {
+            let field = field.get_or_insert_with(String::new);
+            field.clear();
+            field.push_str(text);
+        }
+        None => *field = None,
     }
 }
 

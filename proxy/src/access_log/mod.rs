@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
+use sozu_command::proto::command::ProtobufAccessLog;
 use tracing_subscriber::layer::{Context, Layer};
 
 use format::Fields;
@@ -236,7 +237,7 @@ pub fn log_request(entry: &Entry<'_>) {
         match dispatch.downcast_ref::<AccessLogLayer>() {
             Some(layer) if layer.direct => {
                 layer.write_with_scratch(|layer, scratch| {
-                    layer.write(&entry, Fields::Request, &mut scratch.line)
+                    layer.write(&entry, Fields::Request, &mut scratch.out)
                 });
                 true
             }
@@ -294,10 +295,10 @@ impl<S: tracing::Subscriber> Layer<S> for AccessLogLayer {
             return;
         }
         self.write_with_scratch(|layer, scratch| {
-            let Scratch { record, line } = scratch;
+            let Scratch { record, out } = scratch;
             record.clear();
             event.record(record);
-            layer.write(&record.entry(), Fields::Visited(record), line);
+            layer.write(&record.entry(), Fields::Visited(record), out);
         });
     }
 }
@@ -305,8 +306,19 @@ impl<S: tracing::Subscriber> Layer<S> for AccessLogLayer {
 /// The buffers one access record is written with.
 #[derive(Default)]
 struct Scratch {
+    /// An event's fields.
     record: Record,
+    out: Output,
+}
+
+/// What a record is written into.
+#[derive(Default)]
+struct Output {
+    /// An ascii or JSON line.
     line: String,
+    /// A protobuf message, and its framed bytes.
+    message: ProtobufAccessLog,
+    framed: Vec<u8>,
 }
 
 thread_local! {
@@ -334,7 +346,8 @@ impl AccessLogLayer {
     }
 
     /// Writes `entry` (with the fields of its event, if it came as one).
-    fn write(&self, entry: &Entry<'_>, fields: Fields<'_>, line: &mut String) {
+    fn write(&self, entry: &Entry<'_>, fields: Fields<'_>, out: &mut Output) {
+        let line = &mut out.line;
         line.clear();
         let now = now();
         match self.format {
@@ -347,11 +360,14 @@ impl AccessLogLayer {
                 self.writer.write_text(line.as_bytes());
             }
             AccessLogFormat::Protobuf => {
-                let message = format::protobuf(entry, now, &self.tag);
-                let mut framed = Vec::with_capacity(message.encoded_len() + 12);
-                if message.encode_length_delimited(&mut framed).is_ok() {
+                let Output {
+                    message, framed, ..
+                } = out;
+                format::protobuf(message, entry, now, &self.tag);
+                framed.clear();
+                if message.encode_length_delimited(&mut *framed).is_ok() {
                     framed.extend_from_slice(&[0, 0]);
-                    self.writer.write_binary(&framed);
+                    self.writer.write_binary(framed);
                 }
             }
         }

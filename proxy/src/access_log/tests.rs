@@ -467,3 +467,62 @@ proptest! {
         }
     }
 }
+
+/// The protobuf message is reused from record to record: a record written
+/// after others (with fields the later one lacks, a TCP one among them) is
+/// the bytes it is when written first, on a thread of its own.
+#[test]
+fn a_reused_protobuf_message_carries_nothing_over() {
+    let tcp = Entry {
+        session_id: Some("01BX5ZZKBKACTAV9WEVGEMMVRY"),
+        protocol: Some("tcp"),
+        error: Some("closed"),
+        duration: Elapsed::Measured(Duration::from_millis(3)),
+        ..entries()[0]
+    };
+    for last in entries() {
+        let after = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut written = entries();
+                    written.extend([tcp, last]);
+                    records_of(AccessLogFormat::Protobuf, true, &written).0
+                })
+                .join()
+                .unwrap()
+        });
+        let alone = std::thread::scope(|scope| {
+            scope
+                .spawn(|| records_of(AccessLogFormat::Protobuf, true, &[last]).0)
+                .join()
+                .unwrap()
+        });
+        assert_eq!(after.last(), alone.last(), "{last:?}");
+    }
+    // And events (read into the same message) too.
+    let emit = || {
+        tracing::info!(target: "access", session_id = "01BX5ZZKBKACTAV9WEVGEMMVRY", protocol = "tcp", end = "closed", "session");
+        tracing::info!(target: "access", status = 408u16, "request");
+    };
+    let both = capture(AccessLogFormat::Protobuf, emit);
+    let last = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                capture(
+                    AccessLogFormat::Protobuf,
+                    || tracing::info!(target: "access", status = 408u16, "request"),
+                )
+            })
+            .join()
+            .unwrap()
+    });
+    let decode = |record: &Vec<u8>| {
+        let mut message =
+            ProtobufAccessLog::decode_length_delimited(&record[..record.len() - 2]).unwrap();
+        message.time = uint128(0);
+        message
+    };
+    let both = both.binary.lock().unwrap();
+    let last = last.binary.lock().unwrap();
+    assert_eq!(decode(&both[1]), decode(&last[0]));
+}
