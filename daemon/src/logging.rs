@@ -3,10 +3,11 @@
 //! Each process (the main one and every worker) writes its logs to
 //! `log_target` and its access records (events with target `access`, and
 //! the request records the proxy hands the access layer directly, see
-//! `sozu_proxy::access_log`) to `access_logs_target`, or to `log_target` when that is not set, in
-//! `access_logs_format`. Access records and audit lines are written
-//! whatever the log level (they are not debug output), unless the filter
-//! names them (`access=off`). SIGUSR1 reopens file targets.
+//! `sozu_proxy::access_log`) to `access_logs_target`, or to `log_target`
+//! when that is not set, in `access_logs_format`. Access records and audit
+//! lines are written whatever the log level (they are not debug output),
+//! unless the filter names them (`access=off`). SIGUSR1 reopens file
+//! targets.
 
 use std::io;
 use std::sync::{Arc, OnceLock};

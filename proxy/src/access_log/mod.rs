@@ -8,10 +8,12 @@
 //!
 //! - as `tracing` events with target `"access"` ([`TARGET`]): the layer, a
 //!   `tracing_subscriber` layer, reads their fields into an entry (any may
-//!   be missing, and is then `-`). The proxy's refusals, errors and 408s
-//!   come this way, and so does anything an embedder emits;
+//!   be missing, and is then `-`). The proxy's refusals, errors and 408s,
+//!   the requests the hyper path served (their record has no user agent)
+//!   and TCP sessions come this way, and so does anything an embedder
+//!   emits;
 //! - straight from the proxy, for the record of each request the HTTP/1.1
-//!   relay or the hyper path served ([`log_request`]): when access events
+//!   relay served ([`log_request`]): when access events
 //!   are enabled by the current subscriber's filter (as a `tracing` event
 //!   would be, so a filter changed at run time applies at once) and that
 //!   subscriber holds an [`AccessLogLayer`] made with
@@ -278,11 +280,14 @@ impl AccessLogLayer {
     /// subscriber and that subscriber's filter enables access events at
     /// `INFO`. Cheaper per request; the records are byte for byte the
     /// same. Choose it only when no other layer of the subscriber needs
-    /// the access events (they no longer see request records), and add the
-    /// layer without a per-layer filter of its own (the subscriber's
-    /// filter is the one consulted). A subscriber without the layer, or
-    /// with a layer made without this, gets every record as an event:
-    /// nothing is written twice or lost.
+    /// the access events (they no longer see request records; a second
+    /// access layer among them included), and add the layer without a
+    /// per-layer filter of its own (the subscriber's filter is the one
+    /// consulted). The layer is found in the subscriber current where
+    /// the request is served (the thread's default, else the global one),
+    /// so a record goes to one place: a subscriber without the layer, or
+    /// with a layer made without this, gets it as an event; nothing is
+    /// written twice or lost.
     pub fn direct(mut self) -> Self {
         self.direct = true;
         self
