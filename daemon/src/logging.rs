@@ -1,11 +1,13 @@
 //! Log output of the daemon's processes, and its filter changed live.
 //!
 //! Each process (the main one and every worker) writes its logs to
-//! `log_target` and its access records (events with target `access`) to
-//! `access_logs_target`, or to `log_target` when that is not set, in
-//! `access_logs_format`. Access records and audit lines are written
-//! whatever the log level (they are not debug output), unless the filter
-//! names them (`access=off`). SIGUSR1 reopens file targets.
+//! `log_target` and its access records (events with target `access`, and
+//! the request records the proxy hands the access layer directly, see
+//! `sozu_proxy::access_log`) to `access_logs_target`, or to `log_target`
+//! when that is not set, in `access_logs_format`. Access records and audit
+//! lines are written whatever the log level (they are not debug output),
+//! unless the filter names them (`access=off`). SIGUSR1 reopens file
+//! targets.
 
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -173,11 +175,15 @@ pub fn init(settings: &LogSettings, process: &str) -> Result<(), String> {
             .with_filter(not_access)
             .boxed()
     };
+    // Direct: the proxy's request records skip `tracing` events and go
+    // straight to this layer when the filter enables access events (no
+    // other layer here wants them: the fmt layer leaves them out).
     let access = AccessLogLayer::new(
         settings.access_format,
         Arc::new(AccessSink(access_sink)),
         process,
-    );
+    )
+    .direct();
     if tracing_subscriber::registry()
         .with(filter)
         .with(output)

@@ -4,12 +4,15 @@
 //! `Set-Cookie` added) or a frontend with host/path rewrites: a counting
 //! global allocator sees no allocation in the whole process while a
 //! keep-alive client sends a thousand requests of each kind through a real
-//! proxy server to a real backend on 127.0.0.1. The client and the backend
-//! here use fixed buffers and allocate nothing themselves.
+//! proxy server to a real backend on 127.0.0.1, access logs off and then
+//! on (an ascii access layer taking the relay's records directly, as the
+//! daemon sets it up). The client and the backend here use fixed buffers
+//! and allocate nothing themselves.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,7 +20,9 @@ use sozu_command::proto::command::{
     AddBackend, Cluster, HttpListenerConfig, PathRule, RequestHttpFrontend, ResponseStatus,
     RulePosition, WorkerResponse, request::RequestType,
 };
+use sozu_proxy::access_log::{AccessLogFormat, AccessLogLayer, AccessLogWriter};
 use sozu_proxy::{ProxyOptions, ResponseReceiver};
+use tracing_subscriber::prelude::*;
 
 /// Counts every allocation and reallocation of the process.
 struct Counting;
@@ -173,6 +178,49 @@ fn exchange(
     }
 }
 
+/// Sends `requests` requests (the cases in turn) and counts the
+/// allocations of the whole process meanwhile.
+fn allocations_in(requests: usize, stream: &mut TcpStream, buffer: &mut [u8]) -> u64 {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for round in 0..requests {
+        exchange(stream, buffer, CASES[round % CASES.len()]);
+    }
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+/// Access records written: counted, and checked to be a relay's ascii
+/// line, without allocating.
+struct Records;
+
+static RECORDS: AtomicU64 = AtomicU64::new(0);
+
+impl AccessLogWriter for Records {
+    fn write_text(&self, record: &[u8]) {
+        let text = std::str::from_utf8(record).unwrap();
+        assert!(
+            text.contains(" INFO alloc [") && text.contains(" - http GET "),
+            "{text}"
+        );
+        RECORDS.fetch_add(1, Ordering::SeqCst);
+    }
+    fn write_binary(&self, _record: &[u8]) {
+        panic!("an ascii layer wrote a binary record");
+    }
+}
+
+/// The number of access records written, once it reaches `count` (or the
+/// deadline passes).
+fn records_reaching(count: u64) -> u64 {
+    let started = Instant::now();
+    loop {
+        let records = RECORDS.load(Ordering::SeqCst);
+        if records >= count || started.elapsed() > DEADLINE {
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_warm_relay_allocates_nothing_per_request() {
     let backend = start_backend();
@@ -279,16 +327,36 @@ fn a_warm_relay_allocates_nothing_per_request() {
     for round in 0..200 {
         exchange(&mut stream, &mut buffer, CASES[round % CASES.len()]);
     }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
     let requests = 1000 * CASES.len();
-    for round in 0..requests {
-        exchange(&mut stream, &mut buffer, CASES[round % CASES.len()]);
-    }
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocations = allocations_in(requests, &mut stream, &mut buffer);
     assert_eq!(
         allocations, 0,
         "{allocations} allocations in {requests} requests"
     );
+    // Access logs on, as the daemon sets them up: an ascii access layer
+    // taking request records directly, behind a reloadable filter. Still
+    // nothing allocated, and one record a request.
+    let (filter, _handle) = tracing_subscriber::reload::Layer::new(
+        tracing_subscriber::EnvFilter::new("warn,access=info"),
+    );
+    let layer = AccessLogLayer::new(AccessLogFormat::Ascii, Arc::new(Records), "alloc").direct();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry().with(filter).with(layer),
+    )
+    .unwrap();
+    for round in 0..200 {
+        exchange(&mut stream, &mut buffer, CASES[round % CASES.len()]);
+    }
+    // A request's record is written just after its answer went out.
+    let records = records_reaching(200);
+    assert_eq!(records, 200, "access records for 200 requests");
+    let allocations = allocations_in(requests, &mut stream, &mut buffer);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations in {requests} requests with access logs on"
+    );
+    let logged = records_reaching(records + requests as u64) - records;
+    assert_eq!(logged, requests as u64, "access records");
     drop(stream);
     sender.hard_stop("stop").unwrap();
     answer_to(&mut receiver, "stop");

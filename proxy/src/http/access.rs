@@ -1,11 +1,14 @@
 //! What one relayed request leaves behind: its metrics and its access log
 //! line, written without allocating (the log line's text fields are copied
-//! into a per-connection buffer, and only when something listens).
+//! into a per-connection buffer, and the record goes straight to the access
+//! log's writer when the daemon's layer takes it: see
+//! [`access_log::log_request`]).
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::access_log::{self, Elapsed, Entry};
 use crate::balancer::Backend;
 use crate::context::Shared;
 use crate::metrics::Answered;
@@ -111,26 +114,24 @@ impl Record {
                 .and_then(|bytes| std::str::from_utf8(bytes).ok())
                 .unwrap_or("-")
         };
-        let millis = |time: Option<Duration>| time.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
-        tracing::info!(
-            target: "access",
-            request_id = self.id(),
-            client = peer,
-            cluster = cluster.unwrap_or("-"),
-            backend = backend_id.unwrap_or("-"),
-            backend_address = self.backend.as_ref().map_or("-", |b| b.address_text()),
-            method = text(&self.fields.method),
-            host = text(&self.fields.host),
-            path = text(&self.fields.path),
-            protocol = self.protocol,
-            user_agent = text(&self.fields.user_agent),
-            status,
-            bytes_in = answered.bytes_in,
-            bytes_out,
-            service_ms = service_time.as_secs_f64() * 1000.0,
-            response_ms = millis(self.response_time),
-            connect_ms = millis(self.connect_time),
-            "request"
-        );
+        access_log::log_request(&Entry {
+            request_id: Some(self.id()),
+            client: Some(peer),
+            cluster,
+            backend: backend_id,
+            backend_address: self.backend.as_ref().map(|b| b.address_text()),
+            method: Some(text(&self.fields.method)),
+            host: Some(text(&self.fields.host)),
+            path: Some(text(&self.fields.path)),
+            protocol: Some(self.protocol),
+            user_agent: Some(text(&self.fields.user_agent)),
+            status: Some(status),
+            bytes_in: Some(answered.bytes_in),
+            bytes_out: Some(bytes_out),
+            service: Elapsed::Measured(service_time),
+            response: Elapsed::of(self.response_time),
+            connect: Elapsed::of(self.connect_time),
+            ..Entry::default()
+        });
     }
 }
