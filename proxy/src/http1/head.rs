@@ -111,6 +111,25 @@ fn scan(buf: &[u8]) -> Scan {
     let mut start_line_done = false;
     let mut state = State::Rest;
     while index < buf.len() {
+        if state == State::LineStart {
+            // The common line, a name up to its colon, in one step; a line
+            // that starts or goes on otherwise is looked at byte by byte.
+            let first = buf[index];
+            if first > b' ' && first != b':' && first != 0x7f {
+                match first_name_end(&buf[index + 1..]) {
+                    None => break,
+                    Some(end) if buf[index + 1 + end] == b':' => {
+                        index += end + 2;
+                        state = State::Rest;
+                        continue;
+                    }
+                    Some(end) => {
+                        index += 1 + end;
+                        state = State::Name;
+                    }
+                }
+            }
+        }
         if state == State::Rest {
             // The fast path: a value or the start line, up to the next byte
             // that needs a look (CR, LF, a control character).
@@ -616,7 +635,112 @@ pub fn line_range(buf: &[u8], header: &httparse::Header<'_>) -> std::ops::Range<
 mod tests {
     use proptest::prelude::*;
 
-    use super::{first_control, first_name_end};
+    use super::{Rule, Scan, first_control, first_name_end, scan};
+
+    /// The scan as first written, a byte at a time: the reference the
+    /// faster one must agree with.
+    fn byte_by_byte_scan(buf: &[u8]) -> Scan {
+        #[derive(PartialEq)]
+        enum State {
+            LineStart,
+            Name,
+            NameSpace,
+            Rest,
+        }
+        let mut index = 0;
+        // Empty lines before the start line are ignored (RFC 9112 §2.2).
+        while buf[index..].starts_with(b"\r\n") {
+            index += 2;
+        }
+        let mut line = index;
+        let mut start_line_done = false;
+        let mut state = State::Rest;
+        while index < buf.len() {
+            if state == State::Rest {
+                // The fast path: a value or the start line, up to the next byte
+                // that needs a look (CR, LF, a control character).
+                index += buf[index..]
+                    .iter()
+                    .position(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                    .unwrap_or(buf.len() - index);
+                if index == buf.len() {
+                    break;
+                }
+            } else if state == State::Name {
+                // A name, up to its colon or whatever else needs a look.
+                index += buf[index..]
+                    .iter()
+                    .position(|&b| b <= b' ' || b == b':' || b == 0x7f)
+                    .unwrap_or(buf.len() - index);
+                if index == buf.len() {
+                    break;
+                }
+            }
+            let byte = buf[index];
+            let broken = |rule| Scan::Broken { rule, line };
+            match byte {
+                b'\r' => match buf.get(index + 1) {
+                    None => break,
+                    Some(b'\n') => {
+                        if state == State::LineStart {
+                            return Scan::Complete { len: index + 2 };
+                        }
+                        index += 2;
+                        line = index;
+                        start_line_done = true;
+                        state = State::LineStart;
+                        continue;
+                    }
+                    Some(_) => return broken(Rule::BareCr),
+                },
+                b'\n' => return broken(Rule::BareLf),
+                0 => return broken(Rule::Nul),
+                b'\t' | b' ' => match state {
+                    State::LineStart => return broken(Rule::ObsoleteLineFolding),
+                    State::Name => state = State::NameSpace,
+                    _ => {}
+                },
+                0x01..=0x1f | 0x7f => return broken(Rule::ControlCharacter),
+                b':' if state == State::NameSpace => return broken(Rule::WhitespaceBeforeColon),
+                b':' => state = State::Rest,
+                _ => match state {
+                    State::LineStart => state = State::Name,
+                    State::NameSpace => state = State::Rest,
+                    _ => {}
+                },
+            }
+            index += 1;
+        }
+        Scan::Incomplete { start_line_done }
+    }
+
+    /// Heads made of the pieces the scan tells apart.
+    fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            6 => proptest::sample::select(vec![
+                &b"GET / HTTP/1.1\r\n"[..],
+                b"Host: example.com\r\n",
+                b"X-Long-Header-Name: value\r\n",
+                b"A:b\r\n",
+                b"\r\n",
+                b"\r",
+                b"\n",
+                b" ",
+                b"\t",
+                b":",
+                b"Name",
+                b"Name :",
+                b"\x00",
+                b"\x7f",
+                b"\x01",
+                b"\xc3\xa9",
+                b"0123456789abcdef",
+            ])
+            .prop_map(<[u8]>::to_vec),
+            1 => proptest::collection::vec(any::<u8>(), 0..12),
+        ];
+        proptest::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat())
+    }
 
     proptest! {
         /// The blockwise search finds what a byte-by-byte one does, at
@@ -632,6 +756,16 @@ mod tests {
                 .iter()
                 .position(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
             prop_assert_eq!(first_control(&bytes), plain);
+        }
+
+        /// The scan's verdict is the byte-by-byte one's, on every head and
+        /// every prefix of it.
+        #[test]
+        fn the_scan_agrees_with_a_byte_by_byte_one(bytes in head_bytes()) {
+            for end in 0..=bytes.len() {
+                let prefix = &bytes[..end];
+                prop_assert_eq!(scan(prefix), byte_by_byte_scan(prefix), "{:?}", prefix);
+            }
         }
 
         /// The same for the end of a header name.
