@@ -231,7 +231,7 @@ impl Entry<'_> {
 /// `error` and `duration` are not part of it; a missing status, byte count
 /// or time is written as the event would carry it: `0`, `0`, `-1` ms).
 pub fn log_request(entry: &Entry<'_>) {
-    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+    if !wanted() {
         return;
     }
     let entry = entry.as_request();
@@ -249,6 +249,12 @@ pub fn log_request(entry: &Entry<'_>) {
     if !written {
         entry.emit();
     }
+}
+
+/// Whether the current subscriber's filter lets access records through:
+/// a caller with an entry to build can ask before building it.
+pub fn wanted() -> bool {
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
 }
 
 /// The layer that turns access events (and direct request records) into

@@ -109,6 +109,10 @@ impl Record {
             .metrics
             .borrow_mut()
             .record(cluster, backend_id, &answered);
+        // With access logs off, the record's fields are not even read.
+        if !access_log::wanted() {
+            return;
+        }
         let text = |range: &Range<usize>| {
             log.get(range.clone())
                 .and_then(|bytes| std::str::from_utf8(bytes).ok())

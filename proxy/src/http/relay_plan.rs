@@ -208,6 +208,7 @@ pub(super) fn first<'b>(
 }
 
 /// Appends `name: value` and CRLF.
+#[inline]
 pub(super) fn push_line(lines: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     lines.extend_from_slice(name);
     lines.extend_from_slice(b": ");
