@@ -301,7 +301,10 @@ printf '%-17s %-8s %10s %14s %12s' transfer proxy "MB/s" "peak RSS kB" "worker C
 echo
 for round in $(seq 1 "$ROUNDS"); do
     for what in download-cl download-chunked upload-cl upload-chunked; do
-        for proxy in sozu-rs nginx; do
+        # Which proxy goes first alternates from round to round.
+        order="sozu-rs nginx"
+        [ $((round % 2)) -eq 0 ] && order="nginx sozu-rs"
+        for proxy in $order; do
             case $proxy in
                 sozu-rs) read -r rate peak cpu calls < <(transfer "$SOZU_HTTP" "$SOZU_WORKER" "$what") ;;
                 nginx) read -r rate peak cpu calls < <(transfer "$NGINX_HTTP" "$NGINX_WORKER" "$what") ;;

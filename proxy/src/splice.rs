@@ -75,9 +75,10 @@ pub(crate) enum Stopped {
 /// sixteen times more fills and drains per body.
 pub(crate) const DEFAULT_CAPACITY: usize = 1 << 20;
 
-/// The most taken by the read that follows a chunk's spliced data: its
-/// CRLF and the next size line (and a few bytes of data), the rest of the
-/// next chunk's data left in the socket for the pipe.
+/// The most taken by each read that follows a chunk's spliced data until
+/// one brings data: its CRLF and the next size line (and a few bytes of
+/// data), the rest of the next chunk's data left in the socket for the
+/// pipe.
 pub(crate) const FRAMING_READ: usize = 64;
 
 /// Where the next read of a body goes: `buffer`, at most

@@ -424,7 +424,7 @@ where
         let take = if prepared.framing == Framing::Chunked {
             let advance = decoder.advance(front).map_err(|_| Failure::Client)?;
             done = advance.done;
-            framing = framing && decoder.data_left() == 0;
+            framing = framing && advance.data == 0 && decoder.data_left() == 0;
             advance.consumed
         } else {
             let take = remaining.min(front.len() as u64);

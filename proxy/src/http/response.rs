@@ -364,7 +364,7 @@ where
         large = read >= buffer_size;
         let take = body.take(back).map_err(|_| sent)?;
         done = take.done;
-        framing = framing && body.decoder.data_left() == 0;
+        framing = framing && take.data == 0 && body.decoder.data_left() == 0;
         let mut slices = [IoSlice::new(&[]); 3];
         let count = pieces(&back[..take.consumed], rechunk, &mut size_line, &mut slices);
         write_all(client, &mut slices[..count], deadline, front_timeout)
