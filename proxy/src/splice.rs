@@ -33,6 +33,7 @@ use bytes::BufMut;
 use bytes::buf::Limit;
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::deadline::Deadline;
 
@@ -210,7 +211,9 @@ impl Pipe {
     /// allows, and the relay only waits when neither can go on. A fill
     /// that meets `EAGAIN` while the pipe holds bytes peeks at the source
     /// (see the module's documentation): bytes there mean the pipe is
-    /// full, and the fill waits for a drain to make room.
+    /// full, and the fill waits for a drain to make room. A destination
+    /// that takes nothing fails `timeouts.1` after it last took bytes,
+    /// however many the source brings meanwhile.
     pub(crate) async fn relay(
         &mut self,
         (from, to): (&TcpStream, &TcpStream),
@@ -223,6 +226,9 @@ impl Pipe {
         let mut ended = false;
         // The last fill found the pipe full in its slots.
         let mut full = false;
+        // When the destination's wait ends, from when it last took
+        // nothing: bytes still coming from the source do not extend it.
+        let mut stuck: Option<Instant> = None;
         loop {
             let mut progress = false;
             let room = self.capacity.saturating_sub(self.held);
@@ -241,6 +247,7 @@ impl Pipe {
             if self.held > 0 && self.try_drain(to, moved)? {
                 progress = true;
                 full = false;
+                stuck = None;
             }
             if self.held == 0 {
                 if unread == 0 {
@@ -255,12 +262,12 @@ impl Pipe {
             }
             if self.held == 0 {
                 readable(from, (deadline, read_timeout)).await?;
-            } else if unread > 0 && !ended && !full && self.held < self.capacity {
-                // The destination is full, the source may bring more.
-                either(from, to, (deadline, write_timeout)).await?;
-            } else {
-                writable(to, (deadline, write_timeout)).await?;
+                continue;
             }
+            // The destination is full; the source may bring more.
+            let end = *stuck.get_or_insert_with(|| Instant::now() + write_timeout);
+            let more = unread > 0 && !ended && !full && self.held < self.capacity;
+            either(from, to, more, (deadline, end)).await?;
         }
     }
 
@@ -352,20 +359,21 @@ async fn readable(
     }
 }
 
-/// Waits until `from` has bytes or `to` takes bytes, at most `timeout`
-/// (the destination's: the pipe holds bytes it has not taken).
+/// Waits until `to` takes bytes or, when `more`, `from` has bytes, until
+/// `end` (the destination's: the pipe holds bytes it has not taken).
 async fn either(
     from: &TcpStream,
     to: &TcpStream,
-    (deadline, timeout): (&mut Deadline, Duration),
+    more: bool,
+    (deadline, end): (&mut Deadline, Instant),
 ) -> Result<(), Stopped> {
     let ready = async {
         tokio::select! {
-            read = from.readable() => read.map_err(Stopped::Source),
+            read = from.readable(), if more => read.map_err(Stopped::Source),
             write = to.writable() => write.map_err(Stopped::Destination),
         }
     };
-    match deadline.within(timeout, ready).await {
+    match deadline.until(end, ready).await {
         Ok(ready) => ready,
         Err(_) => Err(Stopped::Destination(io::ErrorKind::TimedOut.into())),
     }

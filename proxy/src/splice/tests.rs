@@ -322,3 +322,42 @@ async fn the_pipe_fills_while_the_destination_is_full() {
     assert_eq!(moved + pipe.held() as u64, 200_000);
     drop(reader);
 }
+
+#[tokio::test]
+async fn a_source_that_trickles_does_not_extend_the_write_timeout() {
+    let (mut writer, source) = pair().await;
+    let (destination, reader) = pair().await;
+    shrink(&destination, libc::SO_SNDBUF, 4096);
+    shrink(&reader, libc::SO_RCVBUF, 4096);
+    // Enough to fill what the destination takes, then a byte every 20 ms
+    // for 4 s: each wakes the relay, none may restart the write timeout.
+    writer.write_all(&pattern(200_000)).await.expect("write");
+    let trickle = tokio::spawn(async move {
+        for _ in 0..200 {
+            if writer.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut pipe = Pipe::open(Some(1 << 20)).expect("pipe");
+    let mut deadline = Deadline::new(SECOND);
+    let mut moved = 0;
+    let started = std::time::Instant::now();
+    let ends = (&source, &destination);
+    let timeouts = (10 * SECOND, Duration::from_millis(300));
+    let relayed = pipe
+        .relay(ends, 1 << 20, &mut deadline, timeouts, &mut moved)
+        .await;
+    match relayed {
+        Err(Stopped::Destination(error)) => {
+            assert_eq!(error.kind(), std::io::ErrorKind::TimedOut)
+        }
+        other => panic!("expected a write timeout, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < 2 * SECOND, "{elapsed:?}");
+    trickle.abort();
+    drop(reader);
+}
