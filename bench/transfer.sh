@@ -12,7 +12,8 @@
 #   SIZE=$((256 << 20)) ROUNDS=3 bench/transfer.sh
 #   SOZU_BIN=path/to/sozu bench/transfer.sh  # skip the release build
 #   BUFFER_SIZE=65536 bench/transfer.sh    # this proxy's buffer_size (16393, Sozu's default)
-#   PIPE_CAPACITY=1048576 bench/transfer.sh # splice_pipe_capacity_bytes (unset: the kernel's 64 KiB)
+#   PIPE_CAPACITY=65536 bench/transfer.sh  # splice_pipe_capacity_bytes (unset: 1 MiB)
+#   SYSCALLS=1 SIZE=$((256 << 20)) bench/transfer.sh  # also system calls per GiB
 #
 # The backend is a small Python program: it answers GET /cl and GET
 # /chunked with SIZE zero bytes (Content-Length, or 1 MiB chunks) and reads
@@ -21,6 +22,11 @@
 # `Transfer-Encoding: chunked`), without `Expect: 100-continue`. nginx streams both ways
 # (`proxy_request_buffering off`, `proxy_buffering off`, 64 KiB buffers
 # each way, no body size limit), one worker; this proxy one worker, release build.
+#
+# SYSCALLS=1 counts each worker's system calls during each transfer with
+# `perf stat` (tracepoints raw_syscalls:sys_enter, and splice, epoll_wait,
+# read/recvfrom and write/writev/sendto apart), scaled to calls per GiB:
+# counts that do not depend on how busy the machine is. perf, as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +38,7 @@ ROUNDS=${ROUNDS:-1}
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-for tool in nginx curl python3; do
+for tool in nginx curl python3 ${SYSCALLS:+perf}; do
     command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
 if [ -n "${SOZU_BIN:-}" ]; then
@@ -230,10 +236,46 @@ echo "worker resident memory before: sozu-rs $(kb "$SOZU_WORKER" VmRSS) kB, ngin
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# Prints "MB/s peak_kB cpu_ms" for one transfer through the proxy on `port`.
+# The system calls counted (SYSCALLS=1), each a perf tracepoint.
+EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_splice,syscalls:sys_enter_epoll_wait
+EVENTS+=,syscalls:sys_enter_read,syscalls:sys_enter_recvfrom
+EVENTS+=,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto
+
+# Starts counting `worker`'s system calls into $WORK/perf.csv; PERF is
+# perf's pid. Returns once perf has attached (its events are open).
+count_syscalls() {
+    perf stat -x, -e "$EVENTS" -p "$1" -o "$WORK/perf.csv" &
+    PERF=$!
+    local tries=0
+    until ls -l "/proc/$PERF/fd" 2>/dev/null | grep -q perf_event; do
+        tries=$((tries + 1))
+        [ "$tries" -gt 500 ] && { echo "perf did not attach" >&2; exit 1; }
+        sleep 0.01
+    done
+}
+
+# Stops perf (in the shell that started it: a command substitution could
+# not wait for it).
+stop_counting() {
+    kill -INT "$PERF"
+    wait "$PERF" || true
+}
+
+# Prints "all splice epoll read write" calls per GiB, as perf counted.
+syscalls_per_gib() {
+    awk -F, -v n="$SIZE" '
+        $3 ~ /raw_syscalls/ { all = $1 } $3 ~ /splice/ { sp = $1 } $3 ~ /epoll_wait/ { ep = $1 }
+        $3 ~ /enter_(read|recvfrom)$/ { rd += $1 } $3 ~ /enter_(write|writev|sendto)$/ { wr += $1 }
+        END { g = 2^30 / n; printf "%.0f %.0f %.0f %.0f %.0f\n", all * g, sp * g, ep * g, rd * g, wr * g }
+    ' "$WORK/perf.csv"
+}
+
+# Prints "MB/s peak_kB cpu_ms" (and with SYSCALLS=1, the calls per GiB of
+# syscalls_per_gib) for one transfer through the proxy on `port`.
 transfer() {
     local port=$1 worker=$2 what=$3 seconds before
     echo 5 >"/proc/$worker/clear_refs" 2>/dev/null || true
+    [ -n "${SYSCALLS:-}" ] && [ "$worker" != $$ ] && count_syscalls "$worker"
     before=$(cpu_ticks "$worker")
     local url="http://127.0.0.1:$port"
     case "$what" in
@@ -244,24 +286,34 @@ transfer() {
             seconds=$(head -c "$SIZE" /dev/zero |
                 curl -sS -o /dev/null -w '%{time_total}' -T - -H 'Expect:' -H 'Transfer-Encoding: chunked' "$url/up") ;;
     esac
+    local calls=""
+    if [ -n "${SYSCALLS:-}" ] && [ "$worker" != $$ ]; then
+        stop_counting
+        calls=$(syscalls_per_gib)
+    fi
     awk -v s="$seconds" -v n="$SIZE" -v p="$(kb "$worker" VmHWM)" \
-        -v c="$(($(cpu_ticks "$worker") - before))" -v t="$TICK" \
-        'BEGIN { printf "%.0f %s %.0f\n", n / s / 1e6, p, c * 1000 / t }'
+        -v c="$(($(cpu_ticks "$worker") - before))" -v t="$TICK" -v calls="$calls" \
+        'BEGIN { printf "%.0f %s %.0f %s\n", n / s / 1e6, p, c * 1000 / t, calls }'
 }
 
-printf '%-17s %-8s %10s %14s %12s\n' transfer proxy "MB/s" "peak RSS kB" "worker CPU ms"
+printf '%-17s %-8s %10s %14s %12s' transfer proxy "MB/s" "peak RSS kB" "worker CPU ms"
+[ -n "${SYSCALLS:-}" ] && printf ' %s' "calls/GiB: all" splice epoll_wait read write
+echo
 for round in $(seq 1 "$ROUNDS"); do
     for what in download-cl download-chunked upload-cl upload-chunked; do
-        for proxy in sozu-rs nginx; do
+        # Which proxy goes first alternates from round to round.
+        order="sozu-rs nginx"
+        [ $((round % 2)) -eq 0 ] && order="nginx sozu-rs"
+        for proxy in $order; do
             case $proxy in
-                sozu-rs) read -r rate peak cpu < <(transfer "$SOZU_HTTP" "$SOZU_WORKER" "$what") ;;
-                nginx) read -r rate peak cpu < <(transfer "$NGINX_HTTP" "$NGINX_WORKER" "$what") ;;
+                sozu-rs) read -r rate peak cpu calls < <(transfer "$SOZU_HTTP" "$SOZU_WORKER" "$what") ;;
+                nginx) read -r rate peak cpu calls < <(transfer "$NGINX_HTTP" "$NGINX_WORKER" "$what") ;;
             esac
-            printf '%-17s %-8s %10s %14s %12s\n' "$what" "$proxy" "$rate" "$peak" "$cpu"
+            printf '%-17s %-8s %10s %14s %12s %s\n' "$what" "$proxy" "$rate" "$peak" "$cpu" "$calls"
         done
     done
 done
 echo "direct (no proxy), for the ceiling:"
-for what in download-cl upload-cl; do
+for what in download-cl download-chunked upload-cl; do
     printf '%-17s %-8s %10s\n' "$what" direct "$(transfer "$BACKEND" "$$" "$what" | cut -d' ' -f1)"
 done

@@ -285,7 +285,7 @@ pub struct Config {
     /// Backend connections a request may try (1 to 255).
     pub max_connection_attempts: u32,
     /// Capacity of the pipes that splice HTTP/1.1 bodies, bytes (4096 to
-    /// 2^31-1); the kernel's default when absent.
+    /// 2^31-1); workers ask for 1 MiB (or `pipe-max-size`) when absent.
     pub splice_pipe_capacity_bytes: Option<u64>,
     /// The keys the file set that only tune Sozu's internals and that this
     /// daemon does not act upon (they still reach workers in

@@ -42,8 +42,8 @@ pub struct ProxyOptions {
     /// are freed.
     pub max_buffers: usize,
     /// Capacity asked for the pipes that splice relayed bodies between
-    /// plain TCP sockets (`splice_pipe_capacity_bytes`); the kernel's
-    /// default (64 KiB) when `None`.
+    /// plain TCP sockets (`splice_pipe_capacity_bytes`); 1 MiB (or
+    /// `pipe-max-size` when lower) when `None`.
     pub splice_pipe_capacity: Option<usize>,
     /// What a `logging` request does: the program that owns the process's
     /// log output changes its filter. Without it (the default) the server

@@ -22,6 +22,11 @@ const SIZE: u64 = 4 << 20;
 /// so that most of each one's data goes by splice, around framing read by
 /// the codec.
 const CHUNK: usize = 300_000;
+/// Chunks a little larger than the buffer, for `/chunked-small` and
+/// `/up-chunked-small`.
+const SMALL_CHUNK: usize = 40_000;
+/// The buffer of these tests' workers (Sozu's default).
+const BUFFER: u64 = 16_393;
 
 /// The byte at `offset` of every body here.
 fn byte_at(offset: u64) -> u8 {
@@ -50,12 +55,14 @@ impl Checker {
     }
 }
 
-/// Writes `SIZE` bytes of the pattern, as chunks of `CHUNK` bytes when
-/// `chunked`, the last chunk included.
-fn write_body(out: &mut impl Write, chunked: bool) -> std::io::Result<()> {
+/// Writes `SIZE` bytes of the pattern, as chunks of `chunk` bytes when
+/// given, the last chunk included.
+fn write_body(out: &mut impl Write, chunk: Option<usize>) -> std::io::Result<()> {
+    let chunked = chunk.is_some();
+    let chunk = chunk.unwrap_or(SIZE as usize) as u64;
     let mut offset = 0;
     while offset < SIZE {
-        let len = (SIZE - offset).min(CHUNK as u64) as usize;
+        let len = (SIZE - offset).min(chunk) as usize;
         if chunked {
             out.write_all(format!("{len:x}\r\n").as_bytes())?;
         }
@@ -86,14 +93,21 @@ fn backend() -> RawBackend {
                     .write_all(
                         format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes(),
                     )
-                    .and_then(|()| write_body(&mut writer, false)),
-                "/chunked" => writer
-                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    .and_then(|()| write_body(&mut writer, true)),
+                    .and_then(|()| write_body(&mut writer, None)),
+                "/chunked" | "/chunked-small" => {
+                    let chunk = if head.target == "/chunked" {
+                        CHUNK
+                    } else {
+                        SMALL_CHUNK
+                    };
+                    writer
+                        .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .and_then(|()| write_body(&mut writer, Some(chunk)))
+                }
                 "/close" => {
                     let _ = writer
                         .write_all(b"HTTP/1.1 200 OK\r\n\r\n")
-                        .and_then(|()| write_body(&mut writer, false));
+                        .and_then(|()| write_body(&mut writer, None));
                     return;
                 }
                 _ => {
@@ -221,10 +235,16 @@ impl Spliced<'_> {
     /// Checks that most of the last body (`SIZE` bytes) went by splice, and
     /// no byte was counted twice.
     fn check(&mut self, path: &str) {
+        self.check_at_least(path, SIZE * 3 / 4 + 1);
+    }
+
+    /// Checks that at least `least` bytes of the last body went by splice,
+    /// and no byte was counted twice.
+    fn check_at_least(&mut self, path: &str, least: u64) {
         let mut now = 0;
         let mostly = wait_until(Duration::from_secs(10), || {
             now = proxy_count(self.daemon, "http.spliced_bytes") as u64;
-            now - self.before > SIZE * 3 / 4
+            now - self.before >= least
         });
         assert!(mostly, "{path}: {} bytes spliced", now - self.before);
         assert!(now - self.before <= SIZE, "{path}: {}", now - self.before);
@@ -325,7 +345,12 @@ const UPLOADS: [&str; 2] = ["/up-cl", "/up-chunked"];
 /// Uploads SIZE bytes to `path` (chunked for `/up-chunked`) on
 /// `connection`, and reads the answer.
 fn upload(connection: &mut Connection, path: &str) -> Answer {
-    let chunked = path == "/up-chunked";
+    let chunk = match path {
+        "/up-chunked" => Some(CHUNK),
+        "/up-chunked-small" => Some(SMALL_CHUNK),
+        _ => None,
+    };
+    let chunked = chunk.is_some();
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_owned()
     } else {
@@ -333,6 +358,41 @@ fn upload(connection: &mut Connection, path: &str) -> Answer {
     };
     let head = format!("POST {path} HTTP/1.1\r\nHost: big.test\r\n{framing}\r\n\r\n");
     connection.send(head.as_bytes()).unwrap();
-    write_body(&mut connection.writer, chunked).unwrap();
+    write_body(&mut connection.writer, chunk).unwrap();
     connection.answer().unwrap()
+}
+
+/// Chunks a little larger than the buffer, both ways: after a chunk's
+/// spliced data only its CRLF and the next size line are read (with a few
+/// bytes of data), so each chunk's data but those few bytes goes by
+/// splice. (Reading a whole buffer there would copy 16 KB of each 40 KB
+/// chunk.)
+#[test]
+fn chunk_data_is_spliced_from_chunk_to_chunk() {
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, 1, "", ""));
+    let backend = backend();
+    daemon.add_cluster(harness::cluster("big"));
+    daemon.add_frontend(harness::frontend(port, "big.test", Some("big")));
+    daemon.add_backend(harness::backend("big", "big-0", backend.address));
+    let mut spliced = Spliced {
+        daemon: &daemon,
+        before: 0,
+    };
+    // Copied at most: the first buffer of the body, and 64 bytes (the read
+    // after spliced data) of each chunk.
+    let chunks = SIZE.div_ceil(SMALL_CHUNK as u64);
+    let least = SIZE - BUFFER - chunks * 64;
+    let mut connection = Connection::open(port);
+    let answer = upload(&mut connection, "/up-chunked-small");
+    assert_eq!(answer.text(), format!("{SIZE} None"));
+    spliced.check_at_least("/up-chunked-small", least);
+    let request = "GET /chunked-small HTTP/1.1\r\nHost: big.test\r\n\r\n";
+    connection.send(request.as_bytes()).unwrap();
+    let head = connection.head().unwrap();
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    let mut checker = Checker::default();
+    let received = connection.body(&head, |piece| checker.feed(piece)).unwrap();
+    assert_eq!((received, checker.mismatch), (SIZE, None));
+    spliced.check_at_least("/chunked-small", least);
 }

@@ -35,7 +35,7 @@ use crate::http1::head::{self, Answering, Parsed};
 use crate::http1::names::Known;
 use crate::pool::RawConnection;
 use crate::settings::ListenerSettings;
-use crate::splice::{Client, Splicer, Stopped};
+use crate::splice::{self, Client, Splicer, Stopped};
 
 /// Interim (1xx) answers a response may start with before its final head.
 pub(super) const MAX_INTERIM: usize = 16;
@@ -364,6 +364,7 @@ where
             Waited::Sending => {}
         }
     }
+    let mut framing = false; // the next read: of the framing after spliced data
     while !done {
         if !pending.is_empty() {
             // Answers held back are not kept waiting on a client's body.
@@ -396,6 +397,7 @@ where
             prepared.record.bytes_in += moved;
             if chunked {
                 decoder.skip_data(moved);
+                framing |= moved > 0;
             } else {
                 (remaining, done) = (remaining - moved, remaining == moved);
             }
@@ -410,10 +412,11 @@ where
         // (Body bytes may already be there, read while waiting to say
         // `100 Continue`.)
         if front.is_empty() {
+            let mut into = splice::read_into(front, framing);
             let read = tokio::select! {
                 biased;
                 answered = watching.answer(&mut from_back, back) => return answered.map(|()| true),
-                read = deadline.within(front_timeout, client.read_buf(front)) => read,
+                read = deadline.within(front_timeout, client.read_buf(&mut into)) => read,
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Failure::Client),
@@ -423,6 +426,7 @@ where
         let take = if prepared.framing == Framing::Chunked {
             let advance = decoder.advance(front).map_err(|_| Failure::Client)?;
             done = advance.done;
+            framing = framing && advance.data == 0 && decoder.data_left() == 0;
             advance.consumed
         } else {
             let take = remaining.min(front.len() as u64);
@@ -492,6 +496,7 @@ async fn splice_upload<C: Client>(
         spliced = pipe.relay(ends, length, deadline, timeouts, &mut *moved) => Ok(spliced),
     };
     shared.metrics.borrow_mut().spliced_bytes += *moved;
+    splicer.release();
     let spliced = match spliced {
         Ok(spliced) => spliced,
         Err(answered) => return answered.map(|()| Spliced::Answered),

@@ -312,6 +312,8 @@ where
     sent += first.data;
     back.drain(..start + first.consumed);
     let mut large = false;
+    // The next read is of the framing after spliced chunk data: small.
+    let mut framing = false;
     while !done {
         // The rest of a large body goes through a pipe when the client is
         // plain TCP.
@@ -335,15 +337,17 @@ where
                 Download::Unsupported => true,
             };
             done = body.skip(moved);
+            framing = body.framing == Framing::Chunked;
             if done || !copy {
                 continue;
             }
         }
         back.clear();
+        let mut into = splice::read_into(back, framing);
         let read = tokio::select! {
             biased;
             () = raw.registration.closed() => return Err(sent),
-            read = deadline.within(back_timeout, raw.stream.read_buf(back)) => read,
+            read = deadline.within(back_timeout, raw.stream.read_buf(&mut into)) => read,
         };
         let read = match read {
             Ok(Ok(read)) => read,
@@ -364,6 +368,7 @@ where
         large = read >= buffer_size;
         let take = body.take(back).map_err(|_| sent)?;
         done = take.done;
+        framing = framing && take.data == 0 && body.decoder.data_left() == 0;
         let mut slices = [IoSlice::new(&[]); 3];
         let count = pieces(&back[..take.consumed], rechunk, &mut size_line, &mut slices);
         write_all(client, &mut slices[..count], deadline, front_timeout)
@@ -407,6 +412,7 @@ async fn splice_body(
         pipe.relay((from, to), length, deadline, timeouts, moved)
             .await
     };
+    splicer.release();
     match spliced {
         Ok(()) if until_close => Ok(Download::Ended),
         Ok(()) => Ok(Download::Moved),

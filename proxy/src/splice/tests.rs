@@ -5,7 +5,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Pipe, Splicer, Stopped, write_all};
+use std::os::fd::AsRawFd;
+
+use super::{DEFAULT_CAPACITY, KEPT, Pipe, Splicer, Stopped, kept, within_max, write_all};
 use crate::deadline::Deadline;
 
 /// Two ends of one loopback connection.
@@ -201,8 +203,161 @@ async fn framing_goes_between_spliced_data() {
 
 #[test]
 fn a_pipe_takes_the_capacity_asked_for() {
-    let pipe = Pipe::open(Some(1 << 20)).expect("pipe");
+    let pipe = Pipe::open(Some(256 << 10)).expect("pipe");
     // Within /proc/sys/fs/pipe-max-size (1 MiB by default) for anyone.
-    assert_eq!(pipe.capacity(), 1 << 20);
-    assert_eq!(Pipe::open(None).expect("pipe").capacity(), 64 * 1024);
+    assert_eq!(pipe.capacity(), 256 << 10);
+    // Unset: 1 MiB, or the system's pipe-max-size when lower.
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .expect("pipe-max-size")
+        .trim()
+        .parse()
+        .expect("a number");
+    let default = Pipe::open(None).expect("pipe").capacity();
+    assert_eq!(default, (1 << 20).min(max));
+}
+
+#[test]
+fn the_default_capacity_stays_within_pipe_max_size() {
+    assert_eq!(within_max(Some("262144\n".into())), 256 << 10);
+    assert_eq!(within_max(Some("4194304\n".into())), DEFAULT_CAPACITY);
+    assert_eq!(within_max(None), DEFAULT_CAPACITY);
+    assert_eq!(within_max(Some("many".into())), DEFAULT_CAPACITY);
+}
+
+#[test]
+fn empty_pipes_go_back_to_the_thread_and_busy_ones_are_closed() {
+    // A capacity no other test asks for: this test's pipes only.
+    let capacity = Some(3 * 4096);
+    let mut first = Splicer::new(capacity);
+    let fd = first.pipe().expect("pipe").read.as_raw_fd();
+    let before = kept();
+    first.release();
+    assert_eq!(kept(), before + 1);
+    // The next connection takes the same pipe, not a new one.
+    let mut second = Splicer::new(capacity);
+    assert_eq!(second.pipe().expect("pipe").read.as_raw_fd(), fd);
+    assert_eq!(kept(), before);
+    // One of another capacity is not taken for it.
+    let mut other = Splicer::new(Some(5 * 4096));
+    let other_fd = other.pipe().expect("pipe").read.as_raw_fd();
+    assert_ne!(other_fd, fd);
+    drop(other);
+    // A pipe holding bytes is closed, never kept.
+    second.pipe.as_mut().expect("pipe").held = 10;
+    let kept_now = kept();
+    second.release();
+    assert_eq!(kept(), kept_now);
+    assert!(second.pipe.is_none());
+    // No more than KEPT wait.
+    let mut many: Vec<Splicer> = (0..KEPT + 3).map(|_| Splicer::new(capacity)).collect();
+    for splicer in &mut many {
+        splicer.pipe().expect("pipe");
+    }
+    drop(many);
+    assert_eq!(kept(), KEPT);
+}
+
+/// Sets a socket's send or receive buffer (`option`), in bytes.
+fn shrink(socket: &TcpStream, option: libc::c_int, bytes: libc::c_int) {
+    // SAFETY: setsockopt on a live socket with an integer value.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// Bytes waiting to be read on `socket`.
+fn queued(socket: &TcpStream) -> usize {
+    let mut count: libc::c_int = 0;
+    // SAFETY: FIONREAD on a live socket into an integer.
+    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut count) };
+    assert_eq!(result, 0, "{}", std::io::Error::last_os_error());
+    count as usize
+}
+
+#[tokio::test]
+async fn the_pipe_fills_while_the_destination_is_full() {
+    let (mut writer, source) = pair().await;
+    let (destination, reader) = pair().await;
+    // A destination that takes a few KiB and no more: its reader never
+    // reads.
+    shrink(&destination, libc::SO_SNDBUF, 4096);
+    shrink(&reader, libc::SO_RCVBUF, 4096);
+    let first = pattern(100_000);
+    writer.write_all(&first).await.expect("write");
+    let mut pipe = Pipe::open(Some(1 << 20)).expect("pipe");
+    let mut deadline = Deadline::new(SECOND);
+    let mut moved = 0;
+    let ends = (&source, &destination);
+    let timeouts = (10 * SECOND, SECOND);
+    let relay = pipe.relay(ends, 1 << 20, &mut deadline, timeouts, &mut moved);
+    let more = async {
+        // Once the relay has taken the first bytes (and is held up by the
+        // destination), more come.
+        let until = std::time::Instant::now() + 5 * SECOND;
+        while queued(&source) > 0 {
+            assert!(std::time::Instant::now() < until, "the relay took nothing");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        writer.write_all(&pattern(100_000)).await.expect("write");
+        writer
+    };
+    let (relayed, _writer) = tokio::join!(relay, more);
+    match relayed {
+        Err(Stopped::Destination(error)) => {
+            assert_eq!(error.kind(), std::io::ErrorKind::TimedOut)
+        }
+        other => panic!("expected a write timeout, got {other:?}"),
+    }
+    // The second part went into the pipe while the destination was full:
+    // nothing is left in the source, all of it is in the pipe or written.
+    assert_eq!(queued(&source), 0);
+    assert!(moved < 100_000, "the destination took {moved}");
+    assert_eq!(moved + pipe.held() as u64, 200_000);
+    drop(reader);
+}
+
+#[tokio::test]
+async fn a_source_that_trickles_does_not_extend_the_write_timeout() {
+    let (mut writer, source) = pair().await;
+    let (destination, reader) = pair().await;
+    shrink(&destination, libc::SO_SNDBUF, 4096);
+    shrink(&reader, libc::SO_RCVBUF, 4096);
+    // Enough to fill what the destination takes, then a byte every 20 ms
+    // for 4 s: each wakes the relay, none may restart the write timeout.
+    writer.write_all(&pattern(200_000)).await.expect("write");
+    let trickle = tokio::spawn(async move {
+        for _ in 0..200 {
+            if writer.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut pipe = Pipe::open(Some(1 << 20)).expect("pipe");
+    let mut deadline = Deadline::new(SECOND);
+    let mut moved = 0;
+    let started = std::time::Instant::now();
+    let ends = (&source, &destination);
+    let timeouts = (10 * SECOND, Duration::from_millis(300));
+    let relayed = pipe
+        .relay(ends, 1 << 20, &mut deadline, timeouts, &mut moved)
+        .await;
+    match relayed {
+        Err(Stopped::Destination(error)) => {
+            assert_eq!(error.kind(), std::io::ErrorKind::TimedOut)
+        }
+        other => panic!("expected a write timeout, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < 2 * SECOND, "{elapsed:?}");
+    trickle.abort();
+    drop(reader);
 }
