@@ -12,6 +12,7 @@
 
 mod access;
 mod answer;
+mod back_head;
 mod backend;
 mod expect;
 mod forward;
