@@ -63,3 +63,21 @@ start_nginx() {
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
 }
+
+# start_backend DIR PORT: the backend of the request benchmarks, an nginx
+# of one worker answering `return 200` with a short body on
+# 127.0.0.1:PORT, keeping client connections (its pid in NGINX_PID and
+# PIDS).
+start_backend() {
+    nginx_conf "$1" 4096 <<CFG
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$2;
+        location / { return 200 "hello from the backend\n"; }
+    }
+}
+CFG
+    start_nginx "$1"
+}

@@ -95,17 +95,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
 
 # -- the backend: nginx, one worker, `return 200`
-nginx_conf "$WORK/backend" 4096 <<CFG
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$BACKEND;
-        location / { return 200 "hello from the backend\n"; }
-    }
-}
-CFG
-start_nginx "$WORK/backend"
+start_backend "$WORK/backend" "$BACKEND"
 
 # -- this proxy: one worker, an HTTP and an HTTPS listener, one cluster
 mkdir -p "$WORK/sozu"

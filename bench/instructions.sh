@@ -50,17 +50,7 @@ read -r BACKEND PROXY < <(free_ports 2)
 # must be able to write their counts here.
 chmod 777 "$WORK"
 
-nginx_conf "$WORK/backend" 4096 <<CFG
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$BACKEND;
-        location / { return 200 "hello from the backend\n"; }
-    }
-}
-CFG
-start_nginx "$WORK/backend"
+start_backend "$WORK/backend" "$BACKEND"
 wait_port "$BACKEND"
 
 mkdir -p "$WORK/sozu"

@@ -78,6 +78,18 @@ fn write_body(out: &mut impl Write, chunk: Option<usize>) -> std::io::Result<()>
     Ok(())
 }
 
+/// A daemon of one worker on a free port, whose cluster `big` (host
+/// `big.test`) goes to a new [`backend`].
+fn big_site() -> (u16, Daemon, RawBackend) {
+    let port = free_port();
+    let daemon = Daemon::start(&config(port, 1, "", ""));
+    let backend = backend();
+    daemon.add_cluster(harness::cluster("big"));
+    daemon.add_frontend(harness::frontend(port, "big.test", Some("big")));
+    daemon.add_backend(harness::backend("big", "big-0", backend.address));
+    (port, daemon, backend)
+}
+
 /// Checks uploads (answering "COUNT MISMATCH"), and answers `GET /cl`,
 /// `/chunked` and `/close` with `SIZE` bytes framed that way (closing after
 /// the last).
@@ -273,12 +285,8 @@ fn bodies_over_tls_are_copied() {
 
 #[test]
 fn a_body_within_one_buffer_is_copied() {
-    let port = free_port();
-    let daemon = Daemon::start(&config(port, 1, "", ""));
-    let backend = backend();
-    daemon.add_cluster(harness::cluster("big"));
-    daemon.add_frontend(harness::frontend(port, "big.test", Some("big")));
-    daemon.add_backend(harness::backend("big", "big-0", backend.address));
+    // The backend lives as long as the test.
+    let (port, daemon, _backend) = big_site();
     let mut connection = Connection::open(port);
     // A body within one buffer: no pipe.
     let body = pattern(0, 10_000);
@@ -307,12 +315,8 @@ fn limit_leaving(pid: i32, free: usize) -> usize {
 
 #[test]
 fn a_worker_that_cannot_open_a_pipe_copies() {
-    let port = free_port();
-    let daemon = Daemon::start(&config(port, 1, "", ""));
-    let backend = backend();
-    daemon.add_cluster(harness::cluster("big"));
-    daemon.add_frontend(harness::frontend(port, "big.test", Some("big")));
-    daemon.add_backend(harness::backend("big", "big-0", backend.address));
+    // The backend lives as long as the test.
+    let (port, daemon, _backend) = big_site();
     let pids = daemon.worker_pids();
     assert_eq!(pids.len(), 1);
     // Room for the client's socket and the backend's, none for a pipe.
@@ -369,12 +373,8 @@ fn upload(connection: &mut Connection, path: &str) -> Answer {
 /// chunk.)
 #[test]
 fn chunk_data_is_spliced_from_chunk_to_chunk() {
-    let port = free_port();
-    let daemon = Daemon::start(&config(port, 1, "", ""));
-    let backend = backend();
-    daemon.add_cluster(harness::cluster("big"));
-    daemon.add_frontend(harness::frontend(port, "big.test", Some("big")));
-    daemon.add_backend(harness::backend("big", "big-0", backend.address));
+    // The backend lives as long as the test.
+    let (port, daemon, _backend) = big_site();
     let mut spliced = Spliced {
         daemon: &daemon,
         before: 0,
