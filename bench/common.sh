@@ -81,3 +81,31 @@ http {
 CFG
     start_nginx "$1"
 }
+
+# nginx_proxy_conf DIR BACKEND_PORT ACCESS SERVER: writes DIR/nginx.conf
+# for nginx as the compared proxy: one worker keeping connections to the
+# backend on 127.0.0.1:BACKEND_PORT alive, adding X-Forwarded-For; ACCESS
+# is its access_log line, SERVER the server block's listen (and TLS)
+# lines.
+nginx_proxy_conf() {
+    nginx_conf "$1" 4096 <<CFG
+http {
+    $3
+    keepalive_requests 1000000;
+    upstream backend {
+        server 127.0.0.1:$2;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        $4
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+CFG
+}

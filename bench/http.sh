@@ -128,30 +128,11 @@ SOZU_MAIN=$!
 PIDS+=("$SOZU_MAIN")
 
 # -- nginx: one worker, keep-alive to the backend
-nginx_conf "$WORK/nginx" 4096 <<CFG
-http {
-    $NGINX_ACCESS
-    keepalive_requests 1000000;
-    upstream backend {
-        server 127.0.0.1:$BACKEND;
-        keepalive 128;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_HTTP;
+nginx_proxy_conf "$WORK/nginx" "$BACKEND" "$NGINX_ACCESS" "listen 127.0.0.1:$NGINX_HTTP;
         listen 127.0.0.1:$NGINX_HTTPS ssl;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
-        ssl_protocols TLSv1.3;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-CFG
+        ssl_protocols TLSv1.3;"
 start_nginx "$WORK/nginx"
 NGINX_MAIN=$NGINX_PID
 

@@ -69,26 +69,7 @@ frontends = [{ address = "127.0.0.1:$PROXY", hostname = "127.0.0.1" }]
 backends = [{ address = "127.0.0.1:$BACKEND" }]
 TOML
 
-nginx_conf "$WORK/nginx" 4096 <<CFG
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    upstream backend {
-        server 127.0.0.1:$BACKEND;
-        keepalive 128;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$PROXY;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-CFG
+nginx_proxy_conf "$WORK/nginx" "$BACKEND" "access_log off;" "listen 127.0.0.1:$PROXY;"
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global

@@ -42,6 +42,20 @@ fn site_for(address: std::net::SocketAddr) -> Site {
     site
 }
 
+/// An echo WebSocket backend behind a site, and a connection that has
+/// asked it to upgrade `/chat` (the answer not read yet); what the
+/// backend saw comes on the receiver.
+fn chat() -> (RawBackend, Site, Connection, mpsc::Receiver<SeenRequest>) {
+    let (seen_tx, seen) = mpsc::channel();
+    let backend = websocket::echo_backend(seen_tx);
+    let site = site_for(backend.address);
+    let mut connection = Connection::open(site.port);
+    connection
+        .send(upgrade_request("/chat").as_bytes())
+        .unwrap();
+    (backend, site, connection, seen)
+}
+
 /// The opening handshake of a WebSocket, with the probe header.
 fn upgrade_request(path: &str) -> String {
     format!(
@@ -76,13 +90,8 @@ fn switching_backend(
 
 #[test]
 fn a_websocket_through_the_relay_carries_messages_both_ways() {
-    let (seen_tx, seen) = mpsc::channel();
-    let backend = websocket::echo_backend(seen_tx);
-    let site = site_for(backend.address);
-    let mut connection = Connection::open(site.port);
-    connection
-        .send(upgrade_request("/chat").as_bytes())
-        .unwrap();
+    // The backend lives as long as the test.
+    let (_backend, site, mut connection, seen) = chat();
     let head = connection.head().unwrap();
     assert_eq!(head.status, 101, "{head:?}");
     assert_eq!(head.header("upgrade"), Some("websocket"));
@@ -461,13 +470,8 @@ fn close_sessions_ends_a_websocket() {
     use sozu_command::proto::command::{
         CloseSessions, request::RequestType, response_content::ContentType,
     };
-    let (seen_tx, seen) = mpsc::channel();
-    let backend = websocket::echo_backend(seen_tx);
-    let site = site_for(backend.address);
-    let mut connection = Connection::open(site.port);
-    connection
-        .send(upgrade_request("/chat").as_bytes())
-        .unwrap();
+    // The backend lives as long as the test.
+    let (_backend, site, mut connection, seen) = chat();
     assert_eq!(connection.head().unwrap().status, 101);
     assert!(relayed(&next(&seen)));
     let (_, echoed) = websocket::echo(&mut connection.reader, TEXT, b"alive").unwrap();

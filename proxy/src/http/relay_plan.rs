@@ -67,7 +67,7 @@ pub(super) fn plan_request(
     }
     let sticky_name = changes
         .sticky_name
-        .filter(|name| relay_rewrite::find_sticky(head.headers, name, sticky));
+        .filter(|name| relay_rewrite::find_sticky((head.headers, &head.lines), name, sticky));
     if sticky_name.is_some() {
         drop_name("cookie");
     }

@@ -14,7 +14,9 @@
 //!   Path=/` when the chosen backend's value differs.
 
 use crate::balancer::Backend;
+use crate::http1::edit::Named;
 use crate::http1::framing::list_members;
+use crate::http1::names::Known;
 use crate::router::{HeaderEdit, Route};
 use crate::settings::ListenerSettings;
 
@@ -100,14 +102,14 @@ fn named<'v>(pair: &'v [u8], name: &str) -> Option<&'v [u8]> {
 /// Finds the cookie `name` in the Cookie lines (the last one wins, as on
 /// the hyper path) and copies its value into `value`; whether it was found.
 pub(super) fn find_sticky(
-    headers: &[httparse::Header<'_>],
+    (headers, lines): Named<'_, '_, '_>,
     name: &str,
     value: &mut Vec<u8>,
 ) -> bool {
     let mut found = false;
-    let cookies = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("cookie") && readable(h.value));
+    let cookies = lines
+        .all(Known::Cookie, headers)
+        .filter(|h| readable(h.value));
     for header in cookies {
         for pair in pairs(header.value) {
             if let Some(sticky) = named(pair, name) {
@@ -232,7 +234,8 @@ mod tests {
             })
             .collect();
         let mut value = Vec::new();
-        if !find_sticky(&headers, name, &mut value) {
+        let known = crate::http1::names::Lines::of(&headers);
+        if !find_sticky((&headers, &known), name, &mut value) {
             // Untouched: every line goes on as received.
             return (None, lines.iter().map(|l| (*l).to_owned()).collect());
         }
