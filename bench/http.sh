@@ -23,7 +23,7 @@
 #   ACCESS_LOGS=on bench/http.sh                  # access logs on, for all three
 #   LOG_LEVEL=info MODES=http bench/http.sh       # this proxy's info log alone
 #   PERF=1 MODES=http bench/http.sh               # then a perf profile of our worker
-#   CPU=1 MODES=http bench/http.sh                # then CPU time per request of each proxy
+#   CPU=1 MODES=http bench/http.sh                # then CPU time per request of each proxy (CPU_ROUNDS rounds, default 5)
 #   DIRECT=1 bench/http.sh                        # also the backend alone, as a ceiling
 #   SYSCALLS=1 MODES=http bench/http.sh           # then system calls per request of each proxy
 #
@@ -300,25 +300,50 @@ fi
 
 # CPU time per request: user and system time (/proc/PID/stat, in clock
 # ticks) of the processes that serve (our worker, nginx's worker, the
-# HAProxy process) over one DURATION run of the first mode, divided by the
-# requests wrk counted. perf's hardware counters are not available on
-# every virtual machine; this is.
+# HAProxy process) over DURATION runs of the first mode, divided by the
+# requests wrk counted: CPU_ROUNDS rounds (default 5), the targets taking
+# turns in a rotating order as above, then the median of each and the
+# ratios of ours to theirs. perf's hardware counters are not available on
+# every virtual machine; this is. One run moves by ±10% on a shared
+# machine, more than the differences to measure; the rounds' medians,
+# taken side by side, move far less.
 if [ "$CPU" = 1 ]; then
     mode=${MODES%% *}
     close=$(close_of "$mode")
     tick=$(getconf CLK_TCK)
+    CPU_ROUNDS=${CPU_ROUNDS:-5}
+    cpu_targets=(sozu-rs nginx haproxy)
     ticks() { local u=0 s=0 pid; for pid in "$@"; do read -r a b < <(awk '{ print $14, $15 }' "/proc/$pid/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
+    declare -A user=() system=()
     echo
-    echo "== CPU time per request, $mode, one run of $DURATION each"
-    printf '%-8s %10s %14s %14s\n' target requests "user us/req" "system us/req"
-    for target in sozu-rs nginx haproxy; do
-        pids=$(serving_pids "$target")
-        read -r u0 s0 < <(ticks $pids)
-        requests=$(count_requests "$target" "$mode" "$close")
-        read -r u1 s1 < <(ticks $pids)
-        awk -v r="$requests" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tick" -v n="$target" \
-            'BEGIN { printf "%-8s %10d %14.2f %14.2f\n", n, r, u * 1e6 / t / r, s * 1e6 / t / r }'
+    echo "== CPU time per request, $mode, $CPU_ROUNDS rounds of $DURATION each"
+    printf '%-5s %-8s %10s %14s %14s\n' round target requests "user us/req" "system us/req"
+    for round in $(seq 1 "$CPU_ROUNDS"); do
+        for step in 0 1 2; do
+            target=${cpu_targets[$(((step + round - 1) % 3))]}
+            pids=$(serving_pids "$target")
+            read -r u0 s0 < <(ticks $pids)
+            requests=$(count_requests "$target" "$mode" "$close")
+            read -r u1 s1 < <(ticks $pids)
+            read -r u s < <(awk -v r="$requests" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v t="$tick" \
+                'BEGIN { printf "%.2f %.2f\n", u * 1e6 / t / r, s * 1e6 / t / r }')
+            user[$target]+="$u "
+            system[$target]+="$s "
+            printf '%-5s %-8s %10d %14s %14s\n' "$round" "$target" "$requests" "$u" "$s"
+        done
     done
+    echo "-- medians"
+    declare -A median_user=()
+    for target in "${cpu_targets[@]}"; do
+        median_user[$target]=$(echo "${user[$target]}" | median)
+        printf '%-8s user %6s us/req  system %6s us/req\n' "$target" "${median_user[$target]}" \
+            "$(echo "${system[$target]}" | median)"
+    done
+    for other in nginx haproxy; do
+        awk -v a="${median_user[sozu-rs]}" -v b="${median_user[$other]}" -v o="$other" \
+            'BEGIN { printf "sozu-rs / %-7s  user time %.2f\n", o, a / b }'
+    done
+    unset user system median_user
 fi
 
 # System calls per request: strace counts the calls of the processes that

@@ -93,6 +93,9 @@ pub struct ForwardingValues {
     port: HeaderValue,
     /// `proto=…;for="…";by="…"` (`Forwarded`).
     forwarded: HeaderValue,
+    /// The three `X-Forwarded-*` lines of a request that has none of its
+    /// own, written out whole (CRLF after each).
+    x_forwarded_lines: bytes::Bytes,
 }
 
 impl ForwardingValues {
@@ -115,6 +118,14 @@ impl ForwardingValues {
         text.push_str(";by=");
         push_quoted_node(&mut text, origin.listener);
         let forwarded = start..text.len();
+        let start = text.len();
+        let _ = write!(
+            text,
+            "X-Forwarded-For: {}\r\nX-Forwarded-Proto: {proto}\r\nX-Forwarded-Port: {}\r\n",
+            origin.peer.ip(),
+            origin.listener.port()
+        );
+        let x_forwarded_lines = start..text.len();
         let text = bytes::Bytes::from(text);
         let value = |range| {
             HeaderValue::from_maybe_shared(text.slice(range))
@@ -126,6 +137,7 @@ impl ForwardingValues {
             proto: HeaderValue::from_static(proto),
             port: value(port),
             forwarded: value(forwarded),
+            x_forwarded_lines: text.slice(x_forwarded_lines),
         }
     }
 
@@ -152,6 +164,12 @@ impl ForwardingValues {
     /// The `Forwarded` element for this hop.
     pub fn forwarded(&self) -> &[u8] {
         self.forwarded.as_bytes()
+    }
+
+    /// `X-Forwarded-For`, `-Proto` and `-Port` as header lines, each ended
+    /// by CRLF: what a request without any of them is sent with.
+    pub fn x_forwarded_lines(&self) -> &[u8] {
+        &self.x_forwarded_lines
     }
 }
 
@@ -298,6 +316,37 @@ mod tests {
             headers["forwarded"],
             "proto=http;for=\"[::1]:4000\";by=\"127.0.0.1:8080\""
         );
+    }
+
+    #[test]
+    fn the_written_out_lines_carry_the_same_values() {
+        for (peer, listener, secure) in [
+            ("[::1]:4000", "127.0.0.1:8080", false),
+            ("192.0.2.7:61000", "[2001:db8::1]:443", true),
+        ] {
+            let origin = Origin {
+                peer: peer.parse().unwrap(),
+                listener: listener.parse().unwrap(),
+                secure,
+            };
+            let values = ForwardingValues::new(&origin);
+            let mut expected = Vec::new();
+            for (name, value) in [
+                ("X-Forwarded-For", values.client_ip()),
+                ("X-Forwarded-Proto", values.proto()),
+                ("X-Forwarded-Port", values.port()),
+            ] {
+                expected.extend_from_slice(name.as_bytes());
+                expected.extend_from_slice(b": ");
+                expected.extend_from_slice(value);
+                expected.extend_from_slice(b"\r\n");
+            }
+            assert_eq!(
+                String::from_utf8_lossy(values.x_forwarded_lines()),
+                String::from_utf8_lossy(&expected)
+            );
+            assert!(values.x_forwarded_lines().starts_with(b"X-Forwarded-For: "));
+        }
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub(super) struct Conn<C> {
     pub(super) plan: Plan,
     /// Its pipe for bodies moved by splice, when the client is plain TCP.
     pub(super) splicer: Splicer,
+    /// When the last response was accounted for, if the connection has
+    /// not waited since: the next request's timeout runs from there
+    /// (read once for both).
+    pub(super) finished_at: Option<std::time::Instant>,
 }
 
 /// How many bytes of responses to pipelined requests are held back, at
@@ -192,6 +196,7 @@ where
         plan: Plan::empty(),
         tls: context.listener.tls.is_some(),
         splicer: Splicer::new(shared.options.splice_pipe_capacity),
+        finished_at: None,
         context,
         client,
     };
@@ -313,7 +318,11 @@ impl<C: Client> Conn<C> {
     /// than a head may take), within the request timeout.
     async fn read_head(&mut self, config: &ListenerSettings, stopping: &mut StopWatch) -> HeadWait {
         let max = self.context.shared.options.max_header_size;
-        let mut end = tokio::time::Instant::now() + seconds(config.request_timeout);
+        let now = match self.finished_at.take() {
+            Some(finished) => tokio::time::Instant::from_std(finished),
+            None => tokio::time::Instant::now(),
+        };
+        let mut end = now + seconds(config.request_timeout);
         let mut searched = 0;
         loop {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).

@@ -90,7 +90,15 @@ pub(super) fn plan_request(
     if let Some(name) = sticky_name {
         relay_rewrite::push_other_cookies(lines, headers, name, edits);
     }
-    if x_forwarded {
+    let own_forwarding = [
+        Known::XForwardedFor,
+        Known::XForwardedProto,
+        Known::XForwardedPort,
+    ];
+    if x_forwarded && !own_forwarding.iter().any(|&known| head.lines.has(known)) {
+        // The common case: the three lines written once per connection.
+        lines.extend_from_slice(values.x_forwarded_lines());
+    } else if x_forwarded {
         let existing = first(known, Known::XForwardedFor);
         push_list_line(lines, b"X-Forwarded-For", existing, values.client_ip());
         if !head.lines.has(Known::XForwardedProto) {

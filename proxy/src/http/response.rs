@@ -240,14 +240,14 @@ where
     let cluster = Some(prepared.admitted.cluster_config.cluster_id.as_str());
     let shared = &conn.context.shared;
     let record = &prepared.record;
-    record.finish(
+    conn.finished_at = Some(record.finish(
         shared,
         &conn.context.peer_text,
         cluster,
         &conn.log,
         response.status,
         bytes_out,
-    );
+    ));
     match outcome {
         Ok(_) if !close => Next::Continue,
         // The client said it sends nothing more: closing at once loses

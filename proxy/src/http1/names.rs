@@ -53,9 +53,10 @@ impl Known {
     }
 
     /// Whether a line's `name` is this one (header names ignore case).
+    /// `name` is a token, as the codec lets no other name through.
     #[inline]
     pub fn is(self, name: &str) -> bool {
-        name.eq_ignore_ascii_case(self.name())
+        token_is(name.as_bytes(), self.name().as_bytes())
     }
 
     /// The known name `name` is, if any: picked by its length and first
@@ -82,6 +83,46 @@ impl Known {
         };
         candidate.is(name).then_some(candidate)
     }
+}
+
+/// Whether the token `name` is `lower` (lower-case letters and `-`, at
+/// least 4 bytes) whatever its case, compared a word at a time: setting
+/// the case bit (0x20) of every byte makes an upper-case letter lower
+/// case, and no other token byte becomes a lower-case letter or `-` (the
+/// only other bytes that would are control characters).
+#[inline]
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    let len = lower.len();
+    if name.len() != len {
+        return false;
+    }
+    if len < 4 {
+        return name.eq_ignore_ascii_case(lower);
+    }
+    if len < 8 {
+        // Two words of four that overlap when shorter than eight.
+        let word = |bytes: &[u8], at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        const CASE: u32 = 0x2020_2020;
+        return word(name, 0) | CASE == word(lower, 0)
+            && word(name, len - 4) | CASE == word(lower, len - 4);
+    }
+    let word = |bytes: &[u8], at: usize| {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(eight)
+    };
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let mut at = 0;
+    while at + 8 < len {
+        if word(name, at) | CASE != word(lower, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last eight bytes, overlapping the words before.
+    word(name, len - 8) | CASE == word(lower, len - 8)
 }
 
 /// Where the known names are among a head's lines.
@@ -199,7 +240,38 @@ mod tests {
         ]
     }
 
+    /// Header names: tokens (RFC 9110 §5.6.2), near the known ones.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => (proptest::sample::select(ALL.to_vec()), any::<u32>()).prop_map(|(known, cases)| {
+                // A known name, each byte in either case.
+                let name = known.name().bytes().enumerate().map(|(at, byte)| {
+                    if cases >> at & 1 == 1 { byte.to_ascii_uppercase() } else { byte }
+                });
+                String::from_utf8(name.collect()).expect("known names are ASCII")
+            }),
+            2 => (proptest::sample::select(ALL.to_vec()), 0usize..18, "[!#$%&'*+.^_`|~0-9A-Za-z-]")
+                .prop_map(|(known, at, byte)| {
+                    // A known name with one byte changed to any token byte.
+                    let mut name = known.name().to_ascii_uppercase().into_bytes();
+                    let at = at % name.len();
+                    name[at] = byte.as_bytes()[0];
+                    String::from_utf8(name).expect("token bytes are ASCII")
+                }),
+            1 => "[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20}",
+        ]
+    }
+
     proptest! {
+        /// The word-at-a-time comparison agrees with a plain one on every
+        /// token, for every known name.
+        #[test]
+        fn is_agrees_with_a_plain_comparison(name in token()) {
+            for known in ALL {
+                prop_assert_eq!(known.is(&name), name.eq_ignore_ascii_case(known.name()));
+            }
+        }
+
         /// What the one pass finds is what a search by name finds, for
         /// every known name.
         #[test]
