@@ -362,6 +362,12 @@ fn state_save_load_and_stats() {
     let text = ok(&empty, &["state", "load", "-f", path]);
     assert!(text.starts_with("state loaded from"), "{text}");
     assert!(text.contains("18 of 18 records"), "{text}");
+    // Each record applied counts as a configuration change.
+    let metrics = ok_json(&empty, &["metrics", "get"]);
+    assert_eq!(
+        metrics["METRICS"]["main"]["configuration.changes"]["inner"]["COUNT"], 18,
+        "{metrics}"
+    );
     assert_row(&ok(&empty, &["cluster", "list"]), &["web"]);
     assert_row(&ok(&empty, &["listener", "list"]), &[&listeners(&daemon).2]);
     // Into the daemon that holds it already: every record is identical to

@@ -145,6 +145,9 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
         }
     }
     let (applied, errors) = load.finish(main).await;
+    // Each record applied is a configuration change, as one sent alone is.
+    let changes = &main.counters().changes;
+    changes.set(changes.get() + applied as u64);
     let summary = format!(
         "{applied} of {total} records from {} applied",
         path.display()
