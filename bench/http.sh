@@ -303,7 +303,7 @@ fi
 # HAProxy process) over DURATION runs of the first mode, divided by the
 # requests wrk counted: CPU_ROUNDS rounds (default 5), the targets taking
 # turns in a rotating order as above, then the median of each and the
-# ratios of ours to theirs. perf's hardware counters are not available on
+# ratios of our user time to theirs. perf's hardware counters are not available on
 # every virtual machine; this is. One run moves by ±10% on a shared
 # machine, more than the differences to measure; the rounds' medians,
 # taken side by side, move far less.
@@ -319,8 +319,8 @@ if [ "$CPU" = 1 ]; then
     echo "== CPU time per request, $mode, $CPU_ROUNDS rounds of $DURATION each"
     printf '%-5s %-8s %10s %14s %14s\n' round target requests "user us/req" "system us/req"
     for round in $(seq 1 "$CPU_ROUNDS"); do
-        for step in 0 1 2; do
-            target=${cpu_targets[$(((step + round - 1) % 3))]}
+        for step in $(seq 0 $((${#cpu_targets[@]} - 1))); do
+            target=${cpu_targets[$(((step + round - 1) % ${#cpu_targets[@]}))]}
             pids=$(serving_pids "$target")
             read -r u0 s0 < <(ticks $pids)
             requests=$(count_requests "$target" "$mode" "$close")

@@ -104,7 +104,7 @@ impl ForwardingValues {
     pub fn new(origin: &Origin) -> Self {
         use std::fmt::Write;
         let proto = if origin.secure { "https" } else { "http" };
-        let mut text = String::with_capacity(128);
+        let mut text = String::with_capacity(256);
         let _ = write!(text, "{}", origin.peer.ip());
         let client_ip = 0..text.len();
         let start = text.len();

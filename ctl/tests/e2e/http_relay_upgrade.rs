@@ -493,17 +493,30 @@ fn close_sessions_ends_a_websocket() {
 #[test]
 fn a_101_before_the_whole_upload_is_a_502_not_a_tunnel() {
     // Switches protocols from the head of an upgrade that has a large
-    // body, without reading the body first: where the body broke off is
-    // not known to the proxy, so no tunnel may start from there.
-    let (backend, seen, _after) = answering_from_the_head(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
-    );
+    // body, and reads none of the body until the client has its answer:
+    // the relay cannot send more than the sockets' buffers hold (a few
+    // MiB, far from the 64 MiB body), so the 101 comes while the body is
+    // going out. Where the body broke off is not known to the proxy, so no
+    // tunnel may start from there.
+    let (seen_tx, seen) = mpsc::channel();
+    let (gate_tx, gate) = mpsc::channel::<()>();
+    let once = std::sync::Mutex::new(Some((seen_tx, gate)));
+    let backend = RawBackend::conversing(move |mut reader, mut writer| {
+        let Some((seen_tx, gate)) = once.lock().unwrap().take() else {
+            return;
+        };
+        let Some(request) = read_head(&mut reader) else {
+            return;
+        };
+        let _ = seen_tx.send(request);
+        let _ = writer.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
+        );
+        // Until the test has its answer (or is gone).
+        let _ = gate.recv();
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
     let site = site_for(backend.address);
-    // The backend reads the body after its answer. The body is large
-    // enough that the relay cannot have sent all of it before it looks at
-    // the backend again (tokio makes a task yield after 128 operations):
-    // 8 MiB once went through in one go on a loaded machine, the answer
-    // then coming after the whole request (a tunnel, rightly).
     let length = 64 << 20;
     let head = format!(
         "POST /up HTTP/1.1\r\nHost: app.test\r\nUpgrade: x\r\nConnection: Upgrade\r\n{PROBE}: 1\r\nContent-Length: {length}\r\n\r\n"
@@ -521,6 +534,7 @@ fn a_101_before_the_whole_upload_is_a_502_not_a_tunnel() {
         }
     });
     let answer = connection.answer().unwrap();
+    drop(gate_tx);
     assert_eq!(answer.status, 502, "{}", answer.text());
     assert!(relayed(&next(&seen)));
     assert!(connection.closed_within(Duration::from_secs(10)));

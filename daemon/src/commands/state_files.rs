@@ -144,10 +144,12 @@ pub async fn load(main: &Rc<Main>, path: &str, peer: &Peer, answers: &Answers) {
             )));
         }
     }
-    let (applied, errors) = load.finish(main).await;
-    // Each record applied is a configuration change, as one sent alone is.
+    let (applied, changed, errors) = load.finish(main).await;
+    // Each record the state took (and kept) is a configuration change, as
+    // the same request sent alone would be; one found identical to what
+    // the state holds is not (sent alone, it would be refused).
     let changes = &main.counters().changes;
-    changes.set(changes.get() + applied as u64);
+    changes.set(changes.get() + changed as u64);
     let summary = format!(
         "{applied} of {total} records from {} applied",
         path.display()
@@ -286,7 +288,11 @@ impl Load {
     /// Waits for the remaining answers, takes back what a worker refused
     /// (or everything, when the automatic save fails), and returns how many
     /// records were applied and every problem.
-    async fn finish(mut self, main: &Rc<Main>) -> (usize, Vec<String>) {
+    /// Waits for the last answers and takes back what was refused:
+    /// returns how many records were applied (those found identical to the
+    /// state included), how many of them the state took and kept, and the
+    /// errors.
+    async fn finish(mut self, main: &Rc<Main>) -> (usize, usize, Vec<String>) {
         while let Some((number, worker, answer)) = self.waiting.pop_front() {
             self.check(number, worker, answer).await;
         }
@@ -316,6 +322,7 @@ impl Load {
                 "{refused_count} record(s) a worker did not apply were rolled back"
             ));
         }
+        let mut changed = kept.len();
         if !kept.is_empty()
             && let Err(error) = changes::save_automatically(main)
         {
@@ -328,12 +335,13 @@ impl Load {
             )
             .await;
             applied = 0;
+            changed = 0;
             errors.insert(
                 0,
                 format!("the automatic state save failed: {error}; the {count} applied record(s) were rolled back"),
             );
         }
-        (applied, errors)
+        (applied, changed, errors)
     }
 }
 

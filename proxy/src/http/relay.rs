@@ -115,8 +115,8 @@ pub(super) struct Conn<C> {
     /// Its pipe for bodies moved by splice, when the client is plain TCP.
     pub(super) splicer: Splicer,
     /// When the last response was accounted for, if the connection has
-    /// not waited since: the next request's timeout runs from there
-    /// (read once for both).
+    /// not waited since: the next request's timeout runs from there, so
+    /// one clock read serves both.
     pub(super) finished_at: Option<std::time::Instant>,
 }
 

@@ -89,7 +89,7 @@ impl Known {
 /// least 4 bytes) whatever its case, compared a word at a time: setting
 /// the case bit (0x20) of every byte makes an upper-case letter lower
 /// case, and no other token byte becomes a lower-case letter or `-` (the
-/// only other bytes that would are control characters).
+/// only other byte that would is CR, which no token has).
 #[inline]
 fn token_is(name: &[u8], lower: &[u8]) -> bool {
     let len = lower.len();
