@@ -303,10 +303,10 @@ fi
 # HAProxy process) over DURATION runs of the first mode, divided by the
 # requests wrk counted: CPU_ROUNDS rounds (default 5), the targets taking
 # turns in a rotating order as above, then the median of each and the
-# ratios of our user time to theirs. perf's hardware counters are not available on
-# every virtual machine; this is. One run moves by ±10% on a shared
-# machine, more than the differences to measure; the rounds' medians,
-# taken side by side, move far less.
+# ratios of our user time to theirs. perf's hardware counters are not
+# available on every virtual machine; this is. One run moves by ±10% on a
+# shared machine, more than the differences to measure; the rounds'
+# medians, taken side by side, move far less.
 if [ "$CPU" = 1 ]; then
     mode=${MODES%% *}
     close=$(close_of "$mode")

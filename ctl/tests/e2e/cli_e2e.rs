@@ -362,9 +362,9 @@ fn state_save_load_and_stats() {
     let text = ok(&empty, &["state", "load", "-f", path]);
     assert!(text.starts_with("state loaded from"), "{text}");
     assert!(text.contains("18 of 18 records"), "{text}");
-    // Each record that changed the state counts as a configuration change:
-    // 15 of the 18 (the three listener activations change nothing, as the
-    // listeners are saved active).
+    // Each record the state took counts as a configuration change: 15 of
+    // the 18 (the three listener activations are found identical to the
+    // state, as the listeners are saved active).
     let metrics = ok_json(&empty, &["metrics", "get"]);
     assert_eq!(
         metrics["METRICS"]["main"]["configuration.changes"]["inner"]["COUNT"], 15,
@@ -381,10 +381,10 @@ fn state_save_load_and_stats() {
     let before = changes(&daemon);
     let text = ok(&daemon, &["state", "load", "-f", path]);
     assert!(text.contains("18 of 18 records"), "{text}");
-    // Counted as the same requests sent alone would be: the listeners,
-    // activations and frontends found identical are not; the clusters,
-    // backends and certificate (2 + 4 + 1), which the state takes again as
-    // updates, are.
+    // The change counter counts them as the same requests sent alone: the
+    // listeners, activations and frontends found identical are not
+    // counted; the clusters, backends and certificate (2 + 4 + 1), which
+    // the state takes again as updates (that change nothing), are.
     let after = changes(&daemon).as_u64().unwrap();
     assert_eq!(after, before.as_u64().unwrap() + 7);
     // Files that cannot be loaded.

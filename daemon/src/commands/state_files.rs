@@ -287,11 +287,8 @@ impl Load {
 
     /// Waits for the remaining answers, takes back what a worker refused
     /// (or everything, when the automatic save fails), and returns how many
-    /// records were applied and every problem.
-    /// Waits for the last answers and takes back what was refused:
-    /// returns how many records were applied (those found identical to the
-    /// state included), how many of them the state took and kept, and the
-    /// errors.
+    /// records were applied (those found identical to the state included),
+    /// how many of them the state took and kept, and every problem.
     async fn finish(mut self, main: &Rc<Main>) -> (usize, usize, Vec<String>) {
         while let Some((number, worker, answer)) = self.waiting.pop_front() {
             self.check(number, worker, answer).await;
