@@ -82,6 +82,29 @@ CFG
     start_nginx "$1"
 }
 
+# sozu_conf DIR PORT BACKEND_PORT [TOP]: writes DIR/config.toml for this
+# proxy: one worker, access logs off, one HTTP listener on 127.0.0.1:PORT
+# and the cluster `bench` sending host 127.0.0.1 to 127.0.0.1:BACKEND_PORT.
+# TOP is more top-level lines (buffer sizes, timeouts).
+sozu_conf() {
+    mkdir -p "$1"
+    cat >"$1/config.toml" <<TOML
+command_socket = "sozu.sock"
+worker_count = 1
+log_level = "warn,access=off"
+${4:-}
+
+[[listeners]]
+protocol = "http"
+address = "127.0.0.1:$2"
+
+[clusters.bench]
+protocol = "http"
+frontends = [{ address = "127.0.0.1:$2", hostname = "127.0.0.1" }]
+backends = [{ address = "127.0.0.1:$3" }]
+TOML
+}
+
 # nginx_proxy_conf DIR BACKEND_PORT ACCESS SERVER: writes DIR/nginx.conf
 # for nginx as the compared proxy: one worker keeping connections to the
 # backend on 127.0.0.1:BACKEND_PORT alive, adding X-Forwarded-For; ACCESS

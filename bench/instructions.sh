@@ -53,21 +53,7 @@ chmod 777 "$WORK"
 start_backend "$WORK/backend" "$BACKEND"
 wait_port "$BACKEND"
 
-mkdir -p "$WORK/sozu"
-cat >"$WORK/sozu/config.toml" <<TOML
-command_socket = "sozu.sock"
-worker_count = 1
-log_level = "warn,access=off"
-
-[[listeners]]
-protocol = "http"
-address = "127.0.0.1:$PROXY"
-
-[clusters.bench]
-protocol = "http"
-frontends = [{ address = "127.0.0.1:$PROXY", hostname = "127.0.0.1" }]
-backends = [{ address = "127.0.0.1:$BACKEND" }]
-TOML
+sozu_conf "$WORK/sozu" "$PROXY" "$BACKEND"
 
 nginx_proxy_conf "$WORK/nginx" "$BACKEND" "access_log off;" "listen 127.0.0.1:$PROXY;"
 

@@ -159,26 +159,11 @@ python3 "$WORK/backend.py" "$BACKEND" "$SIZE" &
 PIDS+=($!)
 
 # -- this proxy
-mkdir -p "$WORK/sozu"
-cat >"$WORK/sozu/config.toml" <<TOML
-command_socket = "sozu.sock"
-worker_count = 1
-log_level = "warn,access=off"
-buffer_size = $BUFFER_SIZE
+sozu_conf "$WORK/sozu" "$SOZU_HTTP" "$BACKEND" "buffer_size = $BUFFER_SIZE
 ${PIPE_CAPACITY:+splice_pipe_capacity_bytes = $PIPE_CAPACITY}
 front_timeout = 600
 back_timeout = 600
-request_timeout = 600
-
-[[listeners]]
-protocol = "http"
-address = "127.0.0.1:$SOZU_HTTP"
-
-[clusters.bench]
-protocol = "http"
-frontends = [{ address = "127.0.0.1:$SOZU_HTTP", hostname = "127.0.0.1" }]
-backends = [{ address = "127.0.0.1:$BACKEND" }]
-TOML
+request_timeout = 600"
 (cd "$WORK/sozu" && exec "$SOZU" start -c config.toml >"$WORK/sozu/out.log" 2>&1) &
 SOZU_MAIN=$!
 PIDS+=("$SOZU_MAIN")
